@@ -1,0 +1,1 @@
+"""The FastAPI front end: ingestion, incident queries and operator controls."""

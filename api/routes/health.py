@@ -1,0 +1,96 @@
+"""Liveness and readiness: readiness really talks to PostgreSQL, Redis and Temporal."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from api.deps import RedisDep, SessionFactoryDep, TemporalDep
+from api.errors import problem
+
+router = APIRouter(tags=["health"])
+CHECK_TIMEOUT_S = 2.0
+
+
+class Liveness(BaseModel):
+    """The process is up and serving HTTP."""
+
+    status: Literal["ok"] = "ok"
+
+
+class DependencyCheck(BaseModel):
+    """The outcome of one dependency probe."""
+
+    ok: bool
+    latency_ms: float
+    error: str | None = None
+
+
+class Readiness(BaseModel):
+    """Every dependency answered."""
+
+    status: Literal["ready"] = "ready"
+    checks: dict[str, DependencyCheck]
+
+
+async def _probe(check: Callable[[], Awaitable[object]]) -> DependencyCheck:
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+    except Exception as exc:  # any failure means "not ready"; the type is reported
+        error = f"{type(exc).__name__}: {exc}"[:300] if str(exc) else type(exc).__name__
+        return DependencyCheck(ok=False, latency_ms=_ms(started), error=error)
+    return DependencyCheck(ok=True, latency_ms=_ms(started))
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+@router.get("/health", operation_id="getLiveness", response_model=Liveness)
+async def liveness() -> Liveness:
+    """Answer 200 while the process serves HTTP."""
+    return Liveness()
+
+
+@router.get(
+    "/health/ready",
+    operation_id="getReadiness",
+    response_model=Readiness,
+    responses={503: {"description": "A dependency is down; `detail` names it"}},
+)
+async def readiness(
+    sessions: SessionFactoryDep, redis: RedisDep, temporal: TemporalDep
+) -> Readiness | JSONResponse:
+    """Check PostgreSQL, Redis and Temporal concurrently; 503 names what is down."""
+
+    async def postgres() -> None:
+        async with sessions() as session:
+            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+
+    async def temporal_health() -> None:
+        await temporal.service_client.check_health()
+
+    names = ("postgresql", "redis", "temporal")
+    results = await asyncio.gather(
+        _probe(postgres), _probe(redis.ping), _probe(temporal_health)
+    )
+    checks = dict(zip(names, results, strict=True))
+    down = [name for name, check in checks.items() if not check.ok]
+    if down:
+        return problem(
+            503,
+            "Service unavailable",
+            f"not ready: {', '.join(down)} unavailable",
+            headers={"Retry-After": "2"},
+            down=down,
+            checks={name: check.model_dump() for name, check in checks.items()},
+        )
+    return Readiness(checks=checks)

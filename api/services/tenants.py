@@ -1,0 +1,68 @@
+"""Tenants and API keys: creation, key issue and lookup by hash."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from typing import Literal
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.tenant import ApiKey, Tenant
+
+KEY_PREFIX = "awf_"
+KeyScope = Literal["ingest", "operator"]
+
+
+def generate_api_key() -> str:
+    """Return a new random key (256 bits) with the `awf_` prefix scanners recognise."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_api_key(key: str) -> str:
+    """Return the SHA-256 hex digest under which a key is stored and looked up."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def issue_api_key(
+    *, session: AsyncSession, tenant_id: uuid.UUID, scope: KeyScope, name: str = ""
+) -> tuple[ApiKey, str]:
+    """Store a new key's hash and return the row with the plaintext (shown once)."""
+    plaintext = generate_api_key()
+    key = ApiKey(
+        tenant_id=tenant_id,
+        key_hash=hash_api_key(plaintext),
+        display_prefix=plaintext[:12],
+        scope=scope,
+        name=name,
+    )
+    session.add(key)
+    await session.flush()
+    return key, plaintext
+
+
+async def create_tenant(
+    *,
+    session: AsyncSession,
+    name: str,
+    ingest_rate_per_s: int = 5000,
+    key_scope: KeyScope = "operator",
+) -> tuple[Tenant, str]:
+    """Create a tenant with its HMAC secret and first API key; return the plaintext key."""
+    tenant = Tenant(
+        name=name, ingest_rate_per_s=ingest_rate_per_s, hmac_secret=secrets.token_hex(32)
+    )
+    session.add(tenant)
+    await session.flush()
+    _, plaintext = await issue_api_key(
+        session=session, tenant_id=tenant.id, scope=key_scope, name="initial"
+    )
+    return tenant, plaintext
+
+
+async def get_tenant_by_name(*, session: AsyncSession, name: str) -> Tenant | None:
+    """Return the tenant called `name`, if any."""
+    result = await session.exec(select(Tenant).where(Tenant.name == name))
+    return result.first()

@@ -1,0 +1,57 @@
+"""The `awfdrs` command: `up` runs the local stack; `migrate` applies the schema."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from observability import configure_logging
+from settings import SettingsError
+
+
+def _port(value: str) -> int:
+    port = int(value)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a TCP port")
+    return port
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="awfdrs", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="run PostgreSQL, Valkey, Temporal, the worker and the API")
+    up.add_argument("--api-port", type=_port, default=8000)
+    up.add_argument("--temporal-port", type=_port, default=7233)
+    up.add_argument("--ui-port", type=_port, default=8233)
+    up.add_argument("--data-dir", type=Path, default=Path(".awfdrs"))
+    commands.add_parser("migrate", help="apply database migrations to AWFDRS_DATABASE_URL")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `awfdrs` console script."""
+    args = build_parser().parse_args(argv)
+    configure_logging(level="INFO", fmt="text")
+    try:
+        if args.command == "up":
+            from devstack.stack import UpOptions, up
+
+            up(UpOptions(
+                data_dir=args.data_dir.resolve(),
+                api_port=args.api_port,
+                temporal_port=args.temporal_port,
+                ui_port=args.ui_port,
+            ))
+        elif args.command == "migrate":
+            from models.migrate import upgrade_database
+            from settings import load_settings
+
+            upgrade_database(load_settings().async_database_url)
+    except SettingsError as exc:
+        sys.exit(f"awfdrs: {exc}")
+
+
+if __name__ == "__main__":
+    main()

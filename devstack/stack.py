@@ -1,0 +1,202 @@
+"""`awfdrs up`: embedded servers, migrations, the demo tenant, then the supervised children."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.postgres import EmbeddedPostgres
+from devstack.process import port_in_use
+from devstack.supervisor import ChildSpec, Supervisor
+from devstack.temporal import EmbeddedTemporal
+from devstack.valkey import EmbeddedValkey
+
+log = logging.getLogger("awfdrs.up")
+DEMO_TENANT = "demo"
+
+
+class PortTaken(SystemExit):
+    """A port the stack needs is already in use."""
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    """Command-line options of `awfdrs up`."""
+
+    data_dir: Path
+    api_port: int = 8000
+    temporal_port: int = 7233
+    ui_port: int = 8233
+
+
+@dataclass
+class Endpoints:
+    """Where each server of the running stack listens."""
+
+    database_url: str
+    redis_url: str
+    temporal_address: str
+    ui_url: str
+
+
+def check_ports(options: UpOptions, env: dict[str, str]) -> None:
+    """Fail with the option's name when a port the stack would bind is taken."""
+    wanted = [("--api-port", options.api_port)]
+    if "AWFDRS_TEMPORAL_ADDRESS" not in env:
+        wanted += [("--temporal-port", options.temporal_port), ("--ui-port", options.ui_port)]
+    for option, port in wanted:
+        if port_in_use(port):
+            raise PortTaken(f"awfdrs up: port {port} ({option}) is already in use; pick another")
+
+
+@contextmanager
+def embedded_servers(options: UpOptions, env: dict[str, str]) -> Iterator[Endpoints]:
+    """Start each server not replaced by an env var; stop them all on exit."""
+    with ExitStack() as stack:
+        database_url = env.get("AWFDRS_DATABASE_URL")
+        if not database_url:
+            pg = EmbeddedPostgres(options.data_dir / "postgres")
+            stack.callback(pg.stop)
+            pg.start()
+            database_url = pg.url
+        redis_url = env.get("AWFDRS_REDIS_URL")
+        if not redis_url:
+            valkey = EmbeddedValkey(options.data_dir / "valkey")
+            stack.callback(valkey.stop)
+            valkey.start()
+            redis_url = valkey.url
+        temporal_address = env.get("AWFDRS_TEMPORAL_ADDRESS")
+        ui_url = env.get("AWFDRS_TEMPORAL_UI_URL", "")
+        if not temporal_address:
+            temporal = EmbeddedTemporal(
+                options.data_dir / "temporal", port=options.temporal_port, ui_port=options.ui_port
+            )
+            stack.callback(temporal.stop)
+            temporal.start()
+            temporal_address, ui_url = temporal.address, temporal.ui_url
+        yield Endpoints(database_url, redis_url, temporal_address, ui_url or "http://127.0.0.1:8233")
+
+
+def admin_token(data_dir: Path, env: dict[str, str]) -> str:
+    """Return AWFDRS_ADMIN_TOKEN, or the one generated on first start and kept in the data dir."""
+    if token := env.get("AWFDRS_ADMIN_TOKEN"):
+        return token
+    path = data_dir / "admin_token"
+    if path.exists():
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(32)
+    _write_secret(path, token)
+    return token
+
+
+def _write_secret(path: Path, value: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+
+
+async def ensure_demo_tenant(database_url: str, key_path: Path) -> str:
+    """Create the demo tenant once and return an API key for it (kept in the data dir)."""
+    from api.services.tenants import create_tenant, get_tenant_by_name, issue_api_key
+    from models.db import create_engine, create_session_factory
+    from settings import load_settings
+
+    engine = create_engine(load_settings(database_url=database_url))
+    try:
+        async with create_session_factory(engine)() as session:
+            tenant = await get_tenant_by_name(session=session, name=DEMO_TENANT)
+            if tenant is None:
+                tenant, key = await create_tenant(session=session, name=DEMO_TENANT)
+            elif key_path.exists():
+                return key_path.read_text().strip()
+            else:
+                _, key = await issue_api_key(
+                    session=session, tenant_id=tenant.id, scope="operator", name="awfdrs up"
+                )
+            await session.commit()
+    finally:
+        await engine.dispose()
+    _write_secret(key_path, key)
+    return key
+
+
+def child_env(options: UpOptions, endpoints: Endpoints, token: str) -> dict[str, str]:
+    """Return the AWFDRS_* variables both children run with."""
+    return {
+        "AWFDRS_ENV": os.environ.get("AWFDRS_ENV", "development"),
+        "AWFDRS_DATABASE_URL": endpoints.database_url,
+        "AWFDRS_REDIS_URL": endpoints.redis_url,
+        "AWFDRS_TEMPORAL_ADDRESS": endpoints.temporal_address,
+        "AWFDRS_TEMPORAL_UI_URL": endpoints.ui_url,
+        "AWFDRS_ADMIN_TOKEN": token,
+        "AWFDRS_API_PORT": str(options.api_port),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def banner(options: UpOptions, endpoints: Endpoints, token: str, demo_key: str) -> str:
+    """Return the text printed once the stack is up."""
+    api = f"http://127.0.0.1:{options.api_port}"
+    return "\n".join([
+        "",
+        "AWFDRS is up",
+        f"  API            {api}/api/v1   (OpenAPI: {api}/docs)",
+        f"  Temporal UI    {endpoints.ui_url}",
+        f"  Temporal       {endpoints.temporal_address}",
+        f"  Admin token    {token}",
+        f"  Demo API key   {demo_key}   (tenant '{DEMO_TENANT}', scope operator)",
+        f"  Data           {options.data_dir}",
+        "  Ctrl-C stops everything.",
+        "",
+    ])
+
+
+async def supervise(options: UpOptions, env: dict[str, str], message: str) -> None:
+    """Run the worker and the API until SIGINT or SIGTERM."""
+    python = sys.executable
+    supervisor = Supervisor(
+        [
+            ChildSpec("worker", [python, "-m", "worker"], env),
+            ChildSpec("api", [python, "-m", "api"], env),
+        ],
+        run_dir=options.data_dir / "run",
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    await supervisor.start()
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
+    await stopping.wait()
+    log.info("stopping")
+    await supervisor.stop()
+
+
+def up(options: UpOptions) -> None:
+    """Bring the whole stack up and keep it running until interrupted."""
+    from models.migrate import upgrade_database
+    from settings import load_settings
+
+    env = dict(os.environ)
+    check_ports(options, env)
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    token = admin_token(options.data_dir, env)
+    with embedded_servers(options, env) as endpoints:
+        async_url = load_settings(database_url=endpoints.database_url).async_database_url
+        upgrade_database(async_url)
+        demo_key = asyncio.run(
+            ensure_demo_tenant(endpoints.database_url, options.data_dir / "demo_api_key")
+        )
+        children = child_env(options, endpoints, token)
+        asyncio.run(supervise(options, children, banner(options, endpoints, token, demo_key)))
+    log.info("all stopped")

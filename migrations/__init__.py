@@ -1,0 +1,1 @@
+"""Alembic migrations; `models.migrate` runs them programmatically."""

@@ -1,0 +1,75 @@
+"""The append-only event log and the outbox that carries events to their incidents."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import BigInteger, CheckConstraint, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from models.base import check_in, created_at_field, id_field, jsonb_field, timestamp_field
+
+EVENT_TYPES = (
+    "step.failed",
+    "step.succeeded",
+    "workflow.failed",
+    "workflow.succeeded",
+    "workflow.started",
+)
+REMEDIATION_MODES = ("normal", "suppressed")
+
+
+class Event(SQLModel, table=True):
+    """One failure or success reported by a client; a trigger forbids UPDATE and DELETE."""
+
+    __tablename__: ClassVar[str] = "events"  # type: ignore[misc]
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        CheckConstraint(check_in("event_type", EVENT_TYPES), name="event_type"),
+        CheckConstraint(check_in("remediation", REMEDIATION_MODES), name="remediation"),
+        Index("ix_events_tenant_id_received_at", "tenant_id", "received_at"),
+        Index("ix_events_tenant_id_workflow_occurred_at", "tenant_id", "workflow", "occurred_at"),
+        Index("ix_events_tenant_id_event_type_occurred_at", "tenant_id", "event_type", "occurred_at"),
+        Index("ix_events_tenant_id_error_code_occurred_at", "tenant_id", "error_code", "occurred_at"),
+        Index("ix_events_tenant_id_incident_key_occurred_at", "tenant_id", "incident_key", "occurred_at"),
+    )
+
+    id: uuid.UUID = id_field()
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id")
+    idempotency_key: str = Field(max_length=200)
+    # SHA-256 of the canonical body: a replayed key with another body is a conflict.
+    body_sha256: str = Field(max_length=64)
+    workflow: str = Field(max_length=200)
+    event_type: str = Field(max_length=32)
+    step: str | None = Field(default=None, max_length=200)
+    vendor: str | None = Field(default=None, max_length=200)
+    error_code: str | None = Field(default=None, max_length=100)
+    error_message: str | None = Field(default=None, max_length=4000)
+    http_status: int | None = None
+    payload: dict[str, Any] = jsonb_field()
+    signature: str = Field(max_length=64)
+    incident_key: str = Field(max_length=300)
+    remediation: str = Field(default="normal", max_length=16)
+    correlation_id: str = Field(max_length=100)
+    occurred_at: datetime = timestamp_field(nullable=False)
+    received_at: datetime = created_at_field()
+
+
+class EventOutbox(SQLModel, table=True):
+    """An event committed but not yet signalled to its incident workflow."""
+
+    __tablename__: ClassVar[str] = "event_outbox"  # type: ignore[misc]
+    __table_args__ = (Index("ix_event_outbox_available_at_id", "available_at", "id"),)
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
+    )
+    event_id: uuid.UUID = Field(foreign_key="events.id", unique=True)
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id")
+    incident_key: str = Field(max_length=300)
+    attempts: int = 0
+    created_at: datetime = created_at_field()
+    # A failed dispatch pushes this forward so a poisoned group does not spin.
+    available_at: datetime = created_at_field()

@@ -1,0 +1,125 @@
+"""Projections of incident workflows: incidents, their decisions and their actions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import CheckConstraint, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from models.base import check_in, created_at_field, id_field, jsonb_field, timestamp_field
+
+INCIDENT_STATUSES = (
+    "open",
+    "analyzing",
+    "remediating",
+    "waiting",
+    "paused",
+    "escalated",
+    "acknowledged",
+    "resolved",
+    "killed",
+    "suppressed",
+)
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+ACTION_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
+
+
+class Incident(SQLModel, table=True):
+    """One run of an IncidentWorkflow, as last reported by its activities."""
+
+    __tablename__: ClassVar[str] = "incidents"  # type: ignore[misc]
+    __table_args__ = (
+        UniqueConstraint("workflow_id", "run_id"),
+        CheckConstraint(check_in("status", INCIDENT_STATUSES), name="status"),
+        CheckConstraint(check_in("severity", SEVERITIES), name="severity"),
+        Index("ix_incidents_tenant_id_status_last_seen_at", "tenant_id", "status", "last_seen_at"),
+        Index("ix_incidents_tenant_id_severity_last_seen_at", "tenant_id", "severity", "last_seen_at"),
+        Index(
+            "ix_incidents_tenant_id_source_workflow_last_seen_at",
+            "tenant_id",
+            "source_workflow",
+            "last_seen_at",
+        ),
+        Index("ix_incidents_tenant_id_vendor_last_seen_at", "tenant_id", "vendor", "last_seen_at"),
+        Index(
+            "ix_incidents_tenant_id_error_code_last_seen_at", "tenant_id", "error_code", "last_seen_at"
+        ),
+        Index("ix_incidents_tenant_id_first_seen_at", "tenant_id", "first_seen_at"),
+        Index("ix_incidents_tenant_id_signature", "tenant_id", "signature"),
+    )
+
+    id: uuid.UUID = id_field()
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id")
+    workflow_id: str = Field(max_length=300)
+    run_id: str = Field(max_length=100)
+    status: str = Field(default="open", max_length=16)
+    severity: str = Field(default="medium", max_length=16)
+    category: str | None = Field(default=None, max_length=100)
+    title: str = Field(default="", max_length=500)
+    source_workflow: str = Field(max_length=200)
+    step: str | None = Field(default=None, max_length=200)
+    signature: str = Field(max_length=64)
+    error_code: str | None = Field(default=None, max_length=100)
+    vendor: str | None = Field(default=None, max_length=200)
+    event_count: int = 0
+    attempts: int = 0
+    first_seen_at: datetime = timestamp_field(nullable=False)
+    last_seen_at: datetime = timestamp_field(nullable=False)
+    closed_at: datetime | None = timestamp_field()
+    created_at: datetime = created_at_field()
+    updated_at: datetime | None = timestamp_field()
+
+
+class Decision(SQLModel, table=True):
+    """An immutable record of why the system chose what it did (rule or mock AI)."""
+
+    __tablename__: ClassVar[str] = "decisions"  # type: ignore[misc]
+    __table_args__ = (
+        # The workflow names each decision, so an activity retry cannot store it twice.
+        UniqueConstraint("incident_id", "decision_key"),
+        Index("ix_decisions_tenant_id_created_at", "tenant_id", "created_at"),
+        Index("ix_decisions_tenant_id_incident_id_created_at", "tenant_id", "incident_id", "created_at"),
+    )
+
+    id: uuid.UUID = id_field()
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id")
+    incident_id: uuid.UUID = Field(foreign_key="incidents.id")
+    decision_key: str = Field(max_length=200)
+    decision_type: str = Field(max_length=50)
+    reasoning: str = Field(sa_column=Column(Text, nullable=False))
+    confidence: float = Field(ge=0.0, le=1.0)
+    ai_model: str = Field(max_length=100)
+    input_digest: str = Field(max_length=64)
+    output: dict[str, Any] = jsonb_field()
+    created_at: datetime = created_at_field()
+
+
+class Action(SQLModel, table=True):
+    """One remediation or escalation step and its lifecycle (pending → running → outcome)."""
+
+    __tablename__: ClassVar[str] = "actions"  # type: ignore[misc]
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        CheckConstraint(check_in("status", ACTION_STATUSES), name="status"),
+        Index("ix_actions_tenant_id_created_at", "tenant_id", "created_at"),
+        Index("ix_actions_tenant_id_incident_id_attempt", "tenant_id", "incident_id", "attempt"),
+        Index("ix_actions_tenant_id_status_created_at", "tenant_id", "status", "created_at"),
+    )
+
+    id: uuid.UUID = id_field()
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id")
+    incident_id: uuid.UUID = Field(foreign_key="incidents.id")
+    action_type: str = Field(max_length=50)
+    attempt: int = Field(ge=0)
+    idempotency_key: str = Field(max_length=400)
+    status: str = Field(default="pending", max_length=16)
+    parameters: dict[str, Any] = jsonb_field()
+    result: dict[str, Any] = jsonb_field()
+    is_reversible: bool = False
+    started_at: datetime | None = timestamp_field()
+    finished_at: datetime | None = timestamp_field()
+    created_at: datetime = created_at_field()
+    updated_at: datetime | None = timestamp_field()

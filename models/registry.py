@@ -1,0 +1,71 @@
+"""A tenant's registered workflows, vendors and kill switches."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import Index, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+from models.base import created_at_field, id_field, jsonb_field, timestamp_field
+
+
+class Workflow(SQLModel, table=True):
+    """A client workflow whose failed steps AWFDRS may retry through its callback."""
+
+    __tablename__: ClassVar[str] = "workflows"  # type: ignore[misc]
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: uuid.UUID = id_field()
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id")
+    name: str = Field(max_length=200)
+    description: str = Field(default="", max_length=2000)
+    callback_url: str = Field(max_length=2048)
+    escalation_webhook_url: str | None = Field(default=None, max_length=2048)
+    # Either {"name": <policy in retry_policies.yaml>} or an inline policy override.
+    retry_policy: dict[str, Any] = jsonb_field()
+    active: bool = True
+    created_at: datetime = created_at_field()
+    updated_at: datetime | None = timestamp_field()
+
+
+class Vendor(SQLModel, table=True):
+    """An outside service a tenant's callbacks depend on; its breaker state lives in Redis."""
+
+    __tablename__: ClassVar[str] = "vendors"  # type: ignore[misc]
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: uuid.UUID = id_field()
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id")
+    name: str = Field(max_length=200)
+    settings: dict[str, Any] = jsonb_field()
+    created_at: datetime = created_at_field()
+
+
+class KillSwitch(SQLModel, table=True):
+    """An operator's stop order for a workflow (optionally one vendor); rows are never deleted."""
+
+    __tablename__: ClassVar[str] = "kill_switches"  # type: ignore[misc]
+    __table_args__ = (
+        Index(
+            "ix_kill_switches_active_scope",
+            "tenant_id",
+            "workflow",
+            "vendor",
+            postgresql_where=text("active"),
+        ),
+        Index("ix_kill_switches_tenant_id_created_at", "tenant_id", "created_at"),
+    )
+
+    id: uuid.UUID = id_field()
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id")
+    workflow: str = Field(max_length=200)
+    vendor: str | None = Field(default=None, max_length=200)
+    reason: str = Field(max_length=2000)
+    actor: str = Field(max_length=200)
+    active: bool = True
+    created_at: datetime = created_at_field()
+    deactivated_at: datetime | None = timestamp_field()
+    deactivated_by: str | None = Field(default=None, max_length=200)

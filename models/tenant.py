@@ -1,0 +1,47 @@
+"""Tenants and their API keys."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import ClassVar
+
+from sqlalchemy import CheckConstraint
+from sqlmodel import Field, SQLModel
+
+from models.base import check_in, created_at_field, id_field, timestamp_field
+
+KEY_SCOPES = ("ingest", "operator")
+
+
+class Tenant(SQLModel, table=True):
+    """An organisation whose events, incidents and keys are isolated from every other."""
+
+    __tablename__: ClassVar[str] = "tenants"  # type: ignore[misc]
+
+    id: uuid.UUID = id_field()
+    name: str = Field(max_length=200, unique=True)
+    active: bool = True
+    ingest_rate_per_s: int = Field(default=5000, ge=1)
+    # Signs outbound callbacks (X-AWFDRS-Signature); never leaves the server otherwise.
+    hmac_secret: str = Field(max_length=128)
+    created_at: datetime = created_at_field()
+    updated_at: datetime | None = timestamp_field()
+
+
+class ApiKey(SQLModel, table=True):
+    """A bearer key of one tenant, stored only as its SHA-256 hash."""
+
+    __tablename__: ClassVar[str] = "api_keys"  # type: ignore[misc]
+    __table_args__ = (CheckConstraint(check_in("scope", KEY_SCOPES), name="scope"),)
+
+    id: uuid.UUID = id_field()
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id", index=True)
+    key_hash: str = Field(max_length=64, unique=True)
+    # The first characters of the key, shown in listings so operators can tell keys apart.
+    display_prefix: str = Field(max_length=16)
+    scope: str = Field(max_length=16)
+    name: str = Field(default="", max_length=200)
+    created_at: datetime = created_at_field()
+    last_used_at: datetime | None = timestamp_field()
+    revoked_at: datetime | None = timestamp_field()

@@ -1,0 +1,1 @@
+"""YAML policy files, their typed loader, signatures, and the Redis-backed safety primitives."""

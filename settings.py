@@ -1,0 +1,148 @@
+"""The one configuration object of AWFDRS, read from `AWFDRS_*` variables and `.env`."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "AWFDRS_"
+DEV_CALLBACK_HOSTS = ("127.0.0.1", "localhost")
+TASK_QUEUE = "awfdrs-incidents"
+MIN_ADMIN_TOKEN_LENGTH = 24
+
+
+class SettingsError(ValueError):
+    """Configuration is invalid; the message names every offending variable."""
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip().lower() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Validated runtime configuration shared by the API, the worker and the CLI."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_ignore_empty=True, extra="ignore"
+    )
+
+    env: Literal["development", "production"] = "production"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/awfdrs"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_url: str = "http://127.0.0.1:8233"
+    admin_token: SecretStr | None = None
+    ai_mode: str = "mock"
+    allowed_callback_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_statement_timeout_ms: int = Field(default=5_000, ge=100)
+    redis_timeout_s: float = Field(default=0.5, gt=0)
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+
+    @field_validator("ai_mode")
+    @classmethod
+    def _only_mock_ai(cls, value: str) -> str:
+        if value != "mock":
+            raise ValueError(f"only 'mock' is supported (got {value!r}); no real model is wired in")
+        return value
+
+    @field_validator("allowed_callback_hosts", mode="before")
+    @classmethod
+    def _parse_hosts(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("allowed_callback_hosts")
+    @classmethod
+    def _hosts_are_hostnames(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if "/" in host or " " in host or not host.strip("*."):
+                raise ValueError(f"{host!r} is not a host name (give hosts, not URLs)")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"postgresql", "postgres", "postgresql+asyncpg"}:
+            raise ValueError(f"must be a postgresql:// URL (got scheme {parts.scheme!r})")
+        if not parts.hostname and "host=" not in parts.query:
+            raise ValueError("must name a host")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError(f"must be a redis://, rediss:// or unix:// URL (got {parts.scheme!r})")
+        return value
+
+    @field_validator("temporal_address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"must be host:port (got {value!r})")
+        return value
+
+    @field_validator("temporal_ui_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in {"http", "https"}:
+            raise ValueError(f"must be an http(s) URL (got {value!r})")
+        return value.rstrip("/")
+
+    @field_validator("admin_token")
+    @classmethod
+    def _strong_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ValueError(f"must be at least {MIN_ADMIN_TOKEN_LENGTH} characters")
+        return value
+
+    @model_validator(mode="after")
+    def _development_defaults(self) -> Settings:
+        if self.env == "development" and not self.allowed_callback_hosts:
+            self.allowed_callback_hosts = list(DEV_CALLBACK_HOSTS)
+        return self
+
+    @cached_property
+    def async_database_url(self) -> str:
+        """Return the database URL with the asyncpg driver SQLAlchemy needs."""
+        scheme, _, rest = self.database_url.partition("://")
+        return f"postgresql+asyncpg://{rest}" if scheme != "postgresql+asyncpg" else self.database_url
+
+    @cached_property
+    def plain_database_url(self) -> str:
+        """Return the database URL as libpq and asyncpg spell it."""
+        return "postgresql://" + self.database_url.partition("://")[2]
+
+    def require_admin_token(self) -> str:
+        """Return the admin token, or fail naming the variable that must be set."""
+        if self.admin_token is None:
+            raise SettingsError(f"{ENV_PREFIX}ADMIN_TOKEN: must be set to use admin routes")
+        return self.admin_token.get_secret_value()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build `Settings`, turning validation errors into one message naming each variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            reason = error["msg"].removeprefix("Value error, ")
+            lines.append(f"{ENV_PREFIX}{field.upper()}: {reason}")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None

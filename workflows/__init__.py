@@ -1,0 +1,3 @@
+"""Deterministic workflow code only; no I/O imports (see README, "Determinism")."""
+
+WORKFLOWS: list[type] = []
