@@ -38,12 +38,14 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "up":
             from devstack.stack import UpOptions, up
 
-            up(UpOptions(
-                data_dir=args.data_dir.resolve(),
-                api_port=args.api_port,
-                temporal_port=args.temporal_port,
-                ui_port=args.ui_port,
-            ))
+            up(
+                UpOptions(
+                    data_dir=args.data_dir.resolve(),
+                    api_port=args.api_port,
+                    temporal_port=args.temporal_port,
+                    ui_port=args.ui_port,
+                )
+            )
         elif args.command == "migrate":
             from models.migrate import upgrade_database
             from settings import load_settings

@@ -121,7 +121,9 @@ class Settings(BaseSettings):
     def async_database_url(self) -> str:
         """Return the database URL with the asyncpg driver SQLAlchemy needs."""
         scheme, _, rest = self.database_url.partition("://")
-        return f"postgresql+asyncpg://{rest}" if scheme != "postgresql+asyncpg" else self.database_url
+        return (
+            f"postgresql+asyncpg://{rest}" if scheme != "postgresql+asyncpg" else self.database_url
+        )
 
     @cached_property
     def plain_database_url(self) -> str:

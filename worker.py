@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -32,7 +33,9 @@ async def connect_with_retry(settings: Settings, stopping: asyncio.Event) -> Cli
         except (RuntimeError, RPCError, OSError) as exc:
             log.warning(
                 "temporal unreachable at %s (%s); retrying in %.1fs",
-                settings.temporal_address, exc, delay,
+                settings.temporal_address,
+                exc,
+                delay,
             )
             try:
                 await asyncio.wait_for(stopping.wait(), delay)
@@ -66,7 +69,7 @@ async def run(settings: Settings, stopping: asyncio.Event) -> None:
             task_queue=TASK_QUEUE,
             workflows=WORKFLOWS,
             activities=activities,
-            graceful_shutdown_timeout=__import__("datetime").timedelta(seconds=GRACEFUL_SHUTDOWN_S),
+            graceful_shutdown_timeout=timedelta(seconds=GRACEFUL_SHUTDOWN_S),
         )
         async with worker:
             log.info("worker running", extra={"task_queue": TASK_QUEUE})

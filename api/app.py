@@ -42,6 +42,9 @@ async def connect_temporal(settings: Settings, *, lazy: bool) -> Client:
 def create_app(settings: Settings | None = None, *, temporal: Client | None = None) -> FastAPI:
     """Build the FastAPI app; `temporal` lets tests inject an existing client."""
     settings = settings or load_settings()
+    if settings.env == "production":
+        # Fail at startup, not at the first admin call, when production lacks its token.
+        settings.require_admin_token()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

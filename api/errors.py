@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,12 +24,13 @@ class AwfdrsError(Exception):
 
     status = 500
     title = "Internal error"
-    headers: dict[str, str] | None = None
+    default_headers: ClassVar[Mapping[str, str] | None] = None
 
     def __init__(self, detail: str, **extensions: Any) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extensions = extensions
+        self.headers: Mapping[str, str] | None = self.default_headers
 
 
 class Unauthorized(AwfdrsError):
@@ -36,7 +38,7 @@ class Unauthorized(AwfdrsError):
 
     status = 401
     title = "Unauthorized"
-    headers = {"WWW-Authenticate": "Bearer"}
+    default_headers: ClassVar[Mapping[str, str] | None] = {"WWW-Authenticate": "Bearer"}
 
 
 class Forbidden(AwfdrsError):
@@ -83,7 +85,7 @@ class ServiceUnavailable(AwfdrsError):
 
     status = 503
     title = "Service unavailable"
-    headers = {"Retry-After": "2"}
+    default_headers: ClassVar[Mapping[str, str] | None] = {"Retry-After": "2"}
 
 
 def problem(
@@ -91,7 +93,7 @@ def problem(
     title: str,
     detail: str,
     *,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     **extensions: Any,
 ) -> JSONResponse:
     """Build an RFC 9457 problem response carrying the request's correlation id."""
@@ -121,7 +123,10 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         }
         for error in exc.errors()
     ]
-    where = ", ".join(".".join(e["loc"]) + ": " + e["msg"] for e in errors[:5])
+    where = ", ".join(
+        ".".join(str(part) for part in error.get("loc", ())) + ": " + str(error.get("msg", ""))
+        for error in exc.errors()[:5]
+    )
     return problem(422, "Validation failed", where or "invalid request", errors=errors)
 
 
@@ -160,7 +165,12 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AwfdrsError, _awfdrs_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for exc_type in (OperationalError, InterfaceError, DBAPIError, PoolTimeoutError,
-                     ConnectionError):
+    for exc_type in (
+        OperationalError,
+        InterfaceError,
+        DBAPIError,
+        PoolTimeoutError,
+        ConnectionError,
+    ):
         app.add_exception_handler(exc_type, _database_down)
     app.add_exception_handler(Exception, _unexpected)

@@ -20,7 +20,7 @@ log = logging.getLogger("awfdrs.access")
 def _incoming_id(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == HEADER.encode():
-            candidate = value.decode("latin-1")
+            candidate = bytes(value).decode("latin-1")
             if _VALID_ID.match(candidate):
                 return candidate
     return uuid.uuid4().hex

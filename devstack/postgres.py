@@ -48,14 +48,20 @@ def _system_user(data_dir: Path) -> str | None:
     try:
         pwd.getpwnam(SYSTEM_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", SYSTEM_USER],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", SYSTEM_USER],
+            check=True,
+            capture_output=True,
+        )
     # The unprivileged user must traverse to the data dir and read the binaries.
     traverse = stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH
     _open_up(data_dir.parent, traverse)
     for path in [_install_dir(), *_install_dir().rglob("*")]:
-        path.chmod(path.stat().st_mode | traverse if path.is_dir() or os.access(path, os.X_OK)
-                   else path.stat().st_mode | stat.S_IRGRP | stat.S_IROTH)
+        path.chmod(
+            path.stat().st_mode | traverse
+            if path.is_dir() or os.access(path, os.X_OK)
+            else path.stat().st_mode | stat.S_IRGRP | stat.S_IROTH
+        )
     _open_up(_install_dir(), traverse)
     return SYSTEM_USER
 
@@ -86,27 +92,54 @@ class EmbeddedPostgres:
         if not (self.pgdata / "PG_VERSION").exists():
             self._initdb()
         self._proc = spawn(self._argv(), log_path=self.log_path, user=self._user)
-        wait_until(self._ready, what="PostgreSQL", proc=self._proc, timeout=60,
-                   log_path=self.log_path)
+        wait_until(
+            self._ready, what="PostgreSQL", proc=self._proc, timeout=60, log_path=self.log_path
+        )
         self._ensure_database()
 
     def _initdb(self) -> None:
         subprocess.run(
-            [_bin("initdb"), "-D", str(self.pgdata), "-U", "postgres", "--auth=trust",
-             "--encoding=UTF8", "--no-instructions"],
-            check=True, capture_output=True, user=self._user,
+            [
+                _bin("initdb"),
+                "-D",
+                str(self.pgdata),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ],
+            check=True,
+            capture_output=True,
+            user=self._user,
         )
 
     def _argv(self) -> list[str]:
         argv = [
-            _bin("postgres"), "-D", str(self.pgdata), "-p", str(self.port),
-            "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-            "-c", "max_connections=200", "-c", "shared_buffers=128MB",
+            _bin("postgres"),
+            "-D",
+            str(self.pgdata),
+            "-p",
+            str(self.port),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "unix_socket_directories=",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "shared_buffers=128MB",
         ]
         if not self.durable:
             # Test databases trade crash safety for speed; the dev stack keeps the defaults.
-            argv += ["-c", "fsync=off", "-c", "synchronous_commit=off",
-                     "-c", "full_page_writes=off"]
+            argv += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
         return argv
 
     def _ready(self) -> bool:
@@ -118,9 +151,9 @@ class EmbeddedPostgres:
 
     def _ensure_database(self) -> None:
         result = subprocess.run(
-            [_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-             DATABASE],
-            capture_output=True, text=True,
+            [_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", DATABASE],
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0 and "already exists" not in result.stderr:
             raise EmbeddedServerError(f"createdb failed: {result.stderr.strip()}")

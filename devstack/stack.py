@@ -82,7 +82,9 @@ def embedded_servers(options: UpOptions, env: dict[str, str]) -> Iterator[Endpoi
             stack.callback(temporal.stop)
             temporal.start()
             temporal_address, ui_url = temporal.address, temporal.ui_url
-        yield Endpoints(database_url, redis_url, temporal_address, ui_url or "http://127.0.0.1:8233")
+        yield Endpoints(
+            database_url, redis_url, temporal_address, ui_url or "http://127.0.0.1:8233"
+        )
 
 
 def admin_token(data_dir: Path, env: dict[str, str]) -> str:
@@ -146,18 +148,20 @@ def child_env(options: UpOptions, endpoints: Endpoints, token: str) -> dict[str,
 def banner(options: UpOptions, endpoints: Endpoints, token: str, demo_key: str) -> str:
     """Return the text printed once the stack is up."""
     api = f"http://127.0.0.1:{options.api_port}"
-    return "\n".join([
-        "",
-        "AWFDRS is up",
-        f"  API            {api}/api/v1   (OpenAPI: {api}/docs)",
-        f"  Temporal UI    {endpoints.ui_url}",
-        f"  Temporal       {endpoints.temporal_address}",
-        f"  Admin token    {token}",
-        f"  Demo API key   {demo_key}   (tenant '{DEMO_TENANT}', scope operator)",
-        f"  Data           {options.data_dir}",
-        "  Ctrl-C stops everything.",
-        "",
-    ])
+    return "\n".join(
+        [
+            "",
+            "AWFDRS is up",
+            f"  API            {api}/api/v1   (OpenAPI: {api}/docs)",
+            f"  Temporal UI    {endpoints.ui_url}",
+            f"  Temporal       {endpoints.temporal_address}",
+            f"  Admin token    {token}",
+            f"  Demo API key   {demo_key}   (tenant '{DEMO_TENANT}', scope operator)",
+            f"  Data           {options.data_dir}",
+            "  Ctrl-C stops everything.",
+            "",
+        ]
+    )
 
 
 async def supervise(options: UpOptions, env: dict[str, str], message: str) -> None:

@@ -40,7 +40,9 @@ class _Child:
 class Supervisor:
     """Keep every child running until `stop()`; write `run/<name>.pid` for operators."""
 
-    def __init__(self, specs: Sequence[ChildSpec], *, run_dir: Path, cwd: Path | None = None) -> None:
+    def __init__(
+        self, specs: Sequence[ChildSpec], *, run_dir: Path, cwd: Path | None = None
+    ) -> None:
         self._children = [_Child(spec) for spec in specs]
         self._run_dir = run_dir
         self._cwd = cwd
@@ -82,7 +84,10 @@ class Supervisor:
             child.restarts += 1
             log.warning(
                 "%s exited with code %s; restart #%d in %.0fs",
-                child.spec.name, code, child.restarts, child.backoff_s,
+                child.spec.name,
+                code,
+                child.restarts,
+                child.backoff_s,
             )
             try:
                 await asyncio.wait_for(self._stopping.wait(), child.backoff_s)

@@ -53,11 +53,23 @@ class EmbeddedTemporal:
     def argv(self) -> list[str]:
         """Return the command line that starts the server."""
         argv = [
-            script_path("temporal"), "server", "start-dev", "--ip", "127.0.0.1",
-            "--port", str(self.port), "--ui-port", str(self.ui_port),
-            "--db-filename", str(self.data_dir / "temporal.db"),
-            "--metrics-port", str(free_port()), "--http-port", str(free_port()),
-            "--log-level", "warn",
+            script_path("temporal"),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--ui-port",
+            str(self.ui_port),
+            "--db-filename",
+            str(self.data_dir / "temporal.db"),
+            "--metrics-port",
+            str(free_port()),
+            "--http-port",
+            str(free_port()),
+            "--log-level",
+            "warn",
         ]
         for pragma in SQLITE_PRAGMAS:
             argv += ["--sqlite-pragma", pragma]
@@ -71,14 +83,19 @@ class EmbeddedTemporal:
         """Start the server and wait until its frontend answers health checks."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._proc = spawn(self.argv(), log_path=self.log_path)
-        wait_until(self._healthy, what="Temporal dev server", proc=self._proc, timeout=90,
-                   log_path=self.log_path)
+        wait_until(
+            self._healthy,
+            what="Temporal dev server",
+            proc=self._proc,
+            timeout=90,
+            log_path=self.log_path,
+        )
 
     def _healthy(self) -> bool:
         result = subprocess.run(
-            [script_path("temporal"), "operator", "cluster", "health",
-             "--address", self.address],
-            capture_output=True, text=True,
+            [script_path("temporal"), "operator", "cluster", "health", "--address", self.address],
+            capture_output=True,
+            text=True,
         )
         return result.returncode == 0 and "SERVING" in result.stdout
 

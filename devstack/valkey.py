@@ -36,13 +36,30 @@ class EmbeddedValkey:
         """Start the server and wait until it accepts connections."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         argv = [
-            _server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-            "--dir", str(self.data_dir), "--daemonize", "no", "--save", "",
-            "--appendonly", "yes" if self.durable else "no", "--unixsocket", "",
+            _server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--daemonize",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.durable else "no",
+            "--unixsocket",
+            "",
         ]
         self._proc = spawn(argv, log_path=self.log_path)
-        wait_until(lambda: port_in_use(self.port), what="Valkey", proc=self._proc, timeout=30,
-                   log_path=self.log_path)
+        wait_until(
+            lambda: port_in_use(self.port),
+            what="Valkey",
+            proc=self._proc,
+            timeout=30,
+            log_path=self.log_path,
+        )
 
     def stop(self) -> None:
         """Shut the server down (SIGTERM lets it flush the append-only file)."""

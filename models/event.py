@@ -24,16 +24,25 @@ REMEDIATION_MODES = ("normal", "suppressed")
 class Event(SQLModel, table=True):
     """One failure or success reported by a client; a trigger forbids UPDATE and DELETE."""
 
-    __tablename__: ClassVar[str] = "events"  # type: ignore[misc]
+    __tablename__: ClassVar[str] = "events"
     __table_args__ = (
         UniqueConstraint("tenant_id", "idempotency_key"),
         CheckConstraint(check_in("event_type", EVENT_TYPES), name="event_type"),
         CheckConstraint(check_in("remediation", REMEDIATION_MODES), name="remediation"),
         Index("ix_events_tenant_id_received_at", "tenant_id", "received_at"),
         Index("ix_events_tenant_id_workflow_occurred_at", "tenant_id", "workflow", "occurred_at"),
-        Index("ix_events_tenant_id_event_type_occurred_at", "tenant_id", "event_type", "occurred_at"),
-        Index("ix_events_tenant_id_error_code_occurred_at", "tenant_id", "error_code", "occurred_at"),
-        Index("ix_events_tenant_id_incident_key_occurred_at", "tenant_id", "incident_key", "occurred_at"),
+        Index(
+            "ix_events_tenant_id_event_type_occurred_at", "tenant_id", "event_type", "occurred_at"
+        ),
+        Index(
+            "ix_events_tenant_id_error_code_occurred_at", "tenant_id", "error_code", "occurred_at"
+        ),
+        Index(
+            "ix_events_tenant_id_incident_key_occurred_at",
+            "tenant_id",
+            "incident_key",
+            "occurred_at",
+        ),
     )
 
     id: uuid.UUID = id_field()
@@ -60,7 +69,7 @@ class Event(SQLModel, table=True):
 class EventOutbox(SQLModel, table=True):
     """An event committed but not yet signalled to its incident workflow."""
 
-    __tablename__: ClassVar[str] = "event_outbox"  # type: ignore[misc]
+    __tablename__: ClassVar[str] = "event_outbox"
     __table_args__ = (Index("ix_event_outbox_available_at_id", "available_at", "id"),)
 
     id: int | None = Field(

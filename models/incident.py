@@ -30,13 +30,15 @@ ACTION_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
 class Incident(SQLModel, table=True):
     """One run of an IncidentWorkflow, as last reported by its activities."""
 
-    __tablename__: ClassVar[str] = "incidents"  # type: ignore[misc]
+    __tablename__: ClassVar[str] = "incidents"
     __table_args__ = (
         UniqueConstraint("workflow_id", "run_id"),
         CheckConstraint(check_in("status", INCIDENT_STATUSES), name="status"),
         CheckConstraint(check_in("severity", SEVERITIES), name="severity"),
         Index("ix_incidents_tenant_id_status_last_seen_at", "tenant_id", "status", "last_seen_at"),
-        Index("ix_incidents_tenant_id_severity_last_seen_at", "tenant_id", "severity", "last_seen_at"),
+        Index(
+            "ix_incidents_tenant_id_severity_last_seen_at", "tenant_id", "severity", "last_seen_at"
+        ),
         Index(
             "ix_incidents_tenant_id_source_workflow_last_seen_at",
             "tenant_id",
@@ -45,7 +47,10 @@ class Incident(SQLModel, table=True):
         ),
         Index("ix_incidents_tenant_id_vendor_last_seen_at", "tenant_id", "vendor", "last_seen_at"),
         Index(
-            "ix_incidents_tenant_id_error_code_last_seen_at", "tenant_id", "error_code", "last_seen_at"
+            "ix_incidents_tenant_id_error_code_last_seen_at",
+            "tenant_id",
+            "error_code",
+            "last_seen_at",
         ),
         Index("ix_incidents_tenant_id_first_seen_at", "tenant_id", "first_seen_at"),
         Index("ix_incidents_tenant_id_signature", "tenant_id", "signature"),
@@ -76,12 +81,17 @@ class Incident(SQLModel, table=True):
 class Decision(SQLModel, table=True):
     """An immutable record of why the system chose what it did (rule or mock AI)."""
 
-    __tablename__: ClassVar[str] = "decisions"  # type: ignore[misc]
+    __tablename__: ClassVar[str] = "decisions"
     __table_args__ = (
         # The workflow names each decision, so an activity retry cannot store it twice.
         UniqueConstraint("incident_id", "decision_key"),
         Index("ix_decisions_tenant_id_created_at", "tenant_id", "created_at"),
-        Index("ix_decisions_tenant_id_incident_id_created_at", "tenant_id", "incident_id", "created_at"),
+        Index(
+            "ix_decisions_tenant_id_incident_id_created_at",
+            "tenant_id",
+            "incident_id",
+            "created_at",
+        ),
     )
 
     id: uuid.UUID = id_field()
@@ -100,7 +110,7 @@ class Decision(SQLModel, table=True):
 class Action(SQLModel, table=True):
     """One remediation or escalation step and its lifecycle (pending → running → outcome)."""
 
-    __tablename__: ClassVar[str] = "actions"  # type: ignore[misc]
+    __tablename__: ClassVar[str] = "actions"
     __table_args__ = (
         UniqueConstraint("tenant_id", "idempotency_key"),
         CheckConstraint(check_in("status", ACTION_STATUSES), name="status"),

@@ -15,7 +15,7 @@ from models.base import created_at_field, id_field, jsonb_field, timestamp_field
 class Workflow(SQLModel, table=True):
     """A client workflow whose failed steps AWFDRS may retry through its callback."""
 
-    __tablename__: ClassVar[str] = "workflows"  # type: ignore[misc]
+    __tablename__: ClassVar[str] = "workflows"
     __table_args__ = (UniqueConstraint("tenant_id", "name"),)
 
     id: uuid.UUID = id_field()
@@ -34,7 +34,7 @@ class Workflow(SQLModel, table=True):
 class Vendor(SQLModel, table=True):
     """An outside service a tenant's callbacks depend on; its breaker state lives in Redis."""
 
-    __tablename__: ClassVar[str] = "vendors"  # type: ignore[misc]
+    __tablename__: ClassVar[str] = "vendors"
     __table_args__ = (UniqueConstraint("tenant_id", "name"),)
 
     id: uuid.UUID = id_field()
@@ -47,7 +47,7 @@ class Vendor(SQLModel, table=True):
 class KillSwitch(SQLModel, table=True):
     """An operator's stop order for a workflow (optionally one vendor); rows are never deleted."""
 
-    __tablename__: ClassVar[str] = "kill_switches"  # type: ignore[misc]
+    __tablename__: ClassVar[str] = "kill_switches"
     __table_args__ = (
         Index(
             "ix_kill_switches_active_scope",

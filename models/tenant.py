@@ -17,7 +17,7 @@ KEY_SCOPES = ("ingest", "operator")
 class Tenant(SQLModel, table=True):
     """An organisation whose events, incidents and keys are isolated from every other."""
 
-    __tablename__: ClassVar[str] = "tenants"  # type: ignore[misc]
+    __tablename__: ClassVar[str] = "tenants"
 
     id: uuid.UUID = id_field()
     name: str = Field(max_length=200, unique=True)
@@ -32,7 +32,7 @@ class Tenant(SQLModel, table=True):
 class ApiKey(SQLModel, table=True):
     """A bearer key of one tenant, stored only as its SHA-256 hash."""
 
-    __tablename__: ClassVar[str] = "api_keys"  # type: ignore[misc]
+    __tablename__: ClassVar[str] = "api_keys"
     __table_args__ = (CheckConstraint(check_in("scope", KEY_SCOPES), name="scope"),)
 
     id: uuid.UUID = id_field()

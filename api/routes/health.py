@@ -79,9 +79,7 @@ async def readiness(
         await temporal.service_client.check_health()
 
     names = ("postgresql", "redis", "temporal")
-    results = await asyncio.gather(
-        _probe(postgres), _probe(redis.ping), _probe(temporal_health)
-    )
+    results = await asyncio.gather(_probe(postgres), _probe(redis.ping), _probe(temporal_health))
     checks = dict(zip(names, results, strict=True))
     down = [name for name, check in checks.items() if not check.ok]
     if down:

@@ -1,0 +1,200 @@
+"""`awfdrs up` end to end: ready stack, Web UI, supervised restarts, clean stop, reused data."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devstack.process import free_port, port_in_use, script_path
+
+pytestmark = pytest.mark.slow
+BOOT_TIMEOUT_S = 120
+
+
+@dataclass
+class UpProcess:
+    """A running `awfdrs up` and everything it printed so far."""
+
+    proc: subprocess.Popen[str]
+    data_dir: Path
+    ports: dict[str, int]
+    lines: list[str] = field(default_factory=list)
+    pump: threading.Thread = field(default_factory=threading.Thread)
+
+    def wait_for_line(self, pattern: str, timeout: float = BOOT_TIMEOUT_S) -> re.Match[str]:
+        """Wait until a printed line matches `pattern`."""
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern)
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if match := regex.search(line):
+                    return match
+            assert self.proc.poll() is None, "awfdrs up exited:\n" + "".join(self.lines[-40:])
+            time.sleep(0.2)
+        raise AssertionError(f"no line matched {pattern!r}:\n" + "".join(self.lines[-40:]))
+
+    def interrupt(self) -> int:
+        """Send Ctrl-C and return the exit code."""
+        self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(timeout=90)
+        self.pump.join(timeout=10)
+        return code
+
+
+def _clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWFDRS_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _start(data_dir: Path, ports: dict[str, int]) -> UpProcess:
+    proc = subprocess.Popen(
+        [
+            script_path("awfdrs"),
+            "up",
+            "--data-dir",
+            str(data_dir),
+            "--api-port",
+            str(ports["api"]),
+            "--temporal-port",
+            str(ports["temporal"]),
+            "--ui-port",
+            str(ports["ui"]),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_clean_env(),
+    )
+    up = UpProcess(proc, data_dir, ports)
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        with proc.stdout:
+            for line in proc.stdout:
+                up.lines.append(line)
+
+    up.pump = threading.Thread(target=pump, daemon=True)
+    up.pump.start()
+    return up
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for pid_dir in Path("/proc").iterdir():
+        if not pid_dir.name.isdigit() or int(pid_dir.name) == os.getpid():
+            continue
+        try:
+            cmdline = (pid_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{pid_dir.name}: {cmdline}")
+    return found
+
+
+def _wait_ready(api_port: int) -> None:
+    deadline = time.monotonic() + BOOT_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{api_port}/api/v1/health/ready").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError("the API never became ready")
+
+
+def _wait_new_pid(pid_file: Path, old: int) -> int:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        text = pid_file.read_text().strip() if pid_file.exists() else ""
+        if text and int(text) != old and Path(f"/proc/{text}").exists():
+            return int(text)
+        time.sleep(0.2)
+    raise AssertionError("the supervisor did not restart the child")
+
+
+@pytest.fixture
+def up_ports() -> dict[str, int]:
+    """Three free ports for the API, Temporal and its Web UI."""
+    return {"api": free_port(), "temporal": free_port(), "ui": free_port()}
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    """A data dir outside the repository."""
+    yield tmp_path / "awfdrs-data"
+
+
+def test_up_serves_ready_api_and_ui_restarts_worker_and_stops_cleanly(
+    data_dir: Path, up_ports: dict[str, int]
+) -> None:
+    up = _start(data_dir, up_ports)
+    try:
+        key = up.wait_for_line(r"Demo API key\s+(awf_\S+)").group(1)
+        _wait_ready(up_ports["api"])
+        assert httpx.get(f"http://127.0.0.1:{up_ports['ui']}/").status_code == 200
+        up.wait_for_line(r"^worker \| ")
+        up.wait_for_line(r"^api    \| ")
+
+        pid_file = data_dir / "run" / "worker.pid"
+        old_pid = int(pid_file.read_text())
+        os.kill(old_pid, signal.SIGKILL)
+        _wait_new_pid(pid_file, old_pid)
+        up.wait_for_line(r"worker exited with code -9; restart #1")
+    finally:
+        code = up.interrupt()
+    assert code == 0, "".join(up.lines[-30:])
+    assert not any(port_in_use(port) for port in up_ports.values())
+    assert _processes_mentioning(str(data_dir)) == []
+
+    again = _start(data_dir, up_ports)
+    try:
+        assert again.wait_for_line(r"Demo API key\s+(awf_\S+)").group(1) == key
+        _wait_ready(up_ports["api"])
+    finally:
+        assert again.interrupt() == 0
+    assert _processes_mentioning(str(data_dir)) == []
+
+
+def test_a_taken_port_is_named_and_up_exits_non_zero(
+    data_dir: Path, up_ports: dict[str, int]
+) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", up_ports["api"]))
+        blocker.listen()
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cli",
+                "up",
+                "--data-dir",
+                str(data_dir),
+                "--api-port",
+                str(up_ports["api"]),
+                "--temporal-port",
+                str(up_ports["temporal"]),
+                "--ui-port",
+                str(up_ports["ui"]),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=_clean_env(),
+        )
+    assert result.returncode != 0
+    assert f"port {up_ports['api']} (--api-port) is already in use" in result.stderr

@@ -1,0 +1,134 @@
+"""The migration matches the models, round-trips, and makes audit tables append-only."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from models.base import metadata
+from models.migrate import downgrade_database, upgrade_database
+from settings import Settings, load_settings
+from tests.conftest import TenantCredentials
+
+TABLES = {
+    "tenants",
+    "api_keys",
+    "workflows",
+    "vendors",
+    "events",
+    "event_outbox",
+    "incidents",
+    "decisions",
+    "actions",
+    "kill_switches",
+}
+
+
+@pytest.fixture
+async def scratch_database(settings: Settings) -> AsyncIterator[str]:
+    """An empty database of its own, dropped afterwards."""
+    name = f"migrations_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(settings.plain_database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    base = settings.plain_database_url.rsplit("/", 1)[0]
+    yield load_settings(database_url=f"{base}/{name}").async_database_url
+    await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+async def _tables(url: str) -> set[str]:
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    finally:
+        await conn.close()
+    return {row["tablename"] for row in rows} - {"alembic_version"}
+
+
+async def test_upgrade_downgrade_upgrade_round_trip(scratch_database: str) -> None:
+    await asyncio.to_thread(upgrade_database, scratch_database)
+    assert await _tables(scratch_database) == TABLES
+    await asyncio.to_thread(downgrade_database, scratch_database)
+    assert await _tables(scratch_database) == set()
+    await asyncio.to_thread(upgrade_database, scratch_database)
+    assert await _tables(scratch_database) == TABLES
+
+
+async def test_models_and_migration_agree(settings: Settings) -> None:
+    def diff(connection: Connection) -> list[object]:
+        return list(compare_metadata(MigrationContext.configure(connection), metadata))
+
+    engine = create_async_engine(settings.async_database_url)
+    async with engine.connect() as connection:
+        differences = await connection.run_sync(diff)
+    await engine.dispose()
+    assert differences == []
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE events SET workflow = 'changed' WHERE id = $1",
+        "DELETE FROM events WHERE id = $1",
+    ],
+)
+async def test_events_reject_update_and_delete(
+    settings: Settings, tenant: TenantCredentials, statement: str
+) -> None:
+    conn = await asyncpg.connect(settings.plain_database_url)
+    try:
+        event_id = uuid.uuid4()
+        await conn.execute(
+            """INSERT INTO events (id, tenant_id, idempotency_key, body_sha256, workflow,
+                   event_type, payload, signature, incident_key, remediation, correlation_id,
+                   occurred_at)
+               VALUES ($1, $2, $3, 'h', 'billing', 'step.failed', '{}', 's', 'k', 'normal',
+                   'c', now())""",
+            event_id,
+            tenant.id,
+            f"key-{event_id}",
+        )
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+            await conn.execute(statement, event_id)
+        assert await conn.fetchval("SELECT count(*) FROM events WHERE id = $1", event_id) == 1
+    finally:
+        await conn.close()
+
+
+async def test_decisions_reject_update_and_delete(
+    settings: Settings, tenant: TenantCredentials
+) -> None:
+    tenant_id = tenant.id
+    conn = await asyncpg.connect(settings.plain_database_url)
+    try:
+        incident_id = await conn.fetchval(
+            """INSERT INTO incidents (id, tenant_id, workflow_id, run_id, status, severity,
+                   title, source_workflow, signature, event_count, attempts, first_seen_at,
+                   last_seen_at)
+               VALUES (gen_random_uuid(), $1, 'incident:x', 'run-1', 'open', 'high', '',
+                   'billing', 'sig', 1, 0, now(), now()) RETURNING id""",
+            tenant_id,
+        )
+        await conn.execute(
+            """INSERT INTO decisions (id, tenant_id, incident_id, decision_key, decision_type,
+                   reasoning, confidence, ai_model, input_digest, output)
+               VALUES (gen_random_uuid(), $1, $2, 'classify', 'classification', 'r', 0.9,
+                   'mock-detector-v1', 'd', '{}')""",
+            tenant_id,
+            incident_id,
+        )
+        scope = "WHERE incident_id = $1"
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="UPDATE on decisions"):
+            await conn.execute(f"UPDATE decisions SET reasoning = 'rewritten' {scope}", incident_id)
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="DELETE on decisions"):
+            await conn.execute(f"DELETE FROM decisions {scope}", incident_id)
+    finally:
+        await conn.close()
