@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(default=5_000, ge=100)
     redis_timeout_s: float = Field(default=0.5, gt=0)
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    auth_cache_ttl_s: float = Field(default=2.0, ge=0)
+    registry_cache_ttl_s: float = Field(default=1.0, ge=0)
+    dispatcher_enabled: bool = True
+    dispatcher_poll_interval_s: float = Field(default=1.0, gt=0)
+    dispatcher_batch_size: int = Field(default=1000, ge=1, le=10_000)
 
     @field_validator("ai_mode")
     @classmethod

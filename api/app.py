@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,10 +11,16 @@ from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from api.auth import PrincipalCache
+from api.dispatcher import OutboxDispatcher
 from api.errors import install_error_handlers
+from api.intake import Intake
 from api.middleware import CorrelationIdMiddleware
-from api.routes import health
+from api.routes import events, health, tenants, workflows
+from api.services.ingest import WorkflowStateCache
 from models.db import create_engine, create_session_factory
+from rules.policy import load_policies
+from rules.rate_limit import RateLimiter
 from settings import Settings, load_settings
 
 API_PREFIX = "/api/v1"
@@ -45,20 +52,42 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     if settings.env == "production":
         # Fail at startup, not at the first admin call, when production lacks its token.
         settings.require_admin_token()
+    policies = load_policies()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         redis = create_redis(settings)
+        # Lazy: the API must start (and accept events) while Temporal is still down.
+        client = temporal or await connect_temporal(settings, lazy=True)
+        dispatcher = OutboxDispatcher(
+            engine=engine,
+            temporal=client,
+            batch_size=settings.dispatcher_batch_size,
+            poll_interval_s=settings.dispatcher_poll_interval_s,
+        )
         app.state.settings = settings
+        app.state.policies = policies
         app.state.engine = engine
         app.state.session_factory = create_session_factory(engine)
         app.state.redis = redis
-        # Lazy: the API must start (and accept events) while Temporal is still down.
-        app.state.temporal = temporal or await connect_temporal(settings, lazy=True)
+        app.state.temporal = client
+        app.state.dispatcher = dispatcher
+        app.state.principal_cache = PrincipalCache(settings.auth_cache_ttl_s)
+        app.state.intake = Intake(
+            engine=engine,
+            limiter=RateLimiter(redis),
+            catalog=policies.error_codes,
+            workflows=WorkflowStateCache(settings.registry_cache_ttl_s),
+            on_stored=dispatcher.wake,
+        )
+        task = asyncio.create_task(dispatcher.run()) if settings.dispatcher_enabled else None
         try:
             yield
         finally:
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
             await redis.aclose()
             await engine.dispose()
 
@@ -70,5 +99,6 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     )
     app.add_middleware(CorrelationIdMiddleware)
     install_error_handlers(app)
-    app.include_router(health.router, prefix=API_PREFIX)
+    for router in (health.router, events.router, workflows.router, tenants.router):
+        app.include_router(router, prefix=API_PREFIX)
     return app

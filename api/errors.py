@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -170,7 +171,10 @@ def install_error_handlers(app: FastAPI) -> None:
         InterfaceError,
         DBAPIError,
         PoolTimeoutError,
-        ConnectionError,
+        OSError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        asyncpg.exceptions.OperatorInterventionError,
     ):
         app.add_exception_handler(exc_type, _database_down)
     app.add_exception_handler(Exception, _unexpected)

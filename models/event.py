@@ -29,7 +29,7 @@ class Event(SQLModel, table=True):
         UniqueConstraint("tenant_id", "idempotency_key"),
         CheckConstraint(check_in("event_type", EVENT_TYPES), name="event_type"),
         CheckConstraint(check_in("remediation", REMEDIATION_MODES), name="remediation"),
-        Index("ix_events_tenant_id_received_at", "tenant_id", "received_at"),
+        Index("ix_events_tenant_id_occurred_at", "tenant_id", "occurred_at"),
         Index("ix_events_tenant_id_workflow_occurred_at", "tenant_id", "workflow", "occurred_at"),
         Index(
             "ix_events_tenant_id_event_type_occurred_at", "tenant_id", "event_type", "occurred_at"
@@ -59,8 +59,11 @@ class Event(SQLModel, table=True):
     http_status: int | None = None
     payload: dict[str, Any] = jsonb_field()
     signature: str = Field(max_length=64)
-    incident_key: str = Field(max_length=300)
-    remediation: str = Field(default="normal", max_length=16)
+    # The incident this failure joins; success events name the (workflow, step) they resolve.
+    incident_key: str | None = Field(default=None, max_length=300)
+    remediation: str = Field(
+        default="normal", max_length=16, sa_column_kwargs={"server_default": "normal"}
+    )
     correlation_id: str = Field(max_length=100)
     occurred_at: datetime = timestamp_field(nullable=False)
     received_at: datetime = created_at_field()
@@ -78,7 +81,7 @@ class EventOutbox(SQLModel, table=True):
     event_id: uuid.UUID = Field(foreign_key="events.id", unique=True)
     tenant_id: uuid.UUID = Field(foreign_key="tenants.id")
     incident_key: str = Field(max_length=300)
-    attempts: int = 0
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = created_at_field()
     # A failed dispatch pushes this forward so a poisoned group does not spin.
     available_at: datetime = created_at_field()

@@ -60,8 +60,10 @@ class Incident(SQLModel, table=True):
     tenant_id: uuid.UUID = Field(foreign_key="tenants.id")
     workflow_id: str = Field(max_length=300)
     run_id: str = Field(max_length=100)
-    status: str = Field(default="open", max_length=16)
-    severity: str = Field(default="medium", max_length=16)
+    status: str = Field(default="open", max_length=16, sa_column_kwargs={"server_default": "open"})
+    severity: str = Field(
+        default="medium", max_length=16, sa_column_kwargs={"server_default": "medium"}
+    )
     category: str | None = Field(default=None, max_length=100)
     title: str = Field(default="", max_length=500)
     source_workflow: str = Field(max_length=200)
@@ -69,8 +71,8 @@ class Incident(SQLModel, table=True):
     signature: str = Field(max_length=64)
     error_code: str | None = Field(default=None, max_length=100)
     vendor: str | None = Field(default=None, max_length=200)
-    event_count: int = 0
-    attempts: int = 0
+    event_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     first_seen_at: datetime = timestamp_field(nullable=False)
     last_seen_at: datetime = timestamp_field(nullable=False)
     closed_at: datetime | None = timestamp_field()
@@ -125,10 +127,12 @@ class Action(SQLModel, table=True):
     action_type: str = Field(max_length=50)
     attempt: int = Field(ge=0)
     idempotency_key: str = Field(max_length=400)
-    status: str = Field(default="pending", max_length=16)
+    status: str = Field(
+        default="pending", max_length=16, sa_column_kwargs={"server_default": "pending"}
+    )
     parameters: dict[str, Any] = jsonb_field()
     result: dict[str, Any] = jsonb_field()
-    is_reversible: bool = False
+    is_reversible: bool = Field(default=False, sa_column_kwargs={"server_default": "false"})
     started_at: datetime | None = timestamp_field()
     finished_at: datetime | None = timestamp_field()
     created_at: datetime = created_at_field()

@@ -26,7 +26,7 @@ class Workflow(SQLModel, table=True):
     escalation_webhook_url: str | None = Field(default=None, max_length=2048)
     # Either {"name": <policy in retry_policies.yaml>} or an inline policy override.
     retry_policy: dict[str, Any] = jsonb_field()
-    active: bool = True
+    active: bool = Field(default=True, sa_column_kwargs={"server_default": "true"})
     created_at: datetime = created_at_field()
     updated_at: datetime | None = timestamp_field()
 
@@ -65,7 +65,7 @@ class KillSwitch(SQLModel, table=True):
     vendor: str | None = Field(default=None, max_length=200)
     reason: str = Field(max_length=2000)
     actor: str = Field(max_length=200)
-    active: bool = True
+    active: bool = Field(default=True, sa_column_kwargs={"server_default": "true"})
     created_at: datetime = created_at_field()
     deactivated_at: datetime | None = timestamp_field()
     deactivated_by: str | None = Field(default=None, max_length=200)

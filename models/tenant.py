@@ -21,8 +21,8 @@ class Tenant(SQLModel, table=True):
 
     id: uuid.UUID = id_field()
     name: str = Field(max_length=200, unique=True)
-    active: bool = True
-    ingest_rate_per_s: int = Field(default=5000, ge=1)
+    active: bool = Field(default=True, sa_column_kwargs={"server_default": "true"})
+    ingest_rate_per_s: int = Field(default=5000, ge=1, sa_column_kwargs={"server_default": "5000"})
     # Signs outbound callbacks (X-AWFDRS-Signature); never leaves the server otherwise.
     hmac_secret: str = Field(max_length=128)
     created_at: datetime = created_at_field()
@@ -41,7 +41,7 @@ class ApiKey(SQLModel, table=True):
     # The first characters of the key, shown in listings so operators can tell keys apart.
     display_prefix: str = Field(max_length=16)
     scope: str = Field(max_length=16)
-    name: str = Field(default="", max_length=200)
+    name: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
     created_at: datetime = created_at_field()
     last_used_at: datetime | None = timestamp_field()
     revoked_at: datetime | None = timestamp_field()

@@ -7,12 +7,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 
 from api.deps import RedisDep, SessionFactoryDep, TemporalDep
+from api.dispatcher import OutboxDispatcher
 from api.errors import problem
 
 router = APIRouter(tags=["health"])
@@ -33,11 +34,19 @@ class DependencyCheck(BaseModel):
     error: str | None = None
 
 
+class OutboxState(BaseModel):
+    """Events committed but not yet signalled to their incidents."""
+
+    depth: int
+    oldest_age_s: float
+
+
 class Readiness(BaseModel):
     """Every dependency answered."""
 
     status: Literal["ready"] = "ready"
     checks: dict[str, DependencyCheck]
+    outbox: OutboxState | None = None
 
 
 async def _probe(check: Callable[[], Awaitable[object]]) -> DependencyCheck:
@@ -67,7 +76,7 @@ async def liveness() -> Liveness:
     responses={503: {"description": "A dependency is down; `detail` names it"}},
 )
 async def readiness(
-    sessions: SessionFactoryDep, redis: RedisDep, temporal: TemporalDep
+    request: Request, sessions: SessionFactoryDep, redis: RedisDep, temporal: TemporalDep
 ) -> Readiness | JSONResponse:
     """Check PostgreSQL, Redis and Temporal concurrently; 503 names what is down."""
 
@@ -81,6 +90,7 @@ async def readiness(
     names = ("postgresql", "redis", "temporal")
     results = await asyncio.gather(_probe(postgres), _probe(redis.ping), _probe(temporal_health))
     checks = dict(zip(names, results, strict=True))
+    outbox = await _outbox(request) if checks["postgresql"].ok else None
     down = [name for name, check in checks.items() if not check.ok]
     if down:
         return problem(
@@ -90,5 +100,14 @@ async def readiness(
             headers={"Retry-After": "2"},
             down=down,
             checks={name: check.model_dump() for name, check in checks.items()},
+            outbox=outbox.model_dump() if outbox else None,
         )
-    return Readiness(checks=checks)
+    return Readiness(checks=checks, outbox=outbox)
+
+
+async def _outbox(request: Request) -> OutboxState | None:
+    dispatcher: OutboxDispatcher = request.app.state.dispatcher
+    try:
+        return OutboxState(**await asyncio.wait_for(dispatcher.outbox_depth(), CHECK_TIMEOUT_S))
+    except Exception:  # readiness must answer even when the detail cannot be read
+        return None

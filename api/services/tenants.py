@@ -10,6 +10,7 @@ from typing import Literal
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api.errors import NotFound
 from models.tenant import ApiKey, Tenant
 
 KEY_PREFIX = "awf_"
@@ -66,3 +67,11 @@ async def get_tenant_by_name(*, session: AsyncSession, name: str) -> Tenant | No
     """Return the tenant called `name`, if any."""
     result = await session.exec(select(Tenant).where(Tenant.name == name))
     return result.first()
+
+
+async def get_tenant_or_raise(*, session: AsyncSession, tenant_id: uuid.UUID) -> Tenant:
+    """Return the tenant or raise NotFound."""
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound(f"tenant {tenant_id} not found")
+    return tenant

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-26 10:28:13.279287
+Create Date: 2026-11-26 10:40:59.822942
 """
 
 from collections.abc import Sequence
@@ -35,8 +35,8 @@ def upgrade() -> None:
     op.create_table('tenants',
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-    sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('ingest_rate_per_s', sa.Integer(), nullable=False),
+    sa.Column('active', sa.Boolean(), server_default='true', nullable=False),
+    sa.Column('ingest_rate_per_s', sa.Integer(), server_default='5000', nullable=False),
     sa.Column('hmac_secret', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=True),
@@ -49,7 +49,7 @@ def upgrade() -> None:
     sa.Column('key_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('display_prefix', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('scope', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), server_default='', nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('last_used_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
@@ -73,8 +73,8 @@ def upgrade() -> None:
     sa.Column('http_status', sa.Integer(), nullable=True),
     sa.Column('payload', postgresql.JSONB(astext_type=sa.Text()), server_default='{}', nullable=False),
     sa.Column('signature', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('incident_key', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
-    sa.Column('remediation', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('incident_key', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
+    sa.Column('remediation', sqlmodel.sql.sqltypes.AutoString(length=16), server_default='normal', nullable=False),
     sa.Column('correlation_id', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('received_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
@@ -87,15 +87,15 @@ def upgrade() -> None:
     op.create_index('ix_events_tenant_id_error_code_occurred_at', 'events', ['tenant_id', 'error_code', 'occurred_at'], unique=False)
     op.create_index('ix_events_tenant_id_event_type_occurred_at', 'events', ['tenant_id', 'event_type', 'occurred_at'], unique=False)
     op.create_index('ix_events_tenant_id_incident_key_occurred_at', 'events', ['tenant_id', 'incident_key', 'occurred_at'], unique=False)
-    op.create_index('ix_events_tenant_id_received_at', 'events', ['tenant_id', 'received_at'], unique=False)
+    op.create_index('ix_events_tenant_id_occurred_at', 'events', ['tenant_id', 'occurred_at'], unique=False)
     op.create_index('ix_events_tenant_id_workflow_occurred_at', 'events', ['tenant_id', 'workflow', 'occurred_at'], unique=False)
     op.create_table('incidents',
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('tenant_id', sa.Uuid(), nullable=False),
     sa.Column('workflow_id', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
     sa.Column('run_id', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
-    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('severity', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), server_default='open', nullable=False),
+    sa.Column('severity', sqlmodel.sql.sqltypes.AutoString(length=16), server_default='medium', nullable=False),
     sa.Column('category', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
     sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
     sa.Column('source_workflow', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
@@ -103,8 +103,8 @@ def upgrade() -> None:
     sa.Column('signature', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('error_code', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
     sa.Column('vendor', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
-    sa.Column('event_count', sa.Integer(), nullable=False),
-    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('event_count', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
     sa.Column('first_seen_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True),
@@ -130,7 +130,7 @@ def upgrade() -> None:
     sa.Column('vendor', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
     sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
     sa.Column('actor', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('active', sa.Boolean(), server_default='true', nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('deactivated_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('deactivated_by', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
@@ -157,7 +157,7 @@ def upgrade() -> None:
     sa.Column('callback_url', sqlmodel.sql.sqltypes.AutoString(length=2048), nullable=False),
     sa.Column('escalation_webhook_url', sqlmodel.sql.sqltypes.AutoString(length=2048), nullable=True),
     sa.Column('retry_policy', postgresql.JSONB(astext_type=sa.Text()), server_default='{}', nullable=False),
-    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('active', sa.Boolean(), server_default='true', nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_workflows_tenant_id_tenants')),
@@ -171,10 +171,10 @@ def upgrade() -> None:
     sa.Column('action_type', sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
     sa.Column('attempt', sa.Integer(), nullable=False),
     sa.Column('idempotency_key', sqlmodel.sql.sqltypes.AutoString(length=400), nullable=False),
-    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), server_default='pending', nullable=False),
     sa.Column('parameters', postgresql.JSONB(astext_type=sa.Text()), server_default='{}', nullable=False),
     sa.Column('result', postgresql.JSONB(astext_type=sa.Text()), server_default='{}', nullable=False),
-    sa.Column('is_reversible', sa.Boolean(), nullable=False),
+    sa.Column('is_reversible', sa.Boolean(), server_default='false', nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
@@ -212,7 +212,7 @@ def upgrade() -> None:
     sa.Column('event_id', sa.Uuid(), nullable=False),
     sa.Column('tenant_id', sa.Uuid(), nullable=False),
     sa.Column('incident_key', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
-    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('available_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.ForeignKeyConstraint(['event_id'], ['events.id'], name=op.f('fk_event_outbox_event_id_events')),
@@ -221,13 +221,13 @@ def upgrade() -> None:
     sa.UniqueConstraint('event_id', name=op.f('uq_event_outbox_event_id'))
     )
     op.create_index('ix_event_outbox_available_at_id', 'event_outbox', ['available_at', 'id'], unique=False)
+
     op.execute(REJECT_MUTATION)
     for table in APPEND_ONLY_TABLES:
         op.execute(
             f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
             "FOR EACH ROW EXECUTE FUNCTION awfdrs_reject_mutation()"
         )
-
 
 def downgrade() -> None:
     for table in APPEND_ONLY_TABLES:
@@ -256,7 +256,7 @@ def downgrade() -> None:
     op.drop_index('ix_incidents_tenant_id_error_code_last_seen_at', table_name='incidents')
     op.drop_table('incidents')
     op.drop_index('ix_events_tenant_id_workflow_occurred_at', table_name='events')
-    op.drop_index('ix_events_tenant_id_received_at', table_name='events')
+    op.drop_index('ix_events_tenant_id_occurred_at', table_name='events')
     op.drop_index('ix_events_tenant_id_incident_key_occurred_at', table_name='events')
     op.drop_index('ix_events_tenant_id_event_type_occurred_at', table_name='events')
     op.drop_index('ix_events_tenant_id_error_code_occurred_at', table_name='events')

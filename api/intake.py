@@ -1,0 +1,152 @@
+"""The intake pipeline: rate limit, registry check, idempotent store, wake the dispatcher."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.auth import Principal
+from api.errors import RateLimited
+from api.services.ingest import (
+    PreparedEvent,
+    StoreOutcome,
+    WorkflowStateCache,
+    prepare_event,
+    store_events,
+)
+from models.schemas.events import EventIn
+from rules.policy import ErrorCatalog
+from rules.rate_limit import RateLimiter
+
+log = logging.getLogger("awfdrs.intake")
+REDIS_WARNING_EVERY_S = 10.0
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An item refused before storage, with the HTTP status and reason."""
+
+    status: int
+    error: str
+
+
+ItemResult = StoreOutcome | Rejected
+
+
+class Intake:
+    """Everything `POST /events` needs, built once by the API lifespan."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        limiter: RateLimiter,
+        catalog: ErrorCatalog,
+        workflows: WorkflowStateCache,
+        on_stored: Callable[[], None],
+    ) -> None:
+        self._engine = engine
+        self._limiter = limiter
+        self._catalog = catalog
+        self.workflows = workflows
+        self._on_stored = on_stored
+        self._last_redis_warning = 0.0
+
+    async def admit(self, principal: Principal, quantity: int) -> None:
+        """Apply the tenant's GCRA ingest limit; fail open (with a warning) if Redis is down."""
+        rate = principal.ingest_rate_per_s
+        try:
+            decision = await self._limiter.acquire(
+                f"rl:ingest:{principal.tenant_id}",
+                rate_per_s=rate,
+                burst=rate,
+                quantity=quantity,
+            )
+        except (RedisError, OSError) as exc:
+            now = time.monotonic()
+            if now - self._last_redis_warning > REDIS_WARNING_EVERY_S:
+                self._last_redis_warning = now
+                log.warning("redis unavailable, ingest rate limit not enforced: %s", exc)
+            return
+        if not decision.allowed:
+            raise RateLimited(
+                f"tenant is over its ingest rate of {rate} events/s",
+                retry_after_s=decision.retry_after_s,
+            )
+
+    async def submit(
+        self,
+        *,
+        principal: Principal,
+        items: list[tuple[EventIn, str]],
+        correlation_id: str,
+    ) -> list[ItemResult]:
+        """Store validated (event, idempotency key) pairs; unknown workflows are rejected."""
+        tenant_id = principal.tenant_id
+        async with self._engine.connect() as sa_conn:
+            conn = (await sa_conn.get_raw_connection()).driver_connection
+            assert conn is not None
+            states = await self.workflows.get_many(
+                conn=conn, tenant_id=tenant_id, names={event.workflow for event, _ in items}
+            )
+            results: list[ItemResult | PreparedEvent] = []
+            for event, key in items:
+                state = states.get(event.workflow)
+                if state is None or not state.active:
+                    results.append(
+                        Rejected(
+                            404,
+                            f"workflow {event.workflow!r} is not registered"
+                            " or not active for this tenant",
+                        )
+                    )
+                    continue
+                results.append(
+                    prepare_event(
+                        event, key=key, tenant_id=tenant_id, catalog=self._catalog, workflow=state
+                    )
+                )
+            prepared = [item for item in results if isinstance(item, PreparedEvent)]
+            stored = iter(
+                await store_events(
+                    conn=conn, tenant_id=tenant_id, events=prepared, correlation_id=correlation_id
+                )
+                if prepared
+                else []
+            )
+        if prepared:
+            self._on_stored()
+        return [next(stored) if isinstance(item, PreparedEvent) else item for item in results]
+
+
+def parse_event(raw: bytes | dict[str, object], header_key: str | None) -> tuple[EventIn, str]:
+    """Validate one event body and settle its idempotency key (field or header)."""
+    event = (
+        EventIn.model_validate_json(raw) if isinstance(raw, bytes) else EventIn.model_validate(raw)
+    )
+    key = event.idempotency_key or header_key
+    if key is None:
+        raise _key_error("idempotency_key: required (in the body or the Idempotency-Key header)")
+    if event.idempotency_key and header_key and event.idempotency_key != header_key:
+        raise _key_error("idempotency_key: differs from the Idempotency-Key header")
+    return event, key
+
+
+def _key_error(message: str) -> ValidationError:
+    return ValidationError.from_exception_data(
+        "EventIn",
+        [
+            {
+                "type": "value_error",
+                "loc": ("idempotency_key",),
+                "input": None,
+                "ctx": {"error": ValueError(message)},
+            }
+        ],
+    )

@@ -1,0 +1,248 @@
+"""`/events`: intake (single and batch) and the tenant's event log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from sqlmodel import col, select
+
+from api.auth import IngestPrincipal, OperatorPrincipal
+from api.body import read_json_body
+from api.deps import SessionDep, SettingsDep
+from api.errors import Conflict, NotFound
+from api.intake import Intake, ItemResult, Rejected, parse_event
+from api.pagination import CursorQuery, LimitQuery, after_cursor, next_cursor
+from api.routes.responses import problem_responses
+from models.event import Event
+from models.schemas.common import Page
+from models.schemas.events import (
+    BatchItemResult,
+    BatchResult,
+    ErrorOut,
+    EventAccepted,
+    EventBatchIn,
+    EventIn,
+    EventOut,
+    EventType,
+)
+from observability import correlation_id_var
+
+router = APIRouter(tags=["events"])
+BATCH_BODY_FACTOR = 16
+IdempotencyHeader = Annotated[
+    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
+]
+
+
+def _intake(request: Request) -> Intake:
+    intake: Intake = request.app.state.intake
+    return intake
+
+
+def _body_schema(model: type[Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _invalid(exc: ValidationError) -> RequestValidationError:
+    return RequestValidationError(exc.errors(include_url=False, include_context=False))
+
+
+def _public_key(key: str | None) -> str | None:
+    return key if key is not None and key.startswith("incident:") else None
+
+
+def _accepted(outcome: ItemResult) -> EventAccepted:
+    assert not isinstance(outcome, Rejected)
+    return EventAccepted(
+        event_id=outcome.event_id,
+        status="accepted" if outcome.status == 202 else "duplicate",
+        incident_key=_public_key(outcome.incident_key),
+        remediation="suppressed" if outcome.remediation == "suppressed" else "normal",
+    )
+
+
+@router.post(
+    "/events",
+    operation_id="ingestEvent",
+    status_code=202,
+    response_model=EventAccepted,
+    openapi_extra=_body_schema(EventIn),
+    responses={
+        200: {"model": EventAccepted, "description": "Same key and body seen before: the original"},
+        **problem_responses(401, 403, 404, 409, 413, 415, 422, 429, 503),
+    },
+)
+async def ingest_event(
+    request: Request,
+    principal: IngestPrincipal,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyHeader = None,
+) -> JSONResponse:
+    """Store one event and queue it for its incident; 202 only after commit."""
+    raw = await read_json_body(request, settings.max_body_bytes)
+    try:
+        item = parse_event(raw, idempotency_key)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    intake = _intake(request)
+    await intake.admit(principal, 1)
+    [outcome] = await intake.submit(
+        principal=principal, items=[item], correlation_id=correlation_id_var.get() or ""
+    )
+    if isinstance(outcome, Rejected):
+        raise NotFound(outcome.error)
+    if outcome.status == 409:
+        raise Conflict(
+            f"idempotency key {item[1]!r} was already used with a different body",
+            event_id=str(outcome.event_id),
+        )
+    headers = {"Idempotent-Replayed": "true"} if outcome.status == 200 else None
+    return JSONResponse(
+        _accepted(outcome).model_dump(mode="json"), status_code=outcome.status, headers=headers
+    )
+
+
+@router.post(
+    "/events/batch",
+    operation_id="ingestEventBatch",
+    response_model=BatchResult,
+    openapi_extra=_body_schema(EventBatchIn),
+    responses=problem_responses(401, 403, 413, 415, 422, 429, 503),
+)
+async def ingest_batch(
+    request: Request, principal: IngestPrincipal, settings: SettingsDep
+) -> BatchResult:
+    """Store up to 1,000 events; each item succeeds or fails on its own, in order."""
+    raw = await read_json_body(request, settings.max_body_bytes * BATCH_BODY_FACTOR)
+    try:
+        batch = EventBatchIn.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    parsed: list[tuple[EventIn, str] | Rejected] = []
+    for raw_item in batch.events:
+        try:
+            parsed.append(parse_event(raw_item, None))
+        except ValidationError as exc:
+            where = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:3]
+            )
+            parsed.append(Rejected(422, where))
+    valid = [item for item in parsed if not isinstance(item, Rejected)]
+    intake = _intake(request)
+    await intake.admit(principal, len(valid))
+    stored = iter(
+        await intake.submit(
+            principal=principal, items=valid, correlation_id=correlation_id_var.get() or ""
+        )
+        if valid
+        else []
+    )
+    outcomes = [item if isinstance(item, Rejected) else next(stored) for item in parsed]
+    return _batch_result(outcomes)
+
+
+def _batch_result(outcomes: list[ItemResult]) -> BatchResult:
+    results = []
+    for index, outcome in enumerate(outcomes):
+        if isinstance(outcome, Rejected):
+            results.append(BatchItemResult(index=index, status=outcome.status, error=outcome.error))
+        elif outcome.status == 409:
+            results.append(
+                BatchItemResult(
+                    index=index,
+                    status=409,
+                    event_id=outcome.event_id,
+                    error="idempotency key already used with a different body",
+                )
+            )
+        else:
+            accepted = _accepted(outcome)
+            results.append(
+                BatchItemResult(
+                    index=index,
+                    status=outcome.status,
+                    event_id=accepted.event_id,
+                    incident_key=accepted.incident_key,
+                    remediation=accepted.remediation,
+                )
+            )
+    return BatchResult(
+        results=results,
+        accepted=sum(r.status == 202 for r in results),
+        duplicates=sum(r.status == 200 for r in results),
+        rejected=sum(r.status >= 400 for r in results),
+    )
+
+
+def _event_out(row: Event) -> EventOut:
+    has_error = row.error_code or row.error_message or row.http_status
+    return EventOut(
+        **row.model_dump(
+            exclude={"tenant_id", "body_sha256", "error_code", "error_message", "http_status"}
+        ),
+        error=ErrorOut(code=row.error_code, message=row.error_message, http_status=row.http_status)
+        if has_error
+        else None,
+    )
+
+
+@router.get(
+    "/events",
+    operation_id="listEvents",
+    response_model=Page[EventOut],
+    responses=problem_responses(401, 403, 422),
+)
+async def list_events(
+    principal: OperatorPrincipal,
+    session: SessionDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+    workflow: Annotated[str | None, Query(max_length=200)] = None,
+    event_type: EventType | None = None,
+    error_code: Annotated[str | None, Query(max_length=100)] = None,
+    since: Annotated[datetime | None, Query(description="occurred_at ≥ since")] = None,
+    until: Annotated[datetime | None, Query(description="occurred_at < until")] = None,
+) -> Page[EventOut]:
+    """List the tenant's events, newest first, with filters."""
+    query = select(Event).where(Event.tenant_id == principal.tenant_id)
+    if workflow is not None:
+        query = query.where(Event.workflow == workflow)
+    if event_type is not None:
+        query = query.where(Event.event_type == event_type)
+    if error_code is not None:
+        query = query.where(Event.error_code == error_code)
+    if since is not None:
+        query = query.where(col(Event.occurred_at) >= since)
+    if until is not None:
+        query = query.where(col(Event.occurred_at) < until)
+    if (after := after_cursor(Event.occurred_at, Event.id, cursor)) is not None:
+        query = query.where(after)
+    query = query.order_by(col(Event.occurred_at).desc(), col(Event.id).desc()).limit(limit + 1)
+    rows = list((await session.exec(query)).all())
+    return Page(
+        items=[_event_out(r) for r in rows[:limit]],
+        next_cursor=next_cursor(rows, limit, "occurred_at"),
+    )
+
+
+@router.get(
+    "/events/{event_id}",
+    operation_id="getEvent",
+    response_model=EventOut,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_event(
+    event_id: uuid.UUID, principal: OperatorPrincipal, session: SessionDep
+) -> EventOut:
+    """Return one of the tenant's events."""
+    row = await session.get(Event, event_id)
+    if row is None or row.tenant_id != principal.tenant_id:
+        raise NotFound(f"event {event_id} not found")
+    return _event_out(row)

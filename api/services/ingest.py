@@ -1,0 +1,237 @@
+"""Event intake: idempotent bulk insert of events and their outbox rows in one statement."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from models.schemas.events import FAILURE_TYPES, SUCCESS_TYPES, EventIn
+from rules.policy import ErrorCatalog
+from rules.signature import compute_signature, incident_key
+
+_INSERT = """
+WITH input AS (
+    SELECT * FROM unnest(
+        $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+        $9::text[], $10::text[], $11::int[], $12::text[], $13::text[], $14::text[],
+        $15::text[], $16::text[], $17::timestamptz[], $18::bool[]
+    ) AS t(id, idempotency_key, body_sha256, workflow, event_type, step, vendor, error_code,
+           error_message, http_status, payload, signature, incident_key, remediation,
+           correlation_id, occurred_at, dispatch)
+), inserted AS (
+    INSERT INTO events (id, tenant_id, idempotency_key, body_sha256, workflow, event_type, step,
+                        vendor, error_code, error_message, http_status, payload, signature,
+                        incident_key, remediation, correlation_id, occurred_at)
+    SELECT id, $1, idempotency_key, body_sha256, workflow, event_type, step, vendor, error_code,
+           error_message, http_status, payload::jsonb, signature, incident_key, remediation,
+           correlation_id, occurred_at
+    FROM input
+    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+    RETURNING id, incident_key
+), outbox AS (
+    INSERT INTO event_outbox (event_id, tenant_id, incident_key)
+    SELECT inserted.id, $1, inserted.incident_key
+    FROM inserted JOIN input USING (id)
+    WHERE input.dispatch
+)
+SELECT id FROM inserted
+"""
+_EXISTING = """
+SELECT idempotency_key, id, body_sha256, incident_key, remediation
+FROM events WHERE tenant_id = $1 AND idempotency_key = ANY($2::text[])
+"""
+_WORKFLOWS = """
+SELECT w.name, w.active,
+       coalesce((SELECT array_agg(coalesce(k.vendor, '*')) FROM kill_switches k
+                 WHERE k.tenant_id = w.tenant_id AND k.workflow = w.name AND k.active),
+                '{}') AS killed_vendors
+FROM workflows w WHERE w.tenant_id = $1 AND w.name = ANY($2::text[])
+"""
+
+
+@dataclass(frozen=True)
+class WorkflowState:
+    """What intake needs to know about a registered workflow."""
+
+    active: bool
+    killed_vendors: frozenset[str]
+
+    def suppresses(self, vendor: str | None) -> bool:
+        """Tell whether a kill switch covers events of `vendor`."""
+        return "*" in self.killed_vendors or (vendor is not None and vendor in self.killed_vendors)
+
+
+@dataclass(frozen=True)
+class PreparedEvent:
+    """A validated event with everything derived from it, ready to insert."""
+
+    id: uuid.UUID
+    idempotency_key: str
+    body_sha256: str
+    event: EventIn
+    occurred_at: datetime
+    signature: str
+    incident_key: str | None
+    remediation: str
+    dispatch: bool
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    """What happened to one prepared event."""
+
+    event_id: uuid.UUID
+    status: int  # 202 stored, 200 replayed duplicate, 409 key reused with another body
+    incident_key: str | None
+    remediation: str
+
+
+def body_digest(event: EventIn) -> str:
+    """Return the SHA-256 of the event's canonical JSON, without its idempotency key."""
+    canonical = event.model_dump(mode="json", exclude={"idempotency_key"}, exclude_none=True)
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+def prepare_event(
+    event: EventIn,
+    *,
+    key: str,
+    tenant_id: uuid.UUID,
+    catalog: ErrorCatalog,
+    workflow: WorkflowState,
+) -> PreparedEvent:
+    """Derive signature, incident key and remediation mode for one event."""
+    error = event.error
+    signature = compute_signature(
+        catalog,
+        workflow=event.workflow,
+        step=event.step,
+        error_code=error.code if error else None,
+        error_message=error.message if error else None,
+        vendor=event.vendor,
+    )
+    suppressed = workflow.suppresses(event.vendor)
+    if event.event_type in FAILURE_TYPES:
+        key_for_incident: str | None = incident_key(str(tenant_id), signature)
+    elif event.event_type in SUCCESS_TYPES:
+        key_for_incident = resolution_key(str(tenant_id), event.workflow, event.step)
+    else:
+        key_for_incident = None
+    return PreparedEvent(
+        id=uuid.uuid4(),
+        idempotency_key=key,
+        body_sha256=body_digest(event),
+        event=event,
+        occurred_at=event.occurred_at or datetime.now(UTC),
+        signature=signature,
+        incident_key=key_for_incident,
+        remediation="suppressed" if suppressed else "normal",
+        dispatch=key_for_incident is not None and not suppressed,
+    )
+
+
+def resolution_key(tenant_id: str, workflow: str, step: str | None) -> str:
+    """Return the outbox group of success events: the (workflow, step) whose incidents close."""
+    return f"resolve:{tenant_id}:{workflow}:{step or ''}"
+
+
+def _columns(events: list[PreparedEvent], correlation_id: str) -> list[list[Any]]:
+    rows = [
+        [
+            p.id,
+            p.idempotency_key,
+            p.body_sha256,
+            p.event.workflow,
+            p.event.event_type,
+            p.event.step,
+            p.event.vendor,
+            p.event.error.code if p.event.error else None,
+            p.event.error.message if p.event.error else None,
+            p.event.error.http_status if p.event.error else None,
+            json.dumps(p.event.payload),
+            p.signature,
+            p.incident_key,
+            p.remediation,
+            correlation_id,
+            p.occurred_at,
+            p.dispatch,
+        ]
+        for p in events
+    ]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+async def store_events(
+    *,
+    conn: asyncpg.Connection,
+    tenant_id: uuid.UUID,
+    events: list[PreparedEvent],
+    correlation_id: str,
+) -> list[StoreOutcome]:
+    """Insert events and outbox rows atomically; replay or refuse reused keys."""
+    async with conn.transaction():
+        rows = await conn.fetch(_INSERT, tenant_id, *_columns(events, correlation_id))
+    inserted = {row["id"] for row in rows}
+    outcomes: dict[uuid.UUID, StoreOutcome] = {
+        p.id: StoreOutcome(p.id, 202, p.incident_key, p.remediation)
+        for p in events
+        if p.id in inserted
+    }
+    leftovers = [p for p in events if p.id not in inserted]
+    if leftovers:
+        existing = {
+            row["idempotency_key"]: row
+            for row in await conn.fetch(
+                _EXISTING, tenant_id, [p.idempotency_key for p in leftovers]
+            )
+        }
+        for p in leftovers:
+            row = existing[p.idempotency_key]
+            status = 200 if row["body_sha256"] == p.body_sha256 else 409
+            outcomes[p.id] = StoreOutcome(
+                row["id"], status, row["incident_key"], row["remediation"]
+            )
+    return [outcomes[p.id] for p in events]
+
+
+class WorkflowStateCache:
+    """Registry lookups cached briefly; kill-switch and registry writes clear it in-process."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self._ttl_s = ttl_s
+        self._entries: dict[tuple[uuid.UUID, str], tuple[float, WorkflowState | None]] = {}
+
+    async def get_many(
+        self, *, conn: asyncpg.Connection, tenant_id: uuid.UUID, names: set[str]
+    ) -> dict[str, WorkflowState | None]:
+        """Return the state of each named workflow (None when not registered)."""
+        now = time.monotonic()
+        found: dict[str, WorkflowState | None] = {}
+        for name in names:
+            entry = self._entries.get((tenant_id, name))
+            if entry is not None and entry[0] > now:
+                found[name] = entry[1]
+        missing = names - found.keys()
+        if missing:
+            rows = await conn.fetch(_WORKFLOWS, tenant_id, list(missing))
+            for name in missing:
+                found[name] = None
+            for row in rows:
+                found[row["name"]] = WorkflowState(row["active"], frozenset(row["killed_vendors"]))
+            if self._ttl_s > 0:
+                if len(self._entries) > 10_000:
+                    self._entries.clear()
+                for name in missing:
+                    self._entries[(tenant_id, name)] = (now + self._ttl_s, found[name])
+        return found
+
+    def clear(self) -> None:
+        """Forget every cached entry."""
+        self._entries.clear()

@@ -1,0 +1,154 @@
+"""The workflow registry: validation of callback targets and retry policies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.errors import AwfdrsError, Conflict, NotFound
+from models.registry import Workflow
+from models.schemas.workflows import (
+    InlineRetryPolicy,
+    RetryPolicyRef,
+    WorkflowCreate,
+    WorkflowOut,
+    WorkflowUpdate,
+)
+from rules.policy import RetryPolicies
+
+
+class InvalidRegistration(AwfdrsError):
+    """A registry field is well-formed but not acceptable (host, policy name)."""
+
+    status = 422
+    title = "Validation failed"
+
+
+def host_allowed(host: str, allowed: list[str]) -> bool:
+    """Match a host against the allow-list (exact, or `*.suffix` wildcards)."""
+    host = host.lower().rstrip(".")
+    for entry in allowed:
+        if entry.startswith("*.") and host.endswith(entry[1:]):
+            return True
+        if host == entry:
+            return True
+    return False
+
+
+def check_target_url(field: str, url: str, allowed: list[str]) -> str:
+    """Accept only http(s) URLs without credentials whose host is allow-listed."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"}:
+        raise InvalidRegistration(f"{field}: only http and https URLs are allowed")
+    if parts.username or parts.password:
+        raise InvalidRegistration(f"{field}: credentials in URLs are not allowed")
+    if not parts.hostname or not host_allowed(parts.hostname, allowed):
+        raise InvalidRegistration(
+            f"{field}: host {parts.hostname!r} is not in AWFDRS_ALLOWED_CALLBACK_HOSTS"
+        )
+    return url
+
+
+def policy_to_json(policy: RetryPolicyRef | None, policies: RetryPolicies) -> dict[str, Any]:
+    """Validate a policy reference and return its stored JSON form."""
+    if policy is None:
+        return {}
+    if isinstance(policy, str):
+        if policy not in policies.policies:
+            names = ", ".join(sorted(policies.policies))
+            raise InvalidRegistration(f"retry_policy: unknown policy {policy!r} (one of {names})")
+        return {"name": policy}
+    if policy.max_interval_s < policy.initial_interval_s:
+        raise InvalidRegistration("retry_policy: max_interval_s must be ≥ initial_interval_s")
+    return policy.model_dump()
+
+
+def workflow_out(row: Workflow) -> WorkflowOut:
+    """Render a registry row, with its policy as the client sent it."""
+    stored = row.retry_policy
+    policy: RetryPolicyRef | None = (
+        stored["name"] if "name" in stored else InlineRetryPolicy(**stored) if stored else None
+    )
+    return WorkflowOut(**row.model_dump(exclude={"retry_policy"}), retry_policy=policy)
+
+
+async def create_workflow(
+    *,
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    body: WorkflowCreate,
+    allowed_hosts: list[str],
+    policies: RetryPolicies,
+) -> Workflow:
+    """Register a workflow; 409 when the name is taken."""
+    check_target_url("callback_url", body.callback_url, allowed_hosts)
+    if body.escalation_webhook_url:
+        check_target_url("escalation_webhook_url", body.escalation_webhook_url, allowed_hosts)
+    row = Workflow(
+        tenant_id=tenant_id,
+        name=body.name,
+        description=body.description,
+        callback_url=body.callback_url,
+        escalation_webhook_url=body.escalation_webhook_url,
+        retry_policy=policy_to_json(body.retry_policy, policies),
+        active=body.active,
+    )
+    session.add(row)
+    try:
+        await session.commit()
+    except IntegrityError:
+        raise Conflict(f"workflow {body.name!r} is already registered") from None
+    return row
+
+
+async def get_workflow_or_raise(
+    *, session: AsyncSession, tenant_id: uuid.UUID, name: str
+) -> Workflow:
+    """Return the tenant's workflow called `name`, or raise NotFound."""
+    result = await session.exec(
+        select(Workflow).where(Workflow.tenant_id == tenant_id, Workflow.name == name)
+    )
+    row = result.first()
+    if row is None:
+        raise NotFound(f"workflow {name!r} not found")
+    return row
+
+
+async def update_workflow(
+    *,
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    name: str,
+    body: WorkflowUpdate,
+    allowed_hosts: list[str],
+    policies: RetryPolicies,
+) -> Workflow:
+    """Apply a partial update after validating the changed fields."""
+    row = await get_workflow_or_raise(session=session, tenant_id=tenant_id, name=name)
+    changes = body.model_dump(exclude_unset=True)
+    for field in ("callback_url", "escalation_webhook_url"):
+        if changes.get(field):
+            check_target_url(field, changes[field], allowed_hosts)
+    if "callback_url" in changes and changes["callback_url"] is None:
+        raise InvalidRegistration("callback_url: cannot be removed")
+    if "retry_policy" in changes:
+        changes["retry_policy"] = policy_to_json(body.retry_policy, policies)
+    for field, value in changes.items():
+        setattr(row, field, value)
+    row.updated_at = datetime.now(UTC)
+    await session.commit()
+    return row
+
+
+async def list_workflows(*, session: AsyncSession, tenant_id: uuid.UUID) -> list[Workflow]:
+    """Return the tenant's workflows by name."""
+    result = await session.exec(
+        select(Workflow).where(Workflow.tenant_id == tenant_id).order_by(col(Workflow.name))
+    )
+    return list(result.all())

@@ -1,0 +1,71 @@
+"""Admin bodies: tenants and their API keys."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from models.schemas.common import StrictBody
+
+TENANT_NAME = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,199}$"
+
+
+class TenantCreate(StrictBody):
+    """A new tenant; its first key has the `operator` scope unless said otherwise."""
+
+    name: str = Field(pattern=TENANT_NAME, examples=["acme"])
+    ingest_rate_per_s: int = Field(default=5000, ge=1, le=1_000_000)
+    key_scope: Literal["ingest", "operator"] = "operator"
+
+
+class TenantUpdate(StrictBody):
+    """Fields an admin may change; omitted fields stay as they are."""
+
+    name: str | None = Field(default=None, pattern=TENANT_NAME)
+    active: bool | None = None
+    ingest_rate_per_s: int | None = Field(default=None, ge=1, le=1_000_000)
+
+
+class TenantOut(BaseModel):
+    """A tenant as admins see it (never its HMAC secret)."""
+
+    id: uuid.UUID
+    name: str
+    active: bool
+    ingest_rate_per_s: int
+    created_at: datetime
+
+
+class TenantCreated(TenantOut):
+    """A new tenant with its first API key, shown only in this response."""
+
+    api_key: str
+    hmac_secret: str = Field(description="Verifies X-AWFDRS-Signature; shown only here.")
+
+
+class ApiKeyCreate(StrictBody):
+    """A new key for a tenant."""
+
+    scope: Literal["ingest", "operator"]
+    name: str = Field(default="", max_length=200)
+
+
+class ApiKeyOut(BaseModel):
+    """A key without its secret."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    scope: str
+    name: str
+    display_prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    """A new key, with its plaintext shown only in this response."""
+
+    api_key: str

@@ -1,0 +1,63 @@
+"""Workflow registry bodies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from models.schemas.common import NAME_PATTERN, StrictBody
+
+
+class InlineRetryPolicy(StrictBody):
+    """A workflow's own retry policy, overriding the policy files."""
+
+    max_attempts: int = Field(ge=1, le=50)
+    initial_interval_s: float = Field(gt=0, le=86_400)
+    multiplier: float = Field(ge=1.0, le=10.0)
+    max_interval_s: float = Field(gt=0, le=86_400)
+    jitter: float = Field(default=0.1, ge=0.0, le=1.0)
+
+
+RetryPolicyRef = str | InlineRetryPolicy
+URL_FIELD = Field(min_length=8, max_length=2048, examples=["https://hooks.example.com/retry"])
+
+
+class WorkflowCreate(StrictBody):
+    """Register a client workflow and where to call it back."""
+
+    name: str = Field(pattern=NAME_PATTERN, examples=["billing-sync"])
+    description: str = Field(default="", max_length=2000)
+    callback_url: str = URL_FIELD
+    escalation_webhook_url: str | None = Field(default=None, min_length=8, max_length=2048)
+    retry_policy: RetryPolicyRef | None = Field(
+        default=None,
+        description="A policy name from retry_policies.yaml, or an inline policy.",
+        examples=["standard"],
+    )
+    active: bool = True
+
+
+class WorkflowUpdate(StrictBody):
+    """Fields that may change; omitted fields stay as they are."""
+
+    description: str | None = Field(default=None, max_length=2000)
+    callback_url: str | None = Field(default=None, min_length=8, max_length=2048)
+    escalation_webhook_url: str | None = Field(default=None, min_length=8, max_length=2048)
+    retry_policy: RetryPolicyRef | None = None
+    active: bool | None = None
+
+
+class WorkflowOut(BaseModel):
+    """A registered workflow."""
+
+    id: uuid.UUID
+    name: str
+    description: str
+    callback_url: str
+    escalation_webhook_url: str | None
+    retry_policy: RetryPolicyRef | None
+    active: bool
+    created_at: datetime
+    updated_at: datetime | None
