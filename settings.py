@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
+    task_queue: str = Field(default=TASK_QUEUE, min_length=1, max_length=200)
     temporal_ui_url: str = "http://127.0.0.1:8233"
     admin_token: SecretStr | None = None
     ai_mode: str = "mock"

@@ -5,22 +5,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import httpx
 from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from activities.analysis import AnalysisActivities
+from activities.escalation import EscalationActivities
+from activities.records import IncidentRecords
+from activities.remediation import RemediationActivities
+from activities.safety import SafetyGate
 from api.app import connect_temporal
 from models.db import create_engine
 from observability import configure_logging
-from settings import TASK_QUEUE, Settings, load_settings
-from workflows import WORKFLOWS
+from rules.policy import load_policies
+from settings import Settings, load_settings
+from workflows.incident_workflow import IncidentWorkflow
 
 log = logging.getLogger("awfdrs.worker")
-GRACEFUL_SHUTDOWN_S = 20.0
+GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 MAX_CONNECT_BACKOFF_S = 10.0
 
 
@@ -47,36 +55,68 @@ async def connect_with_retry(settings: Settings, stopping: asyncio.Event) -> Cli
     return None
 
 
-def registered_activities() -> Sequence[Callable[..., Any]]:
-    """Return the bound activity methods this worker serves (none exist yet)."""
-    return []
+@asynccontextmanager
+async def activity_set(settings: Settings) -> AsyncIterator[Sequence[Callable[..., Any]]]:
+    """Build the activity objects with their clients; close the clients afterwards."""
+    policies = load_policies()
+    engine = create_engine(settings)
+    http = httpx.AsyncClient(
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+    )
+    records = IncidentRecords(engine)
+    analysis = AnalysisActivities(engine=engine, policies=policies)
+    remediation = RemediationActivities(
+        http=http, engine=engine, allowed_hosts=settings.allowed_callback_hosts
+    )
+    escalation = EscalationActivities(
+        http=http,
+        engine=engine,
+        allowed_hosts=settings.allowed_callback_hosts,
+        ui_base_url=settings.temporal_ui_url,
+        namespace=settings.temporal_namespace,
+    )
+    try:
+        yield [
+            records.record_incident,
+            records.record_action,
+            analysis.classify,
+            analysis.analyse,
+            analysis.plan,
+            SafetyGate().check_gate,
+            remediation.call_callback,
+            escalation.send_escalation,
+        ]
+    finally:
+        await http.aclose()
+        await engine.dispose()
+
+
+def build_worker(
+    client: Client, activities: Sequence[Callable[..., Any]], task_queue: str
+) -> Worker:
+    """Create the worker serving incident workflows and their activities."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[IncidentWorkflow],
+        activities=activities,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
 
 
 async def run(settings: Settings, stopping: asyncio.Event) -> None:
     """Serve the task queue until `stopping` is set, then drain gracefully."""
-    engine = create_engine(settings)
-    try:
-        client = await connect_with_retry(settings, stopping)
-        if client is None:
-            return
-        activities = registered_activities()
-        if not WORKFLOWS and not activities:
-            log.warning("no workflows or activities are registered yet; idling until stopped")
-            await stopping.wait()
-            return
-        worker = Worker(
-            client,
-            task_queue=TASK_QUEUE,
-            workflows=WORKFLOWS,
-            activities=activities,
-            graceful_shutdown_timeout=timedelta(seconds=GRACEFUL_SHUTDOWN_S),
-        )
-        async with worker:
-            log.info("worker running", extra={"task_queue": TASK_QUEUE})
-            await stopping.wait()
-            log.info("shutting down: finishing running activities")
-    finally:
-        await engine.dispose()
+    client = await connect_with_retry(settings, stopping)
+    if client is None:
+        return
+    async with (
+        activity_set(settings) as activities,
+        build_worker(client, activities, settings.task_queue),
+    ):
+        log.info("worker running", extra={"task_queue": settings.task_queue})
+        await stopping.wait()
+        log.info("shutting down: finishing running activities")
 
 
 async def _main() -> None:

@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         dispatcher = OutboxDispatcher(
             engine=engine,
             temporal=client,
+            task_queue=settings.task_queue,
             batch_size=settings.dispatcher_batch_size,
             poll_interval_s=settings.dispatcher_poll_interval_s,
         )

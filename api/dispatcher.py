@@ -24,7 +24,6 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from settings import TASK_QUEUE
 from workflows.incident_types import (
     EVENTS_SIGNAL,
     MAX_EVENTS_PER_SIGNAL,
@@ -144,10 +143,12 @@ class OutboxDispatcher:
         *,
         engine: AsyncEngine,
         temporal: Client,
+        task_queue: str,
         batch_size: int = 1000,
         poll_interval_s: float = 1.0,
     ) -> None:
         self._engine = engine
+        self._task_queue = task_queue
         self._temporal = temporal
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
@@ -266,7 +267,7 @@ class OutboxDispatcher:
                 WORKFLOW_TYPE,
                 start,
                 id=key,
-                task_queue=TASK_QUEUE,
+                task_queue=self._task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                 start_signal=EVENTS_SIGNAL,

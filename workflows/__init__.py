@@ -1,3 +1,1 @@
 """Deterministic workflow code only; no I/O imports (see README, "Determinism")."""
-
-WORKFLOWS: list[type] = []

@@ -1,15 +1,23 @@
-"""Inputs, signals and results of `IncidentWorkflow`; shared with the dispatcher and the API."""
+"""Inputs, signals, activity payloads and the query view of `IncidentWorkflow`.
+
+Plain dataclasses only: imported by the workflow sandbox, the activities and the API alike.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 WORKFLOW_TYPE = "IncidentWorkflow"
 EVENTS_SIGNAL = "events"
 MAX_EVENTS_PER_SIGNAL = 200
 MAX_PAYLOAD_BYTES = 8 * 1024
+FAILURE_TYPES = ("step.failed", "workflow.failed")
+SUCCESS_TYPES = ("step.succeeded", "workflow.succeeded")
+TERMINAL_STATUSES = ("resolved", "killed", "suppressed")
+Verdict = Literal["permit", "wait", "deny"]
+Outcome = Literal["success", "retryable", "fatal", "cancelled"]
 
 
 @dataclass
@@ -37,8 +45,85 @@ class EventBatch:
 
 
 @dataclass
+class KillRequest:
+    """`kill` signal argument (optional)."""
+
+    reason: str = "killed by operator"
+
+
+@dataclass
+class ResolveRequest:
+    """`resolve` signal argument (optional)."""
+
+    reason: str = "resolved by operator"
+
+
+@dataclass
+class AcknowledgeRequest:
+    """`acknowledge` signal argument (optional)."""
+
+    by: str = "operator"
+
+
+@dataclass
+class RetryPlan:
+    """The retry policy chosen for this incident."""
+
+    name: str
+    max_attempts: int
+    initial_interval_s: float
+    multiplier: float
+    max_interval_s: float
+    jitter: float
+
+
+@dataclass
+class EscalationStep:
+    """One escalation level, resolved to a concrete webhook."""
+
+    name: str
+    webhook_url: str | None
+    ack_timeout_s: float
+    severity: str
+
+
+@dataclass
+class IncidentState:
+    """Everything the workflow knows; carried whole across continue-as-new."""
+
+    incident_id: str = ""
+    status: str = "open"
+    severity: str = "medium"
+    category: str = "unknown"
+    retryable: bool = True
+    error_code: str | None = None
+    event_count: int = 0
+    failure_count: int = 0
+    first_seen_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    latest_event: EventSummary | None = None
+    recent_event_ids: list[str] = field(default_factory=list)
+    attempts: int = 0
+    plan: RetryPlan | None = None
+    callback_url: str = ""
+    call_timeout_s: float = 10.0
+    escalation: list[EscalationStep] = field(default_factory=list)
+    escalation_level: int = 0
+    paused: bool = False
+    acknowledged_by: str | None = None
+    close_reason: str | None = None
+    next_action: str | None = None
+    next_action_at: datetime | None = None
+    latest_decision: str | None = None
+    latest_action: str | None = None
+    gate_reason: str | None = None
+    analysed: bool = False
+    runs: int = 1
+
+
+@dataclass
 class IncidentInput:
-    """Identity of an incident, fixed for its whole life (carried across continue-as-new)."""
+    """Identity of an incident, fixed for its whole life; `state` is set by continue-as-new."""
 
     tenant_id: str
     source_workflow: str
@@ -47,3 +132,211 @@ class IncidentInput:
     error_code: str | None = None
     vendor: str | None = None
     correlation_id: str = ""
+    max_signals_per_run: int = 1000
+    state: IncidentState | None = None
+
+
+@dataclass
+class IncidentView:
+    """The `status` query: the same field names as the incident API."""
+
+    workflow_id: str
+    incident_id: str
+    status: str
+    severity: str
+    category: str
+    source_workflow: str
+    step: str | None
+    signature: str
+    error_code: str | None
+    vendor: str | None
+    event_count: int
+    attempts: int
+    max_attempts: int | None
+    paused: bool
+    first_seen_at: datetime | None
+    last_seen_at: datetime | None
+    next_action: str | None
+    next_action_at: datetime | None
+    latest_decision: str | None
+    latest_action: str | None
+    gate_reason: str | None
+    escalation_level: int
+    acknowledged_by: str | None
+    close_reason: str | None
+    runs: int
+
+
+@dataclass
+class IncidentResult:
+    """How the incident ended."""
+
+    status: str
+    attempts: int
+    event_count: int
+    reason: str | None
+
+
+# --- activity payloads -------------------------------------------------------------------
+
+
+@dataclass
+class RecordIncidentRequest:
+    """Create or refresh the incident's database projection."""
+
+    tenant_id: str
+    workflow_id: str
+    run_id: str
+    source_workflow: str
+    step: str | None
+    signature: str
+    error_code: str | None
+    vendor: str | None
+    status: str
+    severity: str
+    category: str | None
+    event_count: int
+    attempts: int
+    first_seen_at: datetime | None
+    last_seen_at: datetime | None
+    closed: bool = False
+
+
+@dataclass
+class DecisionRequest:
+    """Inputs of the classify / analyse / plan steps."""
+
+    tenant_id: str
+    incident_id: str
+    workflow_id: str
+    source_workflow: str
+    step: str | None
+    error_code: str | None
+    error_message: str | None
+    vendor: str | None
+    event_count: int
+    failure_count: int
+
+
+@dataclass
+class Classification:
+    """The detector's verdict."""
+
+    code: str
+    category: str
+    severity: str
+    retryable: bool
+    confidence: float
+    summary: str
+
+
+@dataclass
+class Analysis:
+    """Root-cause hypothesis and similar past incidents."""
+
+    hypothesis: str
+    confidence: float
+    similar: list[str]
+    summary: str
+
+
+@dataclass
+class Plan:
+    """The retry plan and where to call back and escalate."""
+
+    retry: RetryPlan
+    callback_url: str
+    call_timeout_s: float
+    escalation: list[EscalationStep]
+    summary: str
+
+
+@dataclass
+class GateRequest:
+    """Ask the safety gate whether attempt `attempt` may run now."""
+
+    tenant_id: str
+    incident_id: str
+    source_workflow: str
+    vendor: str | None
+    attempt: int
+    max_attempts: int
+
+
+@dataclass
+class GateDecision:
+    """permit, wait(seconds, reason) or deny(reason)."""
+
+    verdict: Verdict
+    wait_s: float = 0.0
+    reason: str = ""
+
+
+@dataclass
+class ActionRequest:
+    """Create an action row (pending) or move it to a final status."""
+
+    tenant_id: str
+    incident_id: str
+    action_type: str
+    attempt: int
+    idempotency_key: str
+    status: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CallbackRequest:
+    """One retry of the failed step through the client's callback (DESIGN §10)."""
+
+    tenant_id: str
+    incident_id: str
+    workflow_id: str
+    attempt: int
+    idempotency_key: str
+    callback_url: str
+    source_workflow: str
+    step: str | None
+    vendor: str | None
+    error_code: str | None
+    error_message: str | None
+    payload: dict[str, Any] | None
+    correlation_id: str
+    timeout_s: float
+
+
+@dataclass
+class CallbackOutcome:
+    """How a callback ended."""
+
+    outcome: Outcome
+    http_status: int | None = None
+    detail: str = ""
+    retry_after_s: float | None = None
+
+
+@dataclass
+class EscalationRequest:
+    """Page one escalation level."""
+
+    tenant_id: str
+    incident_id: str
+    workflow_id: str
+    level: int
+    step: EscalationStep
+    summary: str
+    source_workflow: str
+    error_code: str | None
+    vendor: str | None
+    event_count: int
+    attempts: int
+    correlation_id: str
+
+
+@dataclass
+class EscalationOutcome:
+    """Whether the page was delivered."""
+
+    delivered: bool
+    detail: str = ""

@@ -1,0 +1,94 @@
+"""A real HTTP server on loopback standing in for a tenant's callback or webhook endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from devstack.process import free_port
+
+
+@dataclass
+class Call:
+    """One request the server received."""
+
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    at: float
+
+
+@dataclass
+class Reply:
+    """A scripted response: status, extra headers, and an optional delay before answering."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+    body: str = "{}"
+
+
+class CallbackServer:
+    """Answers POSTs from a script (the last reply repeats) and records every call."""
+
+    def __init__(self, script: list[Reply] | None = None) -> None:
+        self.script = list(script or [Reply()])
+        self.calls: list[Call] = []
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self.on_call: Callable[[Call], Awaitable[None]] | None = None
+
+    @property
+    def url(self) -> str:
+        """Return the callback URL."""
+        return f"http://127.0.0.1:{self.port}/callback"
+
+    async def __aenter__(self) -> CallbackServer:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    def keys(self) -> list[str]:
+        """Return the Idempotency-Key of every call, in order."""
+        return [call.headers.get("idempotency-key", "") for call in self.calls]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                request_line = await reader.readline()
+                if not request_line:
+                    return
+                _, path, _ = request_line.decode().split(" ", 2)
+                headers: dict[str, str] = {}
+                while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    name, _, value = line.decode().partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                raw = await reader.readexactly(int(headers.get("content-length", "0")))
+                call = Call(path, headers, json.loads(raw) if raw else {}, time.monotonic())
+                self.calls.append(call)
+                reply = self.script[min(len(self.calls) - 1, len(self.script) - 1)]
+                if self.on_call is not None:
+                    await self.on_call(call)
+                if reply.delay_s:
+                    await asyncio.sleep(reply.delay_s)
+                body = reply.body.encode()
+                head = [
+                    f"HTTP/1.1 {reply.status} X",
+                    f"Content-Length: {len(body)}",
+                    "Content-Type: application/json",
+                ]
+                head += [f"{k}: {v}" for k, v in reply.headers.items()]
+                writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            return
+        finally:
+            writer.close()

@@ -1,0 +1,156 @@
+"""How `IncidentWorkflow` calls its activities: timeouts, retry policies and UI summaries."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityCancellationType
+
+from workflows.incident_types import (
+    ActionRequest,
+    Analysis,
+    CallbackOutcome,
+    CallbackRequest,
+    Classification,
+    DecisionRequest,
+    EscalationOutcome,
+    EscalationRequest,
+    EscalationStep,
+    GateDecision,
+    GateRequest,
+    IncidentInput,
+    IncidentState,
+    Plan,
+    RecordIncidentRequest,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from activities.analysis import AnalysisActivities
+    from activities.escalation import EscalationActivities
+    from activities.records import IncidentRecords
+    from activities.remediation import RemediationActivities
+    from activities.safety import SafetyGate
+
+LOCAL_TIMEOUT = timedelta(seconds=10)
+# Projections and decisions must land eventually: retry (idempotent) writes while the
+# database is down rather than failing the incident.
+UNTIL_STORED = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
+GATE_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1))
+# Attempts belong to the workflow: each has its own idempotency key and action row,
+# so Temporal must never re-run a callback on its own.
+SINGLE_ATTEMPT = RetryPolicy(maximum_attempts=1)
+CALLBACK_HEARTBEAT = timedelta(seconds=5)
+
+
+class IncidentSteps:
+    """Activity invocations of one incident, kept apart so `run()` reads as the story."""
+
+    def __init__(self, inp: IncidentInput, state: IncidentState) -> None:
+        self._inp = inp
+        self._state = state
+
+    async def record(self, req: RecordIncidentRequest) -> str:
+        """Write the incident projection; return its id."""
+        return await workflow.execute_local_activity_method(
+            IncidentRecords.record_incident,
+            req,
+            start_to_close_timeout=LOCAL_TIMEOUT,
+            retry_policy=UNTIL_STORED,
+            summary=f"record incident: {req.status}",
+        )
+
+    async def record_action(self, req: ActionRequest) -> None:
+        """Write or advance an action row."""
+        await workflow.execute_local_activity_method(
+            IncidentRecords.record_action,
+            req,
+            start_to_close_timeout=LOCAL_TIMEOUT,
+            retry_policy=UNTIL_STORED,
+            summary=f"action {req.action_type} #{req.attempt}: {req.status}",
+        )
+
+    async def classify(self, req: DecisionRequest) -> Classification:
+        """Run the rules and the mock detector."""
+        return await workflow.execute_local_activity_method(
+            AnalysisActivities.classify,
+            req,
+            start_to_close_timeout=LOCAL_TIMEOUT,
+            retry_policy=UNTIL_STORED,
+            summary="classify: error catalogue + mock detector",
+        )
+
+    async def analyse(self, req: DecisionRequest) -> Analysis:
+        """Run the mock root-cause analyser and similarity search."""
+        return await workflow.execute_local_activity_method(
+            AnalysisActivities.analyse,
+            req,
+            start_to_close_timeout=LOCAL_TIMEOUT,
+            retry_policy=UNTIL_STORED,
+            summary="analyse: mock RCA + similar incidents",
+        )
+
+    async def plan(self, req: DecisionRequest) -> Plan:
+        """Choose the retry policy and escalation ladder."""
+        return await workflow.execute_local_activity_method(
+            AnalysisActivities.plan,
+            req,
+            start_to_close_timeout=LOCAL_TIMEOUT,
+            retry_policy=UNTIL_STORED,
+            summary="plan: retry policy + escalation",
+        )
+
+    async def check_gate(self, req: GateRequest) -> GateDecision:
+        """Ask the safety gate about the next attempt."""
+        return await workflow.execute_local_activity_method(
+            SafetyGate.check_gate,
+            req,
+            start_to_close_timeout=LOCAL_TIMEOUT,
+            retry_policy=GATE_RETRY,
+            summary=f"safety gate for retry #{req.attempt}",
+        )
+
+    def start_callback(
+        self, req: CallbackRequest, summary: str
+    ) -> workflow.ActivityHandle[CallbackOutcome]:
+        """Start the (cancellable, heartbeating) callback activity."""
+        return workflow.start_activity_method(
+            RemediationActivities.call_callback,
+            req,
+            start_to_close_timeout=timedelta(seconds=req.timeout_s + 10),
+            heartbeat_timeout=CALLBACK_HEARTBEAT,
+            retry_policy=SINGLE_ATTEMPT,
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=summary,
+        )
+
+    async def escalate(
+        self, inp: IncidentInput, s: IncidentState, step: EscalationStep
+    ) -> EscalationOutcome:
+        """Page one escalation level."""
+        req = EscalationRequest(
+            tenant_id=inp.tenant_id,
+            incident_id=s.incident_id,
+            workflow_id=workflow.info().workflow_id,
+            level=s.escalation_level,
+            step=step,
+            summary=f"{inp.source_workflow} {s.error_code or 'error'}"
+            f"{' at ' + inp.vendor if inp.vendor else ''}: {s.latest_action or ''}",
+            source_workflow=inp.source_workflow,
+            error_code=s.error_code,
+            vendor=inp.vendor,
+            event_count=s.event_count,
+            attempts=s.attempts,
+            correlation_id=inp.correlation_id,
+        )
+        return await workflow.execute_activity_method(
+            EscalationActivities.send_escalation,
+            req,
+            start_to_close_timeout=timedelta(seconds=30),
+            heartbeat_timeout=CALLBACK_HEARTBEAT,
+            retry_policy=RetryPolicy(maximum_attempts=3),
+            summary=f"escalate L{req.level} → {step.name}",
+        )

@@ -1,0 +1,419 @@
+"""`IncidentWorkflow`: one incident's life, from first failure to resolution (DESIGN §5).
+
+open → analyzing → remediating ⇄ waiting → resolved; → escalated → acknowledged → resolved;
+`paused` overlays any live state until `resume`; `killed` and `suppressed` are terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey
+from temporalio.exceptions import ActivityError, is_cancelled_exception
+
+from workflows.incident_logic import (
+    apply_events,
+    backoff_s,
+    details_markdown,
+    incident_view,
+    is_terminal,
+    visible_status,
+)
+from workflows.incident_steps import IncidentSteps
+from workflows.incident_types import (
+    WORKFLOW_TYPE,
+    AcknowledgeRequest,
+    ActionRequest,
+    CallbackOutcome,
+    CallbackRequest,
+    DecisionRequest,
+    EventBatch,
+    GateRequest,
+    IncidentInput,
+    IncidentResult,
+    IncidentState,
+    IncidentView,
+    KillRequest,
+    RecordIncidentRequest,
+    ResolveRequest,
+)
+
+STATUS_KEY = SearchAttributeKey.for_keyword("IncidentStatus")
+SEVERITY_KEY = SearchAttributeKey.for_keyword("Severity")
+ERROR_CODE_KEY = SearchAttributeKey.for_keyword("ErrorCode")
+
+
+@workflow.defn(name=WORKFLOW_TYPE)
+class IncidentWorkflow:
+    """Classifies, retries through the client's callback, escalates; steered by signals."""
+
+    @workflow.init
+    def __init__(self, inp: IncidentInput) -> None:
+        self._inp = inp
+        self._s: IncidentState = inp.state or IncidentState()
+        self._signals = 0
+        self._dirty = False
+        self._published_status = ""
+        self._steps = IncidentSteps(inp, self._s)
+        self._callback: workflow.ActivityHandle[CallbackOutcome] | None = None
+
+    @workflow.run
+    async def run(self, _inp: IncidentInput) -> IncidentResult:
+        """Drive the incident until it is resolved, killed or suppressed."""
+        try:
+            if not self._s.incident_id:
+                self._s.incident_id = await self._steps.record(self._record_request())
+                self._publish()
+            if not self._s.analysed and not is_terminal(self._s):
+                await self._assess()
+            await self._lifecycle()
+        except BaseException as exc:
+            if is_cancelled_exception(exc):
+                self._close("killed", "workflow cancelled")
+                await self._steps.record(self._record_request(closed=True))
+            raise
+        await self._steps.record(self._record_request(closed=True))
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return IncidentResult(
+            self._s.status, self._s.attempts, self._s.event_count, self._s.close_reason
+        )
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def _assess(self) -> None:
+        s = self._s
+        self._set_status("analyzing")
+        request = DecisionRequest(
+            tenant_id=self._inp.tenant_id,
+            incident_id=s.incident_id,
+            workflow_id=workflow.info().workflow_id,
+            source_workflow=self._inp.source_workflow,
+            step=self._inp.step,
+            error_code=self._inp.error_code,
+            error_message=s.latest_event.error_message if s.latest_event else None,
+            vendor=self._inp.vendor,
+            event_count=s.event_count,
+            failure_count=s.failure_count,
+        )
+        verdict = await self._steps.classify(request)
+        s.error_code, s.category = verdict.code, verdict.category
+        s.severity, s.retryable = verdict.severity, verdict.retryable
+        s.latest_decision = f"classified {verdict.summary}"
+        workflow.upsert_search_attributes(
+            [SEVERITY_KEY.value_set(s.severity), ERROR_CODE_KEY.value_set(s.error_code)]
+        )
+        analysis = await self._steps.analyse(request)
+        plan = await self._steps.plan(request)
+        s.plan, s.callback_url, s.call_timeout_s = (
+            plan.retry,
+            plan.callback_url,
+            plan.call_timeout_s,
+        )
+        s.escalation = plan.escalation
+        s.latest_decision = f"{analysis.summary}; {plan.summary}"
+        s.analysed = True
+        if not is_terminal(s):
+            self._set_status("remediating")
+        await self._sync()
+
+    async def _lifecycle(self) -> None:
+        while not is_terminal(self._s):
+            if self._roll_due():
+                await self._roll()
+            if self._dirty:
+                await self._sync()
+            if self._s.paused:
+                await self._wait(
+                    lambda: not self._s.paused or is_terminal(self._s) or self._roll_due(),
+                    None,
+                    "paused until resume",
+                )
+            elif self._s.status == "escalated":
+                await self._escalation_step()
+            elif self._s.status == "acknowledged":
+                self._s.next_action = "acknowledged; waiting for resolve"
+                self._refresh()
+                await self._wait(self._interrupted, None, "acknowledged")
+            else:
+                await self._remediation_step()
+
+    async def _remediation_step(self) -> None:
+        s = self._s
+        assert s.plan is not None
+        if s.next_action_at is not None and workflow.now() < s.next_action_at:
+            await self._wait_until_next_action()
+            return
+        if not s.retryable:
+            await self._start_escalation(f"{s.error_code} is not retryable")
+            return
+        if s.attempts >= s.plan.max_attempts:
+            await self._start_escalation(f"all {s.plan.max_attempts} attempts failed")
+            return
+        gate = await self._steps.check_gate(
+            GateRequest(
+                tenant_id=self._inp.tenant_id,
+                incident_id=s.incident_id,
+                source_workflow=self._inp.source_workflow,
+                vendor=self._inp.vendor,
+                attempt=s.attempts + 1,
+                max_attempts=s.plan.max_attempts,
+            )
+        )
+        s.gate_reason = gate.reason or None
+        if gate.verdict == "wait":
+            self._set_status("waiting")
+            self._schedule(gate.wait_s, f"{gate.reason}: wait {gate.wait_s:g}s")
+        elif gate.verdict == "deny":
+            await self._start_escalation(f"safety gate denied retry: {gate.reason}")
+        else:
+            await self._attempt()
+
+    async def _attempt(self) -> None:
+        s = self._s
+        assert s.plan is not None
+        s.attempts += 1
+        attempt = s.attempts
+        s.next_action, s.next_action_at = f"retry #{attempt} running", None
+        self._set_status("remediating")
+        key = f"{s.incident_id}:{attempt}"
+        await self._steps.record_action(self._action(attempt, key, "pending"))
+        await self._sync()
+        outcome = await self._call(attempt, key)
+        s.latest_action = f"retry #{attempt}: {outcome.outcome}" + (
+            f" (HTTP {outcome.http_status})" if outcome.http_status else f" ({outcome.detail})"
+        )
+        if is_terminal(s):
+            return
+        if outcome.outcome == "success":
+            self._close("resolved", f"retry #{attempt} succeeded")
+        elif outcome.outcome == "fatal":
+            await self._start_escalation(f"retry #{attempt} failed permanently: {outcome.detail}")
+        elif attempt < s.plan.max_attempts:
+            delay = max(
+                backoff_s(s.plan, attempt, workflow.random().random()), outcome.retry_after_s or 0.0
+            )
+            self._set_status("waiting")
+            self._schedule(delay, f"backoff {delay:g}s before retry #{attempt + 1}")
+        self._refresh()
+
+    async def _call(self, attempt: int, key: str) -> CallbackOutcome:
+        s = self._s
+        latest = s.latest_event
+        request = CallbackRequest(
+            tenant_id=self._inp.tenant_id,
+            incident_id=s.incident_id,
+            workflow_id=workflow.info().workflow_id,
+            attempt=attempt,
+            idempotency_key=key,
+            callback_url=s.callback_url,
+            source_workflow=self._inp.source_workflow,
+            step=self._inp.step,
+            vendor=self._inp.vendor,
+            error_code=s.error_code,
+            error_message=latest.error_message if latest else None,
+            payload=latest.payload if latest else None,
+            correlation_id=(latest.correlation_id if latest else "") or self._inp.correlation_id,
+            timeout_s=s.call_timeout_s,
+        )
+        self._callback = self._steps.start_callback(
+            request, f"retry #{attempt} → {self._inp.vendor or self._inp.source_workflow}"
+        )
+        try:
+            return await self._callback
+        except ActivityError as err:
+            cancelled = is_cancelled_exception(err)
+            outcome = CallbackOutcome(
+                "cancelled" if cancelled else "retryable",
+                None,
+                "killed" if cancelled else f"no outcome: {err.cause}",
+            )
+            await self._steps.record_action(
+                self._action(attempt, key, "cancelled" if cancelled else "failed", outcome.__dict__)
+            )
+            return outcome
+        finally:
+            self._callback = None
+
+    async def _start_escalation(self, reason: str) -> None:
+        self._s.latest_action = f"escalating: {reason}"
+        self._s.next_action, self._s.next_action_at = None, None
+        self._set_status("escalated")
+        await self._sync()
+
+    async def _escalation_step(self) -> None:
+        s = self._s
+        if s.next_action_at is not None and workflow.now() < s.next_action_at:
+            await self._wait_until_next_action()
+            return
+        if s.escalation_level >= len(s.escalation):
+            s.next_action, s.next_action_at = "all levels paged; waiting for acknowledge", None
+            self._refresh()
+            await self._wait(self._interrupted, None, "waiting for acknowledge")
+            return
+        step = s.escalation[s.escalation_level]
+        s.escalation_level += 1
+        outcome = await self._steps.escalate(self._inp, s, step)
+        s.latest_action = f"escalation L{s.escalation_level} ({step.name}): " + (
+            "delivered" if outcome.delivered else outcome.detail
+        )
+        self._schedule(
+            step.ack_timeout_s,
+            f"wait {step.ack_timeout_s:g}s for acknowledge (L{s.escalation_level})",
+        )
+        await self._sync()
+
+    # --- waiting, continue-as-new and bookkeeping ---------------------------------------
+
+    async def _wait(self, done: Callable[[], bool], timeout_s: float | None, summary: str) -> bool:
+        """Wait until `done()`; False when `timeout_s` elapsed first."""
+        try:
+            await workflow.wait_condition(done, timeout=timeout_s, timeout_summary=summary)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _wait_until_next_action(self) -> None:
+        s = self._s
+        assert s.next_action_at is not None
+        remaining = (s.next_action_at - workflow.now()).total_seconds()
+        status = s.status
+        fired = not await self._wait(
+            lambda: self._interrupted() or self._s.status != status,
+            remaining,
+            s.next_action or "waiting",
+        )
+        if fired:
+            s.next_action_at = None
+
+    def _interrupted(self) -> bool:
+        return is_terminal(self._s) or self._s.paused or self._dirty or self._roll_due()
+
+    def _roll_due(self) -> bool:
+        return (
+            self._signals >= self._inp.max_signals_per_run
+            or workflow.info().is_continue_as_new_suggested()
+        )
+
+    async def _roll(self) -> None:
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._s.runs += 1
+        workflow.continue_as_new(replace(self._inp, state=self._s))
+
+    def _schedule(self, delay_s: float, label: str) -> None:
+        self._s.next_action_at = workflow.now() + timedelta(seconds=delay_s)
+        self._s.next_action = label
+        self._refresh()
+
+    def _set_status(self, status: str) -> None:
+        self._s.status = status
+        self._publish()
+
+    def _close(self, status: str, reason: str) -> None:
+        s = self._s
+        s.close_reason, s.paused, s.next_action, s.next_action_at = reason, False, None, None
+        self._set_status(status)
+        if self._callback is not None and status == "killed":
+            self._callback.cancel()
+        self._dirty = True
+
+    def _publish(self) -> None:
+        status = visible_status(self._s)
+        if status != self._published_status:
+            self._published_status = status
+            workflow.upsert_search_attributes([STATUS_KEY.value_set(status)])
+        self._refresh()
+
+    def _refresh(self) -> None:
+        workflow.set_current_details(details_markdown(self._inp, self._s))
+
+    async def _sync(self) -> None:
+        self._dirty = False
+        await self._steps.record(self._record_request())
+
+    def _record_request(self, *, closed: bool = False) -> RecordIncidentRequest:
+        s, inp = self._s, self._inp
+        return RecordIncidentRequest(
+            tenant_id=inp.tenant_id,
+            workflow_id=workflow.info().workflow_id,
+            run_id=workflow.info().first_execution_run_id,
+            source_workflow=inp.source_workflow,
+            step=inp.step,
+            signature=inp.signature,
+            error_code=s.error_code or inp.error_code,
+            vendor=inp.vendor,
+            status=visible_status(s),
+            severity=s.severity,
+            category=s.category,
+            event_count=s.event_count,
+            attempts=s.attempts,
+            first_seen_at=s.first_seen_at,
+            last_seen_at=s.last_seen_at,
+            closed=closed,
+        )
+
+    def _action(
+        self, attempt: int, key: str, status: str, result: dict[str, object] | None = None
+    ) -> ActionRequest:
+        return ActionRequest(
+            tenant_id=self._inp.tenant_id,
+            incident_id=self._s.incident_id,
+            action_type="retry",
+            attempt=attempt,
+            idempotency_key=key,
+            status=status,
+            parameters={"callback_url": self._s.callback_url},
+            result=dict(result or {}),
+        )
+
+    # --- signals and queries ------------------------------------------------------------
+
+    @workflow.signal(name="events")
+    def events(self, batch: EventBatch) -> None:
+        """Internal: events coalesced by the dispatcher, de-duplicated by event id."""
+        self._signals += 1
+        if apply_events(self._s, batch) and not is_terminal(self._s):
+            self._close("resolved", "a success event arrived for the failed step")
+        self._refresh()
+
+    @workflow.signal
+    def pause(self) -> None:
+        """Hold the next attempt until `resume`."""
+        if not is_terminal(self._s) and not self._s.paused:
+            self._s.paused, self._dirty = True, True
+            self._publish()
+
+    @workflow.signal
+    def resume(self) -> None:
+        """Release a `pause`."""
+        if self._s.paused:
+            self._s.paused, self._dirty = False, True
+            self._publish()
+
+    @workflow.signal
+    def kill(self, req: KillRequest | None = None) -> None:
+        """Stop everything now: cancel a running callback; nothing runs afterwards."""
+        if not is_terminal(self._s):
+            self._close("killed", (req or KillRequest()).reason)
+
+    @workflow.signal
+    def resolve(self, req: ResolveRequest | None = None) -> None:
+        """Close the incident as resolved."""
+        if not is_terminal(self._s):
+            self._close("resolved", (req or ResolveRequest()).reason)
+
+    @workflow.signal
+    def acknowledge(self, req: AcknowledgeRequest | None = None) -> None:
+        """Acknowledge an escalation: stop paging further levels."""
+        if self._s.status == "escalated":
+            self._s.acknowledged_by = (req or AcknowledgeRequest()).by
+            self._s.next_action, self._s.next_action_at = None, None
+            self._set_status("acknowledged")
+            self._dirty = True
+
+    @workflow.query
+    def status(self) -> IncidentView:
+        """The live incident view (same field names as the incident API)."""
+        return incident_view(self._inp, self._s, workflow.info().workflow_id)
