@@ -34,9 +34,7 @@ async def skipping_env(time_skipping_env: WorkflowEnvironment) -> WorkflowEnviro
         await time_skipping_env.client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(
                 namespace="default",
-                search_attributes={
-                    name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in SEARCH_ATTRIBUTES
-                },
+                search_attributes=dict.fromkeys(SEARCH_ATTRIBUTES, IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD),
             )
         )
     except RPCError as exc:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -37,6 +39,16 @@ async def _eventually(check: Callable[[], bool], timeout: float = 20) -> None:
         await asyncio.sleep(0.05)
 
 
+HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+
+
+async def keep_history(handle: WorkflowHandle[IncidentWorkflow, IncidentResult], name: str) -> None:
+    """Refresh `tests/histories/<name>.json` when AWFDRS_RECORD_HISTORIES=1 (see README)."""
+    if os.environ.get("AWFDRS_RECORD_HISTORIES") == "1":
+        history = await handle.fetch_history()
+        (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+
 async def _result(handle: WorkflowHandle[IncidentWorkflow, IncidentResult]) -> IncidentResult:
     return await asyncio.wait_for(handle.result(), 60)
 
@@ -65,6 +77,7 @@ async def test_retries_until_the_callback_succeeds_with_policy_gaps(
         handle = await skipping.start()
         result = await _result(handle)
         view = await handle.query(IncidentWorkflow.status)
+        await keep_history(handle, "retry_until_success")
     assert result.status == "resolved"
     assert result.attempts == 3
     assert len(server.calls) == 3
@@ -131,6 +144,7 @@ async def test_always_failing_escalates_after_max_attempts_and_ack_then_resolve_
         assert len(pager.calls) == 1  # acknowledged: no further level is paged
         await handle.signal(IncidentWorkflow.resolve)
         result = await _result(handle)
+        await keep_history(handle, "escalate_ack_resolve")
     assert result.status == "resolved"
     assert len(server.calls) == POLICY["max_attempts"]
 
@@ -178,6 +192,7 @@ async def test_pause_during_backoff_holds_the_next_attempt_until_resume(
         assert len(server.calls) == 1
         await handle.signal(IncidentWorkflow.resume)
         result = await _result(handle)
+        await keep_history(handle, "pause_resume")
     assert result.status == "resolved"
     assert len(server.calls) == 2
 
@@ -212,6 +227,7 @@ async def test_kill_during_a_running_callback_cancels_it_and_records_cancelled(
         await _eventually(lambda: len(server.calls) == 1)
         await handle.signal(IncidentWorkflow.kill)
         result = await _result(handle)
+        await keep_history(handle, "kill_during_callback")
     assert result.status == "killed"
     conn = await asyncpg.connect(settings.plain_database_url)
     try:

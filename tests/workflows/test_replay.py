@@ -1,0 +1,51 @@
+"""Every committed history replays on today's workflow code; a non-deterministic change fails."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
+
+from workflows.incident_types import IncidentInput, IncidentResult
+from workflows.incident_workflow import IncidentWorkflow
+
+HISTORIES = sorted((Path(__file__).resolve().parent.parent / "histories").glob("*.json"))
+
+
+def _history(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(path.stem, path.read_text())
+
+
+def test_histories_are_committed() -> None:
+    assert len(HISTORIES) >= 4, "record them with AWFDRS_RECORD_HISTORIES=1 (see README)"
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_history_replays_cleanly(path: Path) -> None:
+    replayer = Replayer(workflows=[IncidentWorkflow], data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(_history(path))
+
+
+@workflow.defn(name="IncidentWorkflow")
+class ReorderedIncidentWorkflow(IncidentWorkflow):
+    """A deliberately non-deterministic change: a timer before the first activity."""
+
+    @workflow.run
+    async def run(self, _inp: IncidentInput) -> IncidentResult:
+        """Sleep first, then behave as before."""
+        await workflow.sleep(timedelta(seconds=1))
+        return await super().run(_inp)
+
+
+async def test_a_non_deterministic_change_fails_replay() -> None:
+    replayer = Replayer(
+        workflows=[ReorderedIncidentWorkflow], data_converter=pydantic_data_converter,
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+    with pytest.raises(workflow.NondeterminismError):
+        await replayer.replay_workflow(_history(HISTORIES[0]))
