@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -123,7 +122,7 @@ class Settings(BaseSettings):
             self.allowed_callback_hosts = list(DEV_CALLBACK_HOSTS)
         return self
 
-    @cached_property
+    @property
     def async_database_url(self) -> str:
         """Return the database URL with the asyncpg driver SQLAlchemy needs."""
         scheme, _, rest = self.database_url.partition("://")
@@ -131,7 +130,7 @@ class Settings(BaseSettings):
             f"postgresql+asyncpg://{rest}" if scheme != "postgresql+asyncpg" else self.database_url
         )
 
-    @cached_property
+    @property
     def plain_database_url(self) -> str:
         """Return the database URL as libpq and asyncpg spell it."""
         return "postgresql://" + self.database_url.partition("://")[2]

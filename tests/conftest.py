@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,6 +28,7 @@ from devstack.valkey import EmbeddedValkey
 from models.db import create_engine, create_session_factory
 from models.migrate import upgrade_database
 from settings import Settings, load_settings
+from worker import activity_set
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 
@@ -158,3 +161,26 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     )
     yield env
     await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def activities(settings: Settings) -> AsyncIterator[Sequence[Callable[..., Any]]]:
+    """The real activity set, talking to the session's PostgreSQL."""
+    async with activity_set(settings) as found:
+        yield found
+
+
+@pytest.fixture
+async def isolated_settings(settings: Settings) -> AsyncIterator[Settings]:
+    """Settings on a fresh, migrated database of its own (for outbox-draining tests)."""
+    import asyncpg
+
+    name = f"isolated_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(settings.plain_database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = settings.plain_database_url.rsplit("/", 1)[0] + "/" + name
+    isolated = settings.model_copy(update={"database_url": url})
+    await asyncio.to_thread(upgrade_database, isolated.async_database_url)
+    yield isolated
+    await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    await admin.close()

@@ -15,9 +15,8 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from devstack.temporal import SEARCH_ATTRIBUTES
-from settings import Settings
 from tests.conftest import TenantCredentials
-from worker import activity_set, build_worker
+from worker import build_worker
 from workflows.incident_types import (
     EventBatch,
     EventSummary,
@@ -34,20 +33,15 @@ async def skipping_env(time_skipping_env: WorkflowEnvironment) -> WorkflowEnviro
         await time_skipping_env.client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(
                 namespace="default",
-                search_attributes=dict.fromkeys(SEARCH_ATTRIBUTES, IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD),
+                search_attributes=dict.fromkeys(
+                    SEARCH_ATTRIBUTES, IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+                ),
             )
         )
     except RPCError as exc:
         if "already" not in str(exc).lower():
             raise
     return time_skipping_env
-
-
-@pytest.fixture(scope="session")
-async def activities(settings: Settings) -> AsyncIterator[Sequence[Callable[..., Any]]]:
-    """The real activity set, talking to the session's PostgreSQL."""
-    async with activity_set(settings) as found:
-        yield found
 
 
 def failure(

@@ -23,8 +23,13 @@ from tests.workflows.conftest import IncidentStarter, failure
 from workflows.incident_types import EventBatch, EventSummary
 from workflows.incident_workflow import IncidentWorkflow
 
-SLOW_POLICY = {"max_attempts": 3, "initial_interval_s": 3600, "multiplier": 2,
-               "max_interval_s": 7200, "jitter": 0.0}
+SLOW_POLICY = {
+    "max_attempts": 3,
+    "initial_interval_s": 3600,
+    "multiplier": 2,
+    "max_interval_s": 7200,
+    "jitter": 0.0,
+}
 
 
 def _events(count: int) -> list[EventSummary]:
@@ -32,7 +37,9 @@ def _events(count: int) -> list[EventSummary]:
 
 
 async def test_5000_events_are_counted_exactly_across_continue_as_new(
-    live: IncidentStarter, http: httpx.AsyncClient, tenant: TenantCredentials,
+    live: IncidentStarter,
+    http: httpx.AsyncClient,
+    tenant: TenantCredentials,
 ) -> None:
     async with CallbackServer([Reply(503)]) as server:
         await register_workflow(http, tenant, callback_url=server.url, retry_policy=SLOW_POLICY)
@@ -56,12 +63,19 @@ async def test_5000_events_are_counted_exactly_across_continue_as_new(
 
 
 def _cli(address: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([script_path("temporal"), *args, "--address", address],
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [script_path("temporal"), *args, "--address", address],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 async def test_temporal_cli_queries_and_kills_a_live_incident(
-    live: IncidentStarter, http: httpx.AsyncClient, tenant: TenantCredentials,
+    live: IncidentStarter,
+    http: httpx.AsyncClient,
+    tenant: TenantCredentials,
     settings: Settings,
 ) -> None:
     async with CallbackServer([Reply(503)]) as server:
@@ -71,9 +85,18 @@ async def test_temporal_cli_queries_and_kills_a_live_incident(
             if (await handle.query(IncidentWorkflow.status)).status == "waiting":
                 break
             await asyncio.sleep(0.1)
-        query = await asyncio.to_thread(_cli, settings.temporal_address, "workflow", "query",
-                                        "--workflow-id", handle.id, "--name", "status",
-                                        "--output", "json")
+        query = await asyncio.to_thread(
+            _cli,
+            settings.temporal_address,
+            "workflow",
+            "query",
+            "--workflow-id",
+            handle.id,
+            "--name",
+            "status",
+            "--output",
+            "json",
+        )
         assert query.returncode == 0, query.stderr
         answer = json.loads(query.stdout)
         view = answer["queryResult"][0]
@@ -82,8 +105,17 @@ async def test_temporal_cli_queries_and_kills_a_live_incident(
         assert view["event_count"] == 1
         for name, payload in (("pause", None), ("resume", None), ("kill", '{"reason": "cli"}')):
             extra = ["--input", payload] if payload else []
-            sent = await asyncio.to_thread(_cli, settings.temporal_address, "workflow", "signal",
-                                           "--workflow-id", handle.id, "--name", name, *extra)
+            sent = await asyncio.to_thread(
+                _cli,
+                settings.temporal_address,
+                "workflow",
+                "signal",
+                "--workflow-id",
+                handle.id,
+                "--name",
+                name,
+                *extra,
+            )
             assert sent.returncode == 0, sent.stderr
         result = await asyncio.wait_for(handle.result(), 30)
     assert result.status == "killed"
@@ -92,21 +124,35 @@ async def test_temporal_cli_queries_and_kills_a_live_incident(
 
 
 async def test_worker_killed_during_backoff_recovers_and_each_attempt_keeps_its_key(
-    temporal_client: Client, http: httpx.AsyncClient, tenant: TenantCredentials,
-    settings: Settings, tmp_path: Path,
+    temporal_client: Client,
+    http: httpx.AsyncClient,
+    tenant: TenantCredentials,
+    settings: Settings,
+    tmp_path: Path,
 ) -> None:
-    policy = {"max_attempts": 4, "initial_interval_s": 2, "multiplier": 1,
-              "max_interval_s": 2, "jitter": 0.0}
+    policy = {
+        "max_attempts": 4,
+        "initial_interval_s": 2,
+        "multiplier": 1,
+        "max_interval_s": 2,
+        "jitter": 0.0,
+    }
     queue = f"crash-{uuid.uuid4().hex}"
-    env = {**os.environ, "AWFDRS_DATABASE_URL": settings.database_url,
-           "AWFDRS_REDIS_URL": settings.redis_url,
-           "AWFDRS_TEMPORAL_ADDRESS": settings.temporal_address, "AWFDRS_TASK_QUEUE": queue,
-           "AWFDRS_ENV": "development", "AWFDRS_LOG_FORMAT": "text"}
+    env = {
+        **os.environ,
+        "AWFDRS_DATABASE_URL": settings.database_url,
+        "AWFDRS_REDIS_URL": settings.redis_url,
+        "AWFDRS_TEMPORAL_ADDRESS": settings.temporal_address,
+        "AWFDRS_TASK_QUEUE": queue,
+        "AWFDRS_ENV": "development",
+        "AWFDRS_LOG_FORMAT": "text",
+    }
 
     def start_worker() -> subprocess.Popen[bytes]:
         with open(tmp_path / "worker.log", "ab") as log:
-            return subprocess.Popen([sys.executable, "-m", "worker"], env=env, stdout=log,
-                                    stderr=subprocess.STDOUT)
+            return subprocess.Popen(
+                [sys.executable, "-m", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
 
     async with CallbackServer([Reply(503), Reply(503), Reply(200)]) as server:
         await register_workflow(http, tenant, callback_url=server.url, retry_policy=policy)

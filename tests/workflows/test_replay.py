@@ -44,7 +44,8 @@ class ReorderedIncidentWorkflow(IncidentWorkflow):
 
 async def test_a_non_deterministic_change_fails_replay() -> None:
     replayer = Replayer(
-        workflows=[ReorderedIncidentWorkflow], data_converter=pydantic_data_converter,
+        workflows=[ReorderedIncidentWorkflow],
+        data_converter=pydantic_data_converter,
         workflow_runner=UnsandboxedWorkflowRunner(),
     )
     with pytest.raises(workflow.NondeterminismError):
