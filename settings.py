@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     dispatcher_enabled: bool = True
     dispatcher_poll_interval_s: float = Field(default=1.0, gt=0)
     dispatcher_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    dispatcher_linger_s: float = Field(default=0.05, ge=0, le=5)
 
     @field_validator("ai_mode")
     @classmethod

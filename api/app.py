@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from temporalio.client import Client
@@ -46,6 +47,20 @@ async def connect_temporal(settings: Settings, *, lazy: bool) -> Client:
     )
 
 
+async def create_intake_pool(settings: Settings) -> asyncpg.Pool:
+    """Create the asyncpg pool of the ingest hot path; no connection is opened eagerly."""
+    pool = await asyncpg.create_pool(
+        settings.plain_database_url,
+        min_size=0,
+        max_size=settings.db_pool_size,
+        timeout=5,
+        command_timeout=settings.db_statement_timeout_ms / 1000,
+        server_settings={"statement_timeout": str(settings.db_statement_timeout_ms)},
+    )
+    assert pool is not None
+    return pool
+
+
 def create_app(settings: Settings | None = None, *, temporal: Client | None = None) -> FastAPI:
     """Build the FastAPI app; `temporal` lets tests inject an existing client."""
     settings = settings or load_settings()
@@ -66,6 +81,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
             task_queue=settings.task_queue,
             batch_size=settings.dispatcher_batch_size,
             poll_interval_s=settings.dispatcher_poll_interval_s,
+            linger_s=settings.dispatcher_linger_s,
         )
         app.state.settings = settings
         app.state.policies = policies
@@ -75,8 +91,9 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         app.state.temporal = client
         app.state.dispatcher = dispatcher
         app.state.principal_cache = PrincipalCache(settings.auth_cache_ttl_s)
+        pool = await create_intake_pool(settings)
         app.state.intake = Intake(
-            engine=engine,
+            pool=pool,
             limiter=RateLimiter(redis),
             catalog=policies.error_codes,
             workflows=WorkflowStateCache(settings.registry_cache_ttl_s),
@@ -90,6 +107,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
             await redis.aclose()
+            await pool.close()
             await engine.dispose()
 
     app = FastAPI(

@@ -101,7 +101,7 @@ async def require_operator(principal: Annotated[Principal, Depends(authenticate)
     return principal
 
 
-def require_admin(request: Request, settings: SettingsDep) -> None:
+async def require_admin(request: Request, settings: SettingsDep) -> None:
     """Allow only the admin token (constant-time comparison)."""
     token = _bearer(request)
     if settings.admin_token is None:

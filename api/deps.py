@@ -14,13 +14,13 @@ from models.db import SessionFactory
 from settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """Return the app's settings."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_session_factory(request: Request) -> SessionFactory:
+async def get_session_factory(request: Request) -> SessionFactory:
     """Return the app's session factory."""
     factory: SessionFactory = request.app.state.session_factory
     return factory
@@ -28,17 +28,18 @@ def get_session_factory(request: Request) -> SessionFactory:
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """Yield one session per request, closed afterwards."""
-    async with get_session_factory(request)() as session:
+    factory: SessionFactory = request.app.state.session_factory
+    async with factory() as session:
         yield session
 
 
-def get_redis(request: Request) -> Redis:
+async def get_redis(request: Request) -> Redis:
     """Return the app's Redis client."""
     redis: Redis = request.app.state.redis
     return redis
 
 
-def get_temporal(request: Request) -> Client:
+async def get_temporal(request: Request) -> Client:
     """Return the app's (lazily connecting) Temporal client."""
     client: Client = request.app.state.temporal
     return client

@@ -146,12 +146,14 @@ class OutboxDispatcher:
         task_queue: str,
         batch_size: int = 1000,
         poll_interval_s: float = 1.0,
+        linger_s: float = 0.05,
     ) -> None:
         self._engine = engine
         self._task_queue = task_queue
         self._temporal = temporal
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
+        self._linger_s = linger_s
         self._wake = asyncio.Event()
         self.stats = DispatchStats()
 
@@ -164,25 +166,29 @@ class OutboxDispatcher:
         backoff = self._poll_interval_s
         last_report = 0.0
         while True:
+            # Cleared before claiming: a commit racing with this pass re-arms the wake-up.
+            self._wake.clear()
             try:
                 claimed, failed = await self.dispatch_once()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 claimed, failed = 0, 1
                 self.stats.last_error = f"database: {exc}"
                 log.warning("outbox unavailable: %s", exc)
-            if claimed and not failed:
+            if claimed >= self._batch_size and not failed:
                 backoff = self._poll_interval_s
-                continue  # more may be waiting
+                continue  # a full batch: more are waiting
             if failed:
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
             if time.monotonic() - last_report > 30:
                 last_report = time.monotonic()
                 await self._report()
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self._wake.wait(), backoff if failed else self._poll_interval_s
                 )
+            if self._wake.is_set() and self._linger_s:
+                # Let a burst accumulate so it travels as one signal, not one per event.
+                await asyncio.sleep(self._linger_s)
 
     async def dispatch_once(self) -> tuple[int, int]:
         """Claim a batch, signal each incident once, settle the rows; return (claimed, failed)."""

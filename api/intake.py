@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import asyncpg
 from pydantic import ValidationError
 from redis.exceptions import RedisError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.auth import Principal
 from api.errors import RateLimited
@@ -45,13 +46,13 @@ class Intake:
     def __init__(
         self,
         *,
-        engine: AsyncEngine,
+        pool: asyncpg.Pool,
         limiter: RateLimiter,
         catalog: ErrorCatalog,
         workflows: WorkflowStateCache,
         on_stored: Callable[[], None],
     ) -> None:
-        self._engine = engine
+        self._pool = pool
         self._limiter = limiter
         self._catalog = catalog
         self.workflows = workflows
@@ -88,40 +89,55 @@ class Intake:
         correlation_id: str,
     ) -> list[ItemResult]:
         """Store validated (event, idempotency key) pairs; unknown workflows are rejected."""
-        tenant_id = principal.tenant_id
-        async with self._engine.connect() as sa_conn:
-            conn = (await sa_conn.get_raw_connection()).driver_connection
-            assert conn is not None
-            states = await self.workflows.get_many(
-                conn=conn, tenant_id=tenant_id, names={event.workflow for event, _ in items}
-            )
-            results: list[ItemResult | PreparedEvent] = []
-            for event, key in items:
-                state = states.get(event.workflow)
-                if state is None or not state.active:
-                    results.append(
-                        Rejected(
-                            404,
-                            f"workflow {event.workflow!r} is not registered"
-                            " or not active for this tenant",
-                        )
-                    )
-                    continue
-                results.append(
-                    prepare_event(
-                        event, key=key, tenant_id=tenant_id, catalog=self._catalog, workflow=state
-                    )
-                )
-            prepared = [item for item in results if isinstance(item, PreparedEvent)]
-            stored = iter(
-                await store_events(
-                    conn=conn, tenant_id=tenant_id, events=prepared, correlation_id=correlation_id
-                )
-                if prepared
-                else []
-            )
-        if prepared:
+        for attempt in (1, 2):
+            try:
+                async with self._pool.acquire() as conn:
+                    results = await self._submit(conn, principal.tenant_id, items, correlation_id)
+                break
+            except (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError):
+                # A pooled connection died with a PostgreSQL restart. The insert is
+                # idempotent, so one retry on a fresh connection is safe.
+                if attempt == 2:
+                    raise
+        if any(isinstance(item, StoreOutcome) and item.status == 202 for item in results):
             self._on_stored()
+        return results
+
+    async def _submit(
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: uuid.UUID,
+        items: list[tuple[EventIn, str]],
+        correlation_id: str,
+    ) -> list[ItemResult]:
+        states = await self.workflows.get_many(
+            conn=conn, tenant_id=tenant_id, names={event.workflow for event, _ in items}
+        )
+        results: list[ItemResult | PreparedEvent] = []
+        for event, key in items:
+            state = states.get(event.workflow)
+            if state is None or not state.active:
+                results.append(
+                    Rejected(
+                        404,
+                        f"workflow {event.workflow!r} is not registered"
+                        " or not active for this tenant",
+                    )
+                )
+                continue
+            results.append(
+                prepare_event(
+                    event, key=key, tenant_id=tenant_id, catalog=self._catalog, workflow=state
+                )
+            )
+        prepared = [item for item in results if isinstance(item, PreparedEvent)]
+        stored = iter(
+            await store_events(
+                conn=conn, tenant_id=tenant_id, events=prepared, correlation_id=correlation_id
+            )
+            if prepared
+            else []
+        )
         return [next(stored) if isinstance(item, PreparedEvent) else item for item in results]
 
 

@@ -176,8 +176,9 @@ async def store_events(
     correlation_id: str,
 ) -> list[StoreOutcome]:
     """Insert events and outbox rows atomically; replay or refuse reused keys."""
-    async with conn.transaction():
-        rows = await conn.fetch(_INSERT, tenant_id, *_columns(events, correlation_id))
+    # One statement inserts events and outbox rows: atomic without an explicit transaction,
+    # and idempotent, so the caller may safely repeat it after a dropped connection.
+    rows = await conn.fetch(_INSERT, tenant_id, *_columns(events, correlation_id))
     inserted = {row["id"] for row in rows}
     outcomes: dict[uuid.UUID, StoreOutcome] = {
         p.id: StoreOutcome(p.id, 202, p.incident_key, p.remediation)
