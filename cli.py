@@ -1,4 +1,4 @@
-"""The `awfdrs` command: `up` runs the local stack; `migrate` applies the schema."""
+"""The `awfdrs` command: `up` runs the local stack, `demo` shows it at work, `migrate`."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--ui-port", type=_port, default=8233)
     up.add_argument("--data-dir", type=Path, default=Path(".awfdrs"))
     commands.add_parser("migrate", help="apply database migrations to AWFDRS_DATABASE_URL")
+    demo = commands.add_parser("demo", help="run a failure scenario against `awfdrs up`")
+    demo.add_argument("--data-dir", type=Path, default=Path(".awfdrs"))
     return parser
 
 
@@ -46,6 +48,12 @@ def main(argv: list[str] | None = None) -> None:
                     ui_port=args.ui_port,
                 )
             )
+        elif args.command == "demo":
+            import asyncio
+
+            from devstack.demo import Endpoints, run_demo
+
+            asyncio.run(run_demo(Endpoints.load(args.data_dir.resolve())))
         elif args.command == "migrate":
             from models.migrate import upgrade_database
             from settings import load_settings

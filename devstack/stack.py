@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import secrets
@@ -145,6 +146,21 @@ def child_env(options: UpOptions, endpoints: Endpoints, token: str) -> dict[str,
     }
 
 
+def write_endpoints(options: UpOptions, endpoints: Endpoints) -> None:
+    """Tell `awfdrs demo` and other tools where the running stack listens."""
+    run = options.data_dir / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "endpoints.json").write_text(
+        json.dumps(
+            {
+                "api_url": f"http://127.0.0.1:{options.api_port}",
+                "temporal_address": endpoints.temporal_address,
+                "ui_url": endpoints.ui_url,
+            }
+        )
+    )
+
+
 def banner(options: UpOptions, endpoints: Endpoints, token: str, demo_key: str) -> str:
     """Return the text printed once the stack is up."""
     api = f"http://127.0.0.1:{options.api_port}"
@@ -202,5 +218,6 @@ def up(options: UpOptions) -> None:
             ensure_demo_tenant(endpoints.database_url, options.data_dir / "demo_api_key")
         )
         children = child_env(options, endpoints, token)
+        write_endpoints(options, endpoints)
         asyncio.run(supervise(options, children, banner(options, endpoints, token, demo_key)))
     log.info("all stopped")

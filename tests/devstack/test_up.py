@@ -150,6 +150,20 @@ def test_up_serves_ready_api_and_ui_restarts_worker_and_stops_cleanly(
         up.wait_for_line(r"^worker \| ")
         up.wait_for_line(r"^api    \| ")
 
+        demo = subprocess.run(
+            [script_path("awfdrs"), "demo", "--data-dir", str(data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=_clean_env(),
+        )
+        assert demo.returncode == 0, demo.stderr
+        assert "demo-orders: resolved after 3 attempt(s)" in demo.stdout
+        assert "demo-payments: escalated after 3 attempt(s)" in demo.stdout
+        assert f"http://127.0.0.1:{up_ports['ui']}/namespaces/default/workflows/incident:" in (
+            demo.stdout
+        )
+
         pid_file = data_dir / "run" / "worker.pid"
         old_pid = int(pid_file.read_text())
         os.kill(old_pid, signal.SIGKILL)

@@ -14,11 +14,11 @@ from pathlib import Path
 import httpx
 from temporalio.client import Client
 
+from devstack.http_target import CallbackServer, Reply
 from devstack.process import script_path
 from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
-from tests.utils.callback_server import CallbackServer, Reply
 from tests.workflows.conftest import IncidentStarter, failure
 from workflows.incident_types import EventBatch, EventSummary
 from workflows.incident_workflow import IncidentWorkflow

@@ -15,10 +15,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from devstack.http_target import CallbackServer, Reply
 from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
-from tests.utils.callback_server import CallbackServer, Reply
 from tests.workflows.conftest import IncidentStarter, failure
 from workflows.incident_types import EventBatch, IncidentResult, KillRequest
 from workflows.incident_workflow import IncidentWorkflow

@@ -1,4 +1,4 @@
-"""A real HTTP server on loopback standing in for a tenant's callback or webhook endpoint."""
+"""A small real HTTP server on loopback: the demo's callback target and the tests' stand-in."""
 
 from __future__ import annotations
 
