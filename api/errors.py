@@ -174,6 +174,7 @@ def install_error_handlers(app: FastAPI) -> None:
         OSError,
         asyncpg.PostgresConnectionError,
         asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
         asyncpg.exceptions.OperatorInterventionError,
     ):
         app.add_exception_handler(exc_type, _database_down)

@@ -27,6 +27,12 @@ from rules.rate_limit import RateLimiter
 
 log = logging.getLogger("awfdrs.intake")
 REDIS_WARNING_EVERY_S = 10.0
+CONNECTION_ERRORS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
 
 
 @dataclass(frozen=True)
@@ -94,9 +100,10 @@ class Intake:
                 async with self._pool.acquire() as conn:
                     results = await self._submit(conn, principal.tenant_id, items, correlation_id)
                 break
-            except (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError):
-                # A pooled connection died with a PostgreSQL restart. The insert is
-                # idempotent, so one retry on a fresh connection is safe.
+            except CONNECTION_ERRORS:
+                # Pooled connections die with a PostgreSQL restart: drop them all and retry
+                # once on a fresh one. The insert is idempotent, so repeating it is safe.
+                await self._pool.expire_connections()
                 if attempt == 2:
                     raise
         if any(isinstance(item, StoreOutcome) and item.status == 202 for item in results):
