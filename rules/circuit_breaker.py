@@ -27,7 +27,9 @@ local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 """
 
 # ARGV: half_open_probes, probe_lease_us. Returns {allowed, wait_us, state_before, state_after}.
-_ACQUIRE = _NOW + """
+_ACQUIRE = (
+    _NOW
+    + """
 local before = state
 if state == 'forced_open' then return {0, 0, before, state} end
 if state == 'forced_closed' or state == 'closed' then return {1, 0, before, state} end
@@ -50,10 +52,13 @@ if probes < tonumber(ARGV[1]) then
 end
 return {0, 1000000, before, state}
 """
+)
 
 # ARGV: success (1/0), window_size, minimum_calls, failure_rate_threshold (0-1),
 # open_duration_us, half_open_probes. Returns {state_before, state_after}.
-_RECORD = _NOW + """
+_RECORD = (
+    _NOW
+    + """
 local before = state
 local success = ARGV[1] == '1'
 if state == 'closed' then
@@ -84,9 +89,12 @@ elseif state == 'half_open' then
 end
 return {before, state}
 """
+)
 
 # ARGV: target state ('forced_open', 'forced_closed' or 'closed' for reset).
-_FORCE = _NOW + """
+_FORCE = (
+    _NOW
+    + """
 local before = state
 if ARGV[1] == 'closed' then
   redis.call('DEL', KEYS[1])
@@ -95,6 +103,7 @@ else
 end
 return {before, ARGV[1]}
 """
+)
 
 
 @dataclass(frozen=True)
@@ -133,15 +142,23 @@ class CircuitBreaker:
 
     async def record(self, key: str, settings: CircuitBreakerSettings, *, success: bool) -> str:
         """Count one outcome; return the state afterwards."""
-        before, after = await self._record(keys=[key], args=[
-            1 if success else 0, settings.window_size, settings.minimum_calls,
-            settings.failure_rate_threshold, round(settings.open_duration_s * 1_000_000),
-            settings.half_open_probes,
-        ])
+        before, after = await self._record(
+            keys=[key],
+            args=[
+                1 if success else 0,
+                settings.window_size,
+                settings.minimum_calls,
+                settings.failure_rate_threshold,
+                round(settings.open_duration_s * 1_000_000),
+                settings.half_open_probes,
+            ],
+        )
         self._transition(key, before, after)
         return _text(after)
 
-    async def force(self, key: str, state: Literal["forced_open", "forced_closed", "closed"]) -> str:
+    async def force(
+        self, key: str, state: Literal["forced_open", "forced_closed", "closed"]
+    ) -> str:
         """Force the breaker open or closed, or reset it to closed with an empty window."""
         before, after = await self._force(keys=[key], args=[state])
         self._transition(key, before, after)
@@ -160,8 +177,13 @@ class CircuitBreaker:
     def _transition(self, key: str, before: bytes | str, after: bytes | str) -> None:
         if _text(before) != _text(after):
             self.transitions += 1
-            log.info("circuit %s: %s → %s", key, _text(before), _text(after),
-                     extra={"breaker": key, "from": _text(before), "to": _text(after)})
+            log.info(
+                "circuit %s: %s → %s",
+                key,
+                _text(before),
+                _text(after),
+                extra={"breaker": key, "from": _text(before), "to": _text(after)},
+            )
 
 
 def _text(value: bytes | str) -> str:

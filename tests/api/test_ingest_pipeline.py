@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -15,8 +16,10 @@ import pytest
 from fastapi import FastAPI
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 
 from api.app import create_app
+from devstack.http_target import CallbackServer, Reply
 from devstack.postgres import EmbeddedPostgres
 from devstack.temporal import EmbeddedTemporal
 from models.migrate import upgrade_database
@@ -199,3 +202,47 @@ async def test_postgres_down_answers_503_and_ingestion_resumes_without_restart(
     finally:
         await conn.close()
     assert events == outbox == 2
+
+
+async def test_a_step_succeeded_event_resolves_the_waiting_incident_end_to_end(
+    isolated_settings: Settings,
+    temporal_client: Client,
+) -> None:
+    settings = isolated_settings
+    queue = f"resolve-{uuid.uuid4().hex}"
+    app = create_app(settings.model_copy(update={"task_queue": queue}), temporal=temporal_client)
+    slow = {
+        "max_attempts": 3,
+        "initial_interval_s": 3600,
+        "multiplier": 2,
+        "max_interval_s": 7200,
+        "jitter": 0,
+    }
+    async with (
+        app.router.lifespan_context(app),
+        await _client(app) as http,
+        activity_set(settings) as own_activities,
+        build_worker(temporal_client, own_activities, queue),
+        CallbackServer([Reply(503)]) as server,
+    ):
+        tenant = await _new_tenant(http)
+        await register_workflow(http, tenant, callback_url=server.url, retry_policy=slow)
+        failed = await http.post("/api/v1/events", json=failure_event(), headers=tenant.headers)
+        handle = temporal_client.get_workflow_handle_for(
+            IncidentWorkflow.run, failed.json()["incident_key"]
+        )
+        status = ""
+        for _ in range(200):
+            with contextlib.suppress(RPCError):
+                status = (await handle.query(IncidentWorkflow.status)).status
+            if status == "waiting":
+                break
+            await asyncio.sleep(0.1)
+        assert status == "waiting"
+        success = failure_event(event_type="step.succeeded", error=None)
+        accepted = await http.post("/api/v1/events", json=success, headers=tenant.headers)
+        assert accepted.status_code == 202
+        result = await asyncio.wait_for(handle.result(), 30)
+    assert result.status == "resolved"
+    assert result.reason == "a success event arrived for the failed step"
+    assert len(server.calls) == 1
