@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     auth_cache_ttl_s: float = Field(default=2.0, ge=0)
     registry_cache_ttl_s: float = Field(default=1.0, ge=0)
     dispatcher_enabled: bool = True
+    remediation_calls_per_hour: int = Field(default=1000, ge=1)
     dispatcher_poll_interval_s: float = Field(default=1.0, gt=0)
     dispatcher_batch_size: int = Field(default=1000, ge=1, le=10_000)
     dispatcher_linger_s: float = Field(default=0.05, ge=0, le=5)

@@ -20,7 +20,7 @@ from activities.escalation import EscalationActivities
 from activities.records import IncidentRecords
 from activities.remediation import RemediationActivities
 from activities.safety import SafetyGate
-from api.app import connect_temporal
+from api.app import connect_temporal, create_redis
 from models.db import create_engine
 from observability import configure_logging
 from rules.policy import load_policies
@@ -64,6 +64,13 @@ async def activity_set(settings: Settings) -> AsyncIterator[Sequence[Callable[..
         follow_redirects=False,
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
     )
+    redis = create_redis(settings)
+    gate = SafetyGate(
+        engine=engine,
+        redis=redis,
+        policies=policies,
+        calls_per_hour=settings.remediation_calls_per_hour,
+    )
     records = IncidentRecords(engine)
     analysis = AnalysisActivities(engine=engine, policies=policies)
     remediation = RemediationActivities(
@@ -83,12 +90,14 @@ async def activity_set(settings: Settings) -> AsyncIterator[Sequence[Callable[..
             analysis.classify,
             analysis.analyse,
             analysis.plan,
-            SafetyGate().check_gate,
+            gate.check_gate,
+            gate.record_outcome,
             remediation.call_callback,
             escalation.send_escalation,
         ]
     finally:
         await http.aclose()
+        await redis.aclose()
         await engine.dispose()
 
 

@@ -22,6 +22,7 @@ from workflows.incident_types import (
     GateRequest,
     IncidentInput,
     IncidentState,
+    OutcomeRecord,
     Plan,
     RecordIncidentRequest,
 )
@@ -109,8 +110,18 @@ class IncidentSteps:
             SafetyGate.check_gate,
             req,
             start_to_close_timeout=LOCAL_TIMEOUT,
-            retry_policy=GATE_RETRY,
+            retry_policy=UNTIL_STORED,
             summary=f"safety gate for retry #{req.attempt}",
+        )
+
+    async def record_outcome(self, req: OutcomeRecord) -> None:
+        """Count the callback's outcome in the vendor's circuit breaker."""
+        await workflow.execute_local_activity_method(
+            SafetyGate.record_outcome,
+            req,
+            start_to_close_timeout=LOCAL_TIMEOUT,
+            retry_policy=GATE_RETRY,
+            summary=f"breaker {req.vendor}: {req.outcome}",
         )
 
     def start_callback(

@@ -265,11 +265,23 @@ class GateRequest:
 
 @dataclass
 class GateDecision:
-    """permit, wait(seconds, reason) or deny(reason)."""
+    """permit, wait(seconds, reason) or deny(reason); `kill` when a kill switch denies."""
 
     verdict: Verdict
     wait_s: float = 0.0
     reason: str = ""
+    kill: bool = False
+    probe: bool = False
+
+
+@dataclass
+class OutcomeRecord:
+    """A callback outcome to count in the vendor's circuit breaker."""
+
+    tenant_id: str
+    vendor: str
+    outcome: Outcome
+    probe: bool = False
 
 
 @dataclass

@@ -37,6 +37,7 @@ from workflows.incident_types import (
     IncidentState,
     IncidentView,
     KillRequest,
+    OutcomeRecord,
     RecordIncidentRequest,
     ResolveRequest,
 )
@@ -166,12 +167,14 @@ class IncidentWorkflow:
         if gate.verdict == "wait":
             self._set_status("waiting")
             self._schedule(gate.wait_s, f"{gate.reason}: wait {gate.wait_s:g}s")
+        elif gate.verdict == "deny" and gate.kill:
+            self._close("killed", gate.reason)
         elif gate.verdict == "deny":
             await self._start_escalation(f"safety gate denied retry: {gate.reason}")
         else:
-            await self._attempt()
+            await self._attempt(probe=gate.probe)
 
-    async def _attempt(self) -> None:
+    async def _attempt(self, *, probe: bool = False) -> None:
         s = self._s
         assert s.plan is not None
         s.attempts += 1
@@ -182,6 +185,8 @@ class IncidentWorkflow:
         await self._steps.record_action(self._action(attempt, key, "pending"))
         await self._sync()
         outcome = await self._call(attempt, key)
+        if self._inp.vendor and workflow.patched("record-breaker-outcome"):
+            await self._count_outcome(outcome, probe)
         s.latest_action = f"retry #{attempt}: {outcome.outcome}" + (
             f" (HTTP {outcome.http_status})" if outcome.http_status else f" ({outcome.detail})"
         )
@@ -236,6 +241,16 @@ class IncidentWorkflow:
             return outcome
         finally:
             self._callback = None
+
+    async def _count_outcome(self, outcome: CallbackOutcome, probe: bool) -> None:
+        assert self._inp.vendor is not None
+        try:
+            await self._steps.record_outcome(
+                OutcomeRecord(self._inp.tenant_id, self._inp.vendor, outcome.outcome, probe)
+            )
+        except ActivityError as err:
+            # Breaker accounting is best effort: an outage must not fail the incident.
+            workflow.logger.warning("breaker outcome not recorded: %s", err.cause)
 
     async def _start_escalation(self, reason: str) -> None:
         self._s.latest_action = f"escalating: {reason}"
