@@ -11,9 +11,11 @@ import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from api.dispatcher import KEYWORDS
 from devstack.temporal import SEARCH_ATTRIBUTES
 from tests.conftest import TenantCredentials
 from worker import build_worker
@@ -101,6 +103,18 @@ class IncidentStarter:
             task_queue=self.task_queue,
             start_signal="events",
             start_signal_args=[batch],
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(KEYWORDS[name], value)
+                    for name, value in (
+                        ("TenantId", str(self.tenant.id)),
+                        ("SourceWorkflow", workflow),
+                        ("Vendor", vendor),
+                        ("IncidentStatus", "open"),
+                    )
+                    if value
+                ]
+            ),
         )
 
 

@@ -1,0 +1,53 @@
+"""Kill switch and vendor bodies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from models.schemas.common import NAME_PATTERN, StrictBody
+
+
+class KillSwitchCreate(StrictBody):
+    """Stop remediation for a workflow, optionally only towards one vendor."""
+
+    workflow: str = Field(pattern=NAME_PATTERN, examples=["billing-sync"])
+    vendor: str | None = Field(default=None, pattern=NAME_PATTERN, examples=["stripe"])
+    reason: str = Field(min_length=1, max_length=2000, examples=["stripe incident INC-42"])
+
+
+class KillSwitchOut(BaseModel):
+    """A kill switch and its audit trail."""
+
+    id: uuid.UUID
+    workflow: str
+    vendor: str | None
+    reason: str
+    actor: str
+    active: bool
+    created_at: datetime
+    deactivated_at: datetime | None
+    deactivated_by: str | None
+
+
+class KillSwitchActivated(KillSwitchOut):
+    """A new kill switch, with how many running incidents were told to stop."""
+
+    incidents_signalled: int
+
+
+class VendorOut(BaseModel):
+    """A vendor's live breaker state and its settings."""
+
+    name: str
+    circuit_state: str
+    open_for_s: float
+    failure_rate_threshold: float
+    window_size: int
+    minimum_calls: int
+    open_duration_s: float
+    half_open_probes: int
+    rate_limit_per_s: float
+    call_timeout_s: float
