@@ -13,21 +13,30 @@ from workflows.incident_types import ActionRequest, RecordIncidentRequest
 FINAL_ACTION_STATUSES = ("succeeded", "failed", "cancelled")
 
 _UPSERT_INCIDENT = text("""
-INSERT INTO incidents (id, tenant_id, workflow_id, run_id, status, severity, category, title,
-                       source_workflow, step, signature, error_code, vendor, event_count, attempts,
-                       first_seen_at, last_seen_at, closed_at, updated_at)
-VALUES (gen_random_uuid(), :tenant_id, :workflow_id, :run_id, :status, :severity, :category,
-        :title, :source_workflow, :step, :signature, :error_code, :vendor, :event_count,
-        :attempts, coalesce(:first_seen_at, now()), coalesce(:last_seen_at, now()),
-        CASE WHEN :closed THEN now() END, now())
-ON CONFLICT (workflow_id, run_id) DO UPDATE SET
-    status = excluded.status, severity = excluded.severity, category = excluded.category,
-    error_code = excluded.error_code, event_count = excluded.event_count,
-    attempts = excluded.attempts,
-    first_seen_at = least(incidents.first_seen_at, excluded.first_seen_at),
-    last_seen_at = greatest(incidents.last_seen_at, excluded.last_seen_at),
-    closed_at = coalesce(incidents.closed_at, excluded.closed_at), updated_at = now()
-RETURNING id
+WITH previous AS (
+    SELECT status FROM incidents WHERE workflow_id = :workflow_id AND run_id = :run_id
+), upserted AS (
+    INSERT INTO incidents (id, tenant_id, workflow_id, run_id, status, severity, category, title,
+                           source_workflow, step, signature, error_code, vendor, event_count,
+                           attempts, first_seen_at, last_seen_at, closed_at, updated_at)
+    VALUES (gen_random_uuid(), :tenant_id, :workflow_id, :run_id, :status, :severity, :category,
+            :title, :source_workflow, :step, :signature, :error_code, :vendor, :event_count,
+            :attempts, coalesce(:first_seen_at, now()), coalesce(:last_seen_at, now()),
+            CASE WHEN :closed THEN now() END, now())
+    ON CONFLICT (workflow_id, run_id) DO UPDATE SET
+        status = excluded.status, severity = excluded.severity, category = excluded.category,
+        error_code = excluded.error_code, event_count = excluded.event_count,
+        attempts = excluded.attempts,
+        first_seen_at = least(incidents.first_seen_at, excluded.first_seen_at),
+        last_seen_at = greatest(incidents.last_seen_at, excluded.last_seen_at),
+        closed_at = coalesce(incidents.closed_at, excluded.closed_at), updated_at = now()
+    RETURNING id, tenant_id, status
+), transition AS (
+    INSERT INTO incident_transitions (tenant_id, incident_id, status, reason)
+    SELECT upserted.tenant_id, upserted.id, upserted.status, :reason FROM upserted
+    WHERE NOT EXISTS (SELECT 1 FROM previous WHERE previous.status = upserted.status)
+)
+SELECT id FROM upserted
 """)
 _INSERT_ACTION = text("""
 INSERT INTO actions (id, tenant_id, incident_id, action_type, attempt, idempotency_key, status,

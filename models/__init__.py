@@ -1,7 +1,7 @@
 """SQLModel tables, API schemas and database helpers."""
 
 from models.event import Event, EventOutbox
-from models.incident import Action, Decision, Incident
+from models.incident import Action, Decision, Incident, IncidentTransition
 from models.registry import KillSwitch, Vendor, Workflow
 from models.tenant import ApiKey, Tenant
 
@@ -12,6 +12,7 @@ __all__ = [
     "Event",
     "EventOutbox",
     "Incident",
+    "IncidentTransition",
     "KillSwitch",
     "Tenant",
     "Vendor",

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import CheckConstraint, Column, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.base import check_in, created_at_field, id_field, jsonb_field, timestamp_field
@@ -137,3 +137,21 @@ class Action(SQLModel, table=True):
     finished_at: datetime | None = timestamp_field()
     created_at: datetime = created_at_field()
     updated_at: datetime | None = timestamp_field()
+
+
+class IncidentTransition(SQLModel, table=True):
+    """One lifecycle change of an incident and why it happened (append-only)."""
+
+    __tablename__: ClassVar[str] = "incident_transitions"
+    __table_args__ = (
+        Index("ix_incident_transitions_tenant_id_incident_id_at", "tenant_id", "incident_id", "at"),
+    )
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
+    )
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id")
+    incident_id: uuid.UUID = Field(foreign_key="incidents.id")
+    status: str = Field(max_length=16)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    at: datetime = created_at_field()

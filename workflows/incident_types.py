@@ -200,6 +200,7 @@ class RecordIncidentRequest:
     first_seen_at: datetime | None
     last_seen_at: datetime | None
     closed: bool = False
+    reason: str = ""
 
 
 @dataclass

@@ -367,6 +367,9 @@ class IncidentWorkflow:
             first_seen_at=s.first_seen_at,
             last_seen_at=s.last_seen_at,
             closed=closed,
+            reason=(s.close_reason or s.gate_reason or s.latest_action or s.latest_decision or "")[
+                :2000
+            ],
         )
 
     def _action(

@@ -29,6 +29,7 @@ TABLES = {
     "decisions",
     "actions",
     "kill_switches",
+    "incident_transitions",
 }
 
 
