@@ -17,7 +17,7 @@ from api.dispatcher import OutboxDispatcher
 from api.errors import install_error_handlers
 from api.intake import Intake
 from api.middleware import CorrelationIdMiddleware
-from api.routes import events, health, safety, tenants, workflows
+from api.routes import events, health, incidents, safety, tenants, workflows
 from api.services.ingest import WorkflowStateCache
 from models.db import create_engine, create_session_factory
 from rules.policy import load_policies
@@ -118,6 +118,13 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     )
     app.add_middleware(CorrelationIdMiddleware)
     install_error_handlers(app)
-    for router in (health.router, events.router, workflows.router, safety.router, tenants.router):
+    for router in (
+        health.router,
+        events.router,
+        incidents.router,
+        workflows.router,
+        safety.router,
+        tenants.router,
+    ):
         app.include_router(router, prefix=API_PREFIX)
     return app

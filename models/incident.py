@@ -53,6 +53,7 @@ class Incident(SQLModel, table=True):
             "last_seen_at",
         ),
         Index("ix_incidents_tenant_id_first_seen_at", "tenant_id", "first_seen_at"),
+        Index("ix_incidents_tenant_id_last_seen_at", "tenant_id", "last_seen_at"),
         Index("ix_incidents_tenant_id_signature", "tenant_id", "signature"),
     )
 

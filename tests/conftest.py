@@ -184,3 +184,7 @@ async def isolated_settings(settings: Settings) -> AsyncIterator[Settings]:
     yield isolated
     await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     await admin.close()
+
+
+# Incident fixtures live beside their helpers; importing them here registers them everywhere.
+from tests.utils.incidents import live, skipping, skipping_env  # noqa: E402, F401

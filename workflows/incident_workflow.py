@@ -323,8 +323,12 @@ class IncidentWorkflow:
         self._refresh()
 
     def _set_status(self, status: str) -> None:
+        changed = status != self._s.status
         self._s.status = status
         self._publish()
+        # Every status change reaches the projection (and its transition log) promptly.
+        if changed and workflow.patched("sync-on-status-change"):
+            self._dirty = True
 
     def _close(self, status: str, reason: str) -> None:
         s = self._s

@@ -30,6 +30,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_incident_transitions'))
     )
     op.create_index('ix_incident_transitions_tenant_id_incident_id_at', 'incident_transitions', ['tenant_id', 'incident_id', 'at'], unique=False)
+    op.create_index('ix_incidents_tenant_id_last_seen_at', 'incidents', ['tenant_id', 'last_seen_at'], unique=False)
     # Transitions are audit evidence, like events and decisions (function from 0001).
     op.execute(
         "CREATE TRIGGER incident_transitions_append_only BEFORE UPDATE OR DELETE ON "
@@ -39,5 +40,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP TRIGGER IF EXISTS incident_transitions_append_only ON incident_transitions")
+    op.drop_index('ix_incidents_tenant_id_last_seen_at', table_name='incidents')
     op.drop_index('ix_incident_transitions_tenant_id_incident_id_at', table_name='incident_transitions')
     op.drop_table('incident_transitions')

@@ -19,7 +19,7 @@ from devstack.http_target import CallbackServer, Reply
 from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
-from tests.workflows.conftest import IncidentStarter, failure
+from tests.utils.incidents import IncidentStarter, failure
 from workflows.incident_types import EventBatch, IncidentResult, KillRequest
 from workflows.incident_workflow import IncidentWorkflow
 

@@ -17,7 +17,7 @@ from devstack.valkey import EmbeddedValkey
 from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import failure_event, register_workflow
-from tests.workflows.conftest import IncidentStarter
+from tests.utils.incidents import IncidentStarter
 from worker import activity_set, build_worker
 from workflows.incident_types import IncidentResult, IncidentView
 from workflows.incident_workflow import IncidentWorkflow

@@ -1,4 +1,4 @@
-"""Workers and incident starters for workflow tests."""
+"""Workers, incident starters and their fixtures (registered in tests/conftest.py)."""
 
 from __future__ import annotations
 

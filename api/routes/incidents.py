@@ -1,0 +1,226 @@
+"""`/incidents`, `/actions`, `/decisions`: what happened, why, and the controls."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Query
+from fastapi.responses import JSONResponse
+from sqlmodel import col, select
+
+from api.auth import OperatorPrincipal
+from api.deps import SessionDep, SettingsDep, TemporalDep
+from api.errors import NotFound
+from api.pagination import CursorQuery, LimitQuery, after_cursor, next_cursor
+from api.routes.responses import problem_responses
+from api.services import incidents as service
+from models.incident import INCIDENT_STATUSES, SEVERITIES, Action, Decision, Incident
+from models.schemas.common import Page
+from models.schemas.incidents import (
+    ActionOut,
+    ControlAccepted,
+    ControlBody,
+    DecisionOut,
+    IncidentDetail,
+    IncidentOut,
+    Timeline,
+)
+
+router = APIRouter(tags=["incidents"])
+ERRORS = problem_responses(401, 403, 404, 422)
+Status = Literal[INCIDENT_STATUSES]  # type: ignore[valid-type]
+Severity = Literal[SEVERITIES]  # type: ignore[valid-type]
+Name = Annotated[str | None, Query(max_length=200)]
+Control = Literal["pause", "resume", "kill", "resolve", "acknowledge"]
+
+
+@router.get(
+    "/incidents", operation_id="listIncidents", response_model=Page[IncidentOut], responses=ERRORS
+)
+async def list_incidents(
+    principal: OperatorPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+    status: Status | None = None,
+    severity: Severity | None = None,
+    workflow: Name = None,
+    vendor: Name = None,
+    error_code: Annotated[str | None, Query(max_length=100)] = None,
+    since: Annotated[datetime | None, Query(description="last_seen_at ≥ since")] = None,
+    until: Annotated[datetime | None, Query(description="last_seen_at < until")] = None,
+) -> Page[IncidentOut]:
+    """List the tenant's incidents, most recently active first."""
+    query = select(Incident).where(Incident.tenant_id == principal.tenant_id)
+    for column, value in (
+        (Incident.status, status),
+        (Incident.severity, severity),
+        (Incident.source_workflow, workflow),
+        (Incident.vendor, vendor),
+        (Incident.error_code, error_code),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if since is not None:
+        query = query.where(col(Incident.last_seen_at) >= since)
+    if until is not None:
+        query = query.where(col(Incident.last_seen_at) < until)
+    if (after := after_cursor(Incident.last_seen_at, Incident.id, cursor)) is not None:
+        query = query.where(after)
+    query = query.order_by(col(Incident.last_seen_at).desc(), col(Incident.id).desc())
+    rows = list((await session.exec(query.limit(limit + 1))).all())
+    return Page(
+        items=[
+            service.incident_out(r, settings.temporal_ui_url, settings.temporal_namespace)
+            for r in rows[:limit]
+        ],
+        next_cursor=next_cursor(rows, limit, "last_seen_at"),
+    )
+
+
+@router.get(
+    "/incidents/{incident_id}",
+    operation_id="getIncident",
+    response_model=IncidentDetail,
+    responses=ERRORS,
+)
+async def get_incident(
+    incident_id: uuid.UUID,
+    principal: OperatorPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+) -> IncidentDetail:
+    """The stored incident merged with the live `status` query; never 5xx when Temporal is down."""
+    row = await service.get_incident_or_raise(
+        session=session, tenant_id=principal.tenant_id, incident_id=incident_id
+    )
+    return await service.incident_detail(
+        temporal=temporal,
+        row=row,
+        ui_base=settings.temporal_ui_url,
+        namespace=settings.temporal_namespace,
+    )
+
+
+@router.get(
+    "/incidents/{incident_id}/timeline",
+    operation_id="getIncidentTimeline",
+    response_model=Timeline,
+    responses=ERRORS,
+)
+async def get_timeline(
+    incident_id: uuid.UUID, principal: OperatorPrincipal, session: SessionDep, settings: SettingsDep
+) -> Timeline:
+    """Events (bucketed, with samples), decisions, actions and state changes, by time."""
+    row = await service.get_incident_or_raise(
+        session=session, tenant_id=principal.tenant_id, incident_id=incident_id
+    )
+    return await service.timeline(
+        session=session,
+        row=row,
+        ui_base=settings.temporal_ui_url,
+        namespace=settings.temporal_namespace,
+    )
+
+
+@router.post(
+    "/incidents/{incident_id}/{control}",
+    operation_id="controlIncident",
+    status_code=202,
+    response_model=ControlAccepted,
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
+)
+async def control(
+    incident_id: uuid.UUID,
+    control: Control,
+    principal: OperatorPrincipal,
+    session: SessionDep,
+    temporal: TemporalDep,
+    body: Annotated[ControlBody | None, Body()] = None,
+) -> JSONResponse:
+    """Send pause, resume, kill, resolve or acknowledge to the incident's workflow."""
+    row = await service.get_incident_or_raise(
+        session=session, tenant_id=principal.tenant_id, incident_id=incident_id
+    )
+    argument: dict[str, Any] | None = None
+    if control in ("kill", "resolve"):
+        argument = {
+            "reason": (
+                body.reason
+                if body and body.reason
+                else f"{control} via API by key {principal.key_id}"
+            )
+        }
+    elif control == "acknowledge":
+        argument = {"by": body.by if body and body.by else f"api-key:{principal.key_id}"}
+    await service.send_control(temporal=temporal, row=row, signal=control, argument=argument)
+    accepted = ControlAccepted(incident_id=row.id, workflow_id=row.workflow_id, signal=control)
+    return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
+
+
+@router.get(
+    "/actions", operation_id="listActions", response_model=Page[ActionOut], responses=ERRORS
+)
+async def list_actions(
+    principal: OperatorPrincipal,
+    session: SessionDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+    incident_id: uuid.UUID | None = None,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+) -> Page[ActionOut]:
+    """List remediation and escalation actions, newest first."""
+    query = select(Action).where(Action.tenant_id == principal.tenant_id)
+    if incident_id is not None:
+        query = query.where(Action.incident_id == incident_id)
+    if status is not None:
+        query = query.where(Action.status == status)
+    if (after := after_cursor(Action.created_at, Action.id, cursor)) is not None:
+        query = query.where(after)
+    query = query.order_by(col(Action.created_at).desc(), col(Action.id).desc())
+    rows = list((await session.exec(query.limit(limit + 1))).all())
+    return Page(
+        items=[ActionOut(**r.model_dump()) for r in rows[:limit]],
+        next_cursor=next_cursor(rows, limit, "created_at"),
+    )
+
+
+@router.get(
+    "/actions/{action_id}", operation_id="getAction", response_model=ActionOut, responses=ERRORS
+)
+async def get_action(
+    action_id: uuid.UUID, principal: OperatorPrincipal, session: SessionDep
+) -> ActionOut:
+    """Return one action."""
+    row = await session.get(Action, action_id)
+    if row is None or row.tenant_id != principal.tenant_id:
+        raise NotFound(f"action {action_id} not found")
+    return ActionOut(**row.model_dump())
+
+
+@router.get(
+    "/decisions", operation_id="listDecisions", response_model=Page[DecisionOut], responses=ERRORS
+)
+async def list_decisions(
+    principal: OperatorPrincipal,
+    session: SessionDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+    incident_id: uuid.UUID | None = None,
+) -> Page[DecisionOut]:
+    """List decisions (rules and mock AI), newest first."""
+    query = select(Decision).where(Decision.tenant_id == principal.tenant_id)
+    if incident_id is not None:
+        query = query.where(Decision.incident_id == incident_id)
+    if (after := after_cursor(Decision.created_at, Decision.id, cursor)) is not None:
+        query = query.where(after)
+    query = query.order_by(col(Decision.created_at).desc(), col(Decision.id).desc())
+    rows = list((await session.exec(query.limit(limit + 1))).all())
+    return Page(
+        items=[DecisionOut(**r.model_dump()) for r in rows[:limit]],
+        next_cursor=next_cursor(rows, limit, "created_at"),
+    )
