@@ -143,10 +143,21 @@ async def test_isolation_matrix_foreign_ids_are_404_and_lists_stay_private(
             ("POST", f"/api/v1/incidents/{iid}/{c}")
             for c in ("pause", "resume", "kill", "resolve", "acknowledge")
         ]
+        switch = await http.post(
+            "/api/v1/kill-switches",
+            headers=tenant.headers,
+            json={"workflow": "billing-sync", "vendor": "never-used", "reason": "matrix"},
+        )
+        by_id += [
+            ("DELETE", f"/api/v1/kill-switches/{switch.json()['id']}"),
+            ("GET", "/api/v1/workflows/billing-sync"),
+            ("PATCH", "/api/v1/workflows/billing-sync"),
+        ]
         if event["items"]:
             by_id.append(("GET", f"/api/v1/events/{event['items'][0]['id']}"))
         for method, path in by_id:
-            response = await http.request(method, path, headers=other.headers)
+            body = {"active": False} if method == "PATCH" else None
+            response = await http.request(method, path, headers=other.headers, json=body)
             assert response.status_code == 404, (method, path, response.status_code)
         for path in (
             "/api/v1/incidents",
