@@ -40,6 +40,7 @@ class CallbackServer:
         self.calls: list[Call] = []
         self.port = free_port()
         self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
         self.on_call: Callable[[Call], Awaitable[None]] | None = None
 
     @property
@@ -54,6 +55,10 @@ class CallbackServer:
     async def __aexit__(self, *_: object) -> None:
         assert self._server is not None
         self._server.close()
+        # Keep-alive connections would otherwise keep their handlers waiting forever.
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
         await self._server.wait_closed()
 
     def keys(self) -> list[str]:
@@ -61,6 +66,9 @@ class CallbackServer:
         return [call.headers.get("idempotency-key", "") for call in self.calls]
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
         try:
             while True:
                 request_line = await reader.readline()
@@ -91,4 +99,5 @@ class CallbackServer:
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             return
         finally:
+            self._handlers.discard(task)
             writer.close()
