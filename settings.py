@@ -49,7 +49,9 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_statement_timeout_ms: int = Field(default=5_000, ge=100)
     redis_timeout_s: float = Field(default=0.5, gt=0)
-    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    worker_metrics_address: str | None = Field(
+        default=None, description="host:port of the worker's Prometheus endpoint"
+    )
     auth_cache_ttl_s: float = Field(default=2.0, ge=0)
     registry_cache_ttl_s: float = Field(default=1.0, ge=0)
     dispatcher_enabled: bool = True
@@ -96,9 +98,11 @@ class Settings(BaseSettings):
             raise ValueError(f"must be a redis://, rediss:// or unix:// URL (got {parts.scheme!r})")
         return value
 
-    @field_validator("temporal_address")
+    @field_validator("temporal_address", "worker_metrics_address")
     @classmethod
-    def _host_port(cls, value: str) -> str:
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit():
             raise ValueError(f"must be host:port (got {value!r})")

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
@@ -32,12 +33,25 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 MAX_CONNECT_BACKOFF_S = 10.0
 
 
-async def connect_with_retry(settings: Settings, stopping: asyncio.Event) -> Client | None:
+def metrics_runtime(address: str | None) -> Runtime | None:
+    """A runtime exporting the SDK's and AWFDRS's worker metrics to Prometheus at `address`."""
+    if address is None:
+        return None
+    return Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=address, counters_total_suffix=True)
+        )
+    )
+
+
+async def connect_with_retry(
+    settings: Settings, stopping: asyncio.Event, runtime: Runtime | None = None
+) -> Client | None:
     """Dial Temporal until it answers, logging clearly while it is unreachable."""
     delay = 0.5
     while not stopping.is_set():
         try:
-            client = await connect_temporal(settings, lazy=False)
+            client = await connect_temporal(settings, lazy=False, runtime=runtime)
         except (RuntimeError, RPCError, OSError) as exc:
             log.warning(
                 "temporal unreachable at %s (%s); retrying in %.1fs",
@@ -116,7 +130,9 @@ def build_worker(
 
 async def run(settings: Settings, stopping: asyncio.Event) -> None:
     """Serve the task queue until `stopping` is set, then drain gracefully."""
-    client = await connect_with_retry(settings, stopping)
+    client = await connect_with_retry(
+        settings, stopping, metrics_runtime(settings.worker_metrics_address)
+    )
     if client is None:
         return
     async with (

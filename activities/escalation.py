@@ -8,6 +8,7 @@ from temporalio import activity
 
 from activities.outbound import TenantSecrets, canonical_json, host_allowed, post_signed, sign
 from activities.records import write_action
+from activities.remediation import count_action
 from workflows.incident_types import ActionRequest, EscalationOutcome, EscalationRequest
 
 WEBHOOK_TIMEOUT_S = 10.0
@@ -89,6 +90,7 @@ class EscalationActivities:
         delivered = result.status is not None and 200 <= result.status < 300
         detail = f"HTTP {result.status}" if result.status else (result.error or "no response")
         await write_action(self._engine, _final(action, delivered, detail))
+        count_action("escalate", "delivered" if delivered else "failed")
         return EscalationOutcome(delivered, detail)
 
 

@@ -39,6 +39,15 @@ def classify_response(result: HttpResult) -> CallbackOutcome:
     return CallbackOutcome("fatal", status, detail)
 
 
+def count_action(action_type: str, outcome: str) -> None:
+    """Count one finished action by type and outcome on the worker's metrics."""
+    if not activity.in_activity():
+        return
+    activity.metric_meter().create_counter(
+        "awfdrs_actions", "Remediation and escalation actions by type and outcome"
+    ).add(1, {"type": action_type, "outcome": outcome})
+
+
 class RemediationActivities:
     """Calls tenants' callbacks with idempotency keys and HMAC signatures."""
 
@@ -83,11 +92,13 @@ class RemediationActivities:
             )
         except asyncio.CancelledError:
             # Killed mid-call: the cancellation reached us through a heartbeat.
+            count_action("retry", "cancelled")
             await asyncio.shield(
                 self._action(req, "cancelled", CallbackOutcome("cancelled", None, "killed"))
             )
             raise
         outcome = classify_response(result)
+        count_action("retry", outcome.outcome)
         await self._action(req, "succeeded" if outcome.outcome == "success" else "failed", outcome)
         log.info(
             "callback attempt %d → %s",

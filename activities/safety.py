@@ -45,6 +45,14 @@ return {1, 0}
 """
 
 
+def _count_transition(before: str, after: str) -> None:
+    if not activity.in_activity():
+        return
+    activity.metric_meter().create_counter(
+        "awfdrs_breaker_transitions", "Circuit breaker state changes"
+    ).add(1, {"from": before, "to": after})
+
+
 def _wait(seconds: float, reason: str) -> GateDecision:
     return GateDecision("wait", round(max(1.0, min(seconds, MAX_WAIT_S)), 3), reason)
 
@@ -57,7 +65,7 @@ class SafetyGate:
     ) -> None:
         self._engine = engine
         self._policies = policies
-        self._breaker = CircuitBreaker(redis)
+        self._breaker = CircuitBreaker(redis, on_transition=_count_transition)
         self._limiter = RateLimiter(redis)
         self._budget = redis.register_script(_BUDGET)
         self._calls_per_hour = calls_per_hour
@@ -65,6 +73,14 @@ class SafetyGate:
     @activity.defn(name="check_gate")
     async def check_gate(self, req: GateRequest) -> GateDecision:
         """Answer permit, wait or deny for attempt `req.attempt`."""
+        decision = await self._decide(req)
+        if activity.in_activity():
+            activity.metric_meter().create_counter(
+                "awfdrs_gate_answers", "Safety gate answers by verdict"
+            ).add(1, {"verdict": decision.verdict})
+        return decision
+
+    async def _decide(self, req: GateRequest) -> GateDecision:
         if reason := await self._kill_switch(req):
             return GateDecision("deny", reason=f"kill switch: {reason}", kill=True)
         if req.attempt > req.max_attempts:

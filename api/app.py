@@ -11,13 +11,15 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 
 from api.auth import PrincipalCache
 from api.dispatcher import OutboxDispatcher
 from api.errors import install_error_handlers
 from api.intake import Intake
+from api.metrics import ApiMetrics
 from api.middleware import CorrelationIdMiddleware
-from api.routes import events, health, incidents, safety, tenants, workflows
+from api.routes import events, health, incidents, metrics, safety, tenants, workflows
 from api.services.ingest import WorkflowStateCache
 from models.db import create_engine, create_session_factory
 from rules.policy import load_policies
@@ -37,13 +39,16 @@ def create_redis(settings: Settings) -> Redis:
     )
 
 
-async def connect_temporal(settings: Settings, *, lazy: bool) -> Client:
+async def connect_temporal(
+    settings: Settings, *, lazy: bool, runtime: Runtime | None = None
+) -> Client:
     """Connect to Temporal with the pydantic converter; `lazy` defers the first dial."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
         lazy=lazy,
+        runtime=runtime,
     )
 
 
@@ -75,6 +80,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         redis = create_redis(settings)
         # Lazy: the API must start (and accept events) while Temporal is still down.
         client = temporal or await connect_temporal(settings, lazy=True)
+        metrics = ApiMetrics()
         dispatcher = OutboxDispatcher(
             engine=engine,
             temporal=client,
@@ -82,8 +88,10 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
             batch_size=settings.dispatcher_batch_size,
             poll_interval_s=settings.dispatcher_poll_interval_s,
             linger_s=settings.dispatcher_linger_s,
+            metrics=metrics,
         )
         app.state.settings = settings
+        app.state.metrics = metrics
         app.state.policies = policies
         app.state.engine = engine
         app.state.session_factory = create_session_factory(engine)
@@ -98,6 +106,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
             catalog=policies.error_codes,
             workflows=WorkflowStateCache(settings.registry_cache_ttl_s),
             on_stored=dispatcher.wake,
+            metrics=metrics,
         )
         task = asyncio.create_task(dispatcher.run()) if settings.dispatcher_enabled else None
         try:
@@ -118,6 +127,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     )
     app.add_middleware(CorrelationIdMiddleware)
     install_error_handlers(app)
+    app.include_router(metrics.router)
     for router in (
         health.router,
         events.router,

@@ -24,6 +24,7 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.metrics import ApiMetrics
 from workflows.incident_types import (
     EVENTS_SIGNAL,
     MAX_EVENTS_PER_SIGNAL,
@@ -147,6 +148,7 @@ class OutboxDispatcher:
         batch_size: int = 1000,
         poll_interval_s: float = 1.0,
         linger_s: float = 0.05,
+        metrics: ApiMetrics | None = None,
     ) -> None:
         self._engine = engine
         self._task_queue = task_queue
@@ -154,6 +156,7 @@ class OutboxDispatcher:
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._linger_s = linger_s
+        self._metrics = metrics
         self._wake = asyncio.Event()
         self.stats = DispatchStats()
 
@@ -228,6 +231,8 @@ class OutboxDispatcher:
                     await conn.execute(_RETRY_LATER, failed)
         signals = sum(outcomes)
         self.stats.events += len(done)
+        if self._metrics is not None:
+            self._metrics.dispatched.inc(len(done))
         self.stats.failed_groups += len(groups) - signals
         log.info(
             "dispatched %d events to %d incidents (%d groups failed, %d signals in total)",
@@ -281,7 +286,7 @@ class OutboxDispatcher:
                 rpc_timeout=RPC_TIMEOUT,
                 **_start_options(first),
             )
-            self.stats.signals += 1
+            self._count_signal()
 
     async def _resolve(self, conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
         first = rows[0]
@@ -292,11 +297,16 @@ class OutboxDispatcher:
             for batch in _chunks(rows):
                 try:
                     await handle.signal(EVENTS_SIGNAL, batch, rpc_timeout=RPC_TIMEOUT)
-                    self.stats.signals += 1
+                    self._count_signal()
                 except RPCError as exc:
                     if exc.status != RPCStatusCode.NOT_FOUND:
                         raise
                     break  # closed or never started: nothing to resolve
+
+    def _count_signal(self) -> None:
+        self.stats.signals += 1
+        if self._metrics is not None:
+            self._metrics.signals.inc()
 
     async def outbox_depth(self) -> dict[str, float]:
         """Return the number of waiting events and the age of the oldest, in seconds."""

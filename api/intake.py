@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from api.auth import Principal
 from api.errors import RateLimited
+from api.metrics import ApiMetrics
 from api.services.ingest import (
     PreparedEvent,
     StoreOutcome,
@@ -57,12 +58,14 @@ class Intake:
         catalog: ErrorCatalog,
         workflows: WorkflowStateCache,
         on_stored: Callable[[], None],
+        metrics: ApiMetrics | None = None,
     ) -> None:
         self._pool = pool
         self._limiter = limiter
         self._catalog = catalog
         self.workflows = workflows
         self._on_stored = on_stored
+        self._metrics = metrics
         self._last_redis_warning = 0.0
 
     async def admit(self, principal: Principal, quantity: int) -> None:
@@ -82,6 +85,8 @@ class Intake:
                 log.warning("redis unavailable, ingest rate limit not enforced: %s", exc)
             return
         if not decision.allowed:
+            if self._metrics is not None:
+                self._metrics.ingest.labels("rate_limited").inc(quantity)
             raise RateLimited(
                 f"tenant is over its ingest rate of {rate} events/s",
                 retry_after_s=decision.retry_after_s,
@@ -108,6 +113,9 @@ class Intake:
                     raise
         if any(isinstance(item, StoreOutcome) and item.status == 202 for item in results):
             self._on_stored()
+        if self._metrics is not None:
+            for item in results:
+                self._metrics.ingest.labels(outcome_label(item)).inc()
         return results
 
     async def _submit(
@@ -146,6 +154,17 @@ class Intake:
             else []
         )
         return [next(stored) if isinstance(item, PreparedEvent) else item for item in results]
+
+
+def outcome_label(item: ItemResult) -> str:
+    """Name an intake outcome for the `awfdrs_ingest_events_total` counter."""
+    if isinstance(item, Rejected):
+        return "rejected"
+    if item.status == 409:
+        return "conflict"
+    if item.status == 200:
+        return "duplicate"
+    return "suppressed" if item.remediation == "suppressed" else "accepted"
 
 
 def parse_event(raw: bytes | dict[str, object], header_key: str | None) -> tuple[EventIn, str]:

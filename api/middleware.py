@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from observability import correlation_id_var, tenant_id_var
 
 HEADER = "x-correlation-id"
+API_PREFIX = "/api/v1"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 log = logging.getLogger("awfdrs.access")
 
@@ -24,6 +25,17 @@ def _incoming_id(scope: Scope) -> str:
             if _VALID_ID.match(candidate):
                 return candidate
     return uuid.uuid4().hex
+
+
+def route_label(scope: Scope) -> str:
+    """Return the matched route template (bounded cardinality), with the API prefix."""
+    template = getattr(scope.get("route"), "path", None)
+    if template is None:
+        return "unmatched"
+    # Routes of included routers report their path without the router's prefix.
+    if scope["path"].startswith(API_PREFIX) and not template.startswith(API_PREFIX):
+        return API_PREFIX + str(template)
+    return str(template)
 
 
 class CorrelationIdMiddleware:
@@ -53,6 +65,12 @@ class CorrelationIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            metrics = getattr(scope["app"].state, "metrics", None) if "app" in scope else None
+            if metrics is not None:
+                route = route_label(scope)
+                metrics.observe_request(
+                    route, scope["method"], status, time.perf_counter() - started
+                )
             log.info(
                 "request",
                 extra={

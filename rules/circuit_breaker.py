@@ -9,6 +9,7 @@ last), open_until (µs), probes (issued), probe_ok (succeeded), probe_deadline (
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -123,8 +124,11 @@ def breaker_key(tenant_id: str, vendor: str) -> str:
 class CircuitBreaker:
     """Acquire before a vendor call, record its outcome after; force or reset by hand."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(
+        self, redis: Redis, on_transition: Callable[[str, str], None] | None = None
+    ) -> None:
         self._redis = redis
+        self._on_transition = on_transition
         self._acquire = redis.register_script(_ACQUIRE)
         self._record = redis.register_script(_RECORD)
         self._force = redis.register_script(_FORCE)
@@ -177,6 +181,8 @@ class CircuitBreaker:
     def _transition(self, key: str, before: bytes | str, after: bytes | str) -> None:
         if _text(before) != _text(after):
             self.transitions += 1
+            if self._on_transition is not None:
+                self._on_transition(_text(before), _text(after))
             log.info(
                 "circuit %s: %s → %s",
                 key,

@@ -47,6 +47,16 @@ SEVERITY_KEY = SearchAttributeKey.for_keyword("Severity")
 ERROR_CODE_KEY = SearchAttributeKey.for_keyword("ErrorCode")
 
 
+COUNTED_STATUSES = ("resolved", "escalated", "killed")
+
+
+def _count_incident(outcome: str) -> None:
+    # The SDK drops metrics during replay, so this counts each transition once.
+    workflow.metric_meter().create_counter(
+        "awfdrs_incidents", "Incidents opened, resolved, escalated and killed"
+    ).add(1, {"outcome": outcome})
+
+
 @workflow.defn(name=WORKFLOW_TYPE)
 class IncidentWorkflow:
     """Classifies, retries through the client's callback, escalates; steered by signals."""
@@ -67,6 +77,7 @@ class IncidentWorkflow:
         try:
             if not self._s.incident_id:
                 self._s.incident_id = await self._steps.record(self._record_request())
+                _count_incident("opened")
                 self._publish()
             if not self._s.analysed and not is_terminal(self._s):
                 await self._assess()
@@ -325,6 +336,8 @@ class IncidentWorkflow:
     def _set_status(self, status: str) -> None:
         changed = status != self._s.status
         self._s.status = status
+        if changed and status in COUNTED_STATUSES:
+            _count_incident(status)
         self._publish()
         # Every status change reaches the projection (and its transition log) promptly.
         if changed and workflow.patched("sync-on-status-change"):
