@@ -19,7 +19,16 @@ from api.errors import install_error_handlers
 from api.intake import Intake
 from api.metrics import ApiMetrics
 from api.middleware import CorrelationIdMiddleware
-from api.routes import events, health, incidents, metrics, safety, tenants, workflows
+from api.routes import (
+    events,
+    health,
+    incidents,
+    integrations,
+    metrics,
+    safety,
+    tenants,
+    workflows,
+)
 from api.services.ingest import WorkflowStateCache
 from models.db import create_engine, create_session_factory
 from rules.policy import load_policies
@@ -132,6 +141,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         health.router,
         events.router,
         incidents.router,
+        integrations.router,
         workflows.router,
         safety.router,
         tenants.router,

@@ -74,9 +74,13 @@ def _bearer(request: Request) -> str:
 
 async def authenticate(request: Request) -> Principal:
     """Resolve the bearer key to its tenant; 401 unknown or revoked, 403 inactive tenant."""
-    token = _bearer(request)
+    return await principal_for_key(request, _bearer(request))
+
+
+async def principal_for_key(request: Request, token: str) -> Principal:
+    """Resolve an API key (from a header or, for integrations, the body) to its tenant."""
     if not token.startswith(KEY_PREFIX):
-        raise Unauthorized("the bearer token is not an AWFDRS API key")
+        raise Unauthorized("the credential is not an AWFDRS API key")
     key_hash = hash_api_key(token)
     cache: PrincipalCache = request.app.state.principal_cache
     hit, principal = cache.get(key_hash)

@@ -19,6 +19,11 @@ async def read_json_body(request: Request, limit: int) -> bytes:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise UnsupportedMediaType("send the body as application/json")
+    return await read_body(request, limit)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Return the raw body, refusing bodies over `limit` bytes without buffering them."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}")

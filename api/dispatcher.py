@@ -60,7 +60,7 @@ _OPEN_FAILURES = """
 SELECT DISTINCT incident_key FROM events
 WHERE tenant_id = $1 AND workflow = $2 AND ($3::text IS NULL OR step = $3)
   AND event_type IN ('step.failed', 'workflow.failed') AND incident_key IS NOT NULL
-  AND occurred_at > now() - interval '30 days'
+  AND received_at > now() - interval '30 days'
 LIMIT 100
 """
 _DEPTH = (
@@ -210,9 +210,16 @@ class OutboxDispatcher:
                     )
                 ]
                 groups.sort(key=lambda g: g[1][0]["outbox_id"])
+                # One connection runs one query at a time: look resolution targets up first,
+                # then signal concurrently.
+                targets = {
+                    key: await self._targets(conn, group)
+                    for key, group in groups
+                    if key.startswith("resolve:")
+                }
                 gate = asyncio.Semaphore(CONCURRENT_SIGNALS)
                 outcomes = await asyncio.gather(
-                    *(self._send(conn, gate, key, group) for key, group in groups)
+                    *(self._send(gate, key, group, targets.get(key, [])) for key, group in groups)
                 )
                 done = [
                     r["outbox_id"]
@@ -245,15 +252,15 @@ class OutboxDispatcher:
 
     async def _send(
         self,
-        conn: asyncpg.Connection,
         gate: asyncio.Semaphore,
         key: str,
         rows: list[asyncpg.Record],
+        targets: list[str],
     ) -> bool:
         async with gate:
             try:
                 if key.startswith("resolve:"):
-                    await self._resolve(conn, rows)
+                    await self._resolve(targets, rows)
                 else:
                     await self._signal_with_start(key, rows)
             except (RPCError, RuntimeError, OSError) as exc:
@@ -288,12 +295,17 @@ class OutboxDispatcher:
             )
             self._count_signal()
 
-    async def _resolve(self, conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
+    @staticmethod
+    async def _targets(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> list[str]:
+        """Incidents a group of success events may resolve (same workflow, and step)."""
         first = rows[0]
         step = first["step"] if first["event_type"] == "step.succeeded" else None
-        targets = await conn.fetch(_OPEN_FAILURES, first["tenant_id"], first["workflow"], step)
+        found = await conn.fetch(_OPEN_FAILURES, first["tenant_id"], first["workflow"], step)
+        return [row["incident_key"] for row in found]
+
+    async def _resolve(self, targets: list[str], rows: list[asyncpg.Record]) -> None:
         for target in targets:
-            handle = self._temporal.get_workflow_handle(target["incident_key"])
+            handle = self._temporal.get_workflow_handle(target)
             for batch in _chunks(rows):
                 try:
                     await handle.signal(EVENTS_SIGNAL, batch, rpc_timeout=RPC_TIMEOUT)

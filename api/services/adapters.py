@@ -1,0 +1,200 @@
+"""Map PagerDuty Events v2, Alertmanager v4 and CloudEvents 1.0 onto the internal event.
+
+Every adapter produces `EventIn` objects that then take the one intake path (auth, validation,
+rate limit, idempotency, outbox). Alerts use the catalogue code `ALERT`, and the alert's own
+identity (PagerDuty `dedup_key`, Alertmanager `alertname` + `fingerprint`) as the step, so the
+incident signature follows the source system's de-duplication.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.schemas.events import EventIn
+
+ALERT_CODE = "ALERT"
+
+
+def _key(*parts: str) -> str:
+    """Derive a bounded idempotency key from the parts that identify a delivery."""
+    return "h:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _summary(text: str | None) -> str | None:
+    return text[:4000] if text else None
+
+
+# --- PagerDuty Events API v2 ---------------------------------------------------------------
+
+
+class PagerDutyPayload(BaseModel):
+    """The `payload` of a trigger."""
+
+    model_config = ConfigDict(extra="allow")
+    summary: str = Field(min_length=1, max_length=1024)
+    source: str = Field(min_length=1, max_length=255)
+    severity: Literal["critical", "error", "warning", "info"]
+    timestamp: datetime | None = None
+    component: str | None = None
+    group: str | None = None
+    class_: str | None = Field(default=None, alias="class")
+    custom_details: dict[str, Any] | None = None
+
+
+class PagerDutyEvent(BaseModel):
+    """A `/v2/enqueue` body."""
+
+    model_config = ConfigDict(extra="allow")
+    routing_key: str = Field(min_length=1, max_length=200)
+    event_action: Literal["trigger", "acknowledge", "resolve"]
+    dedup_key: str | None = Field(default=None, max_length=255)
+    payload: PagerDutyPayload | None = None
+    client: str | None = None
+    client_url: str | None = None
+
+
+def pagerduty_event(event: PagerDutyEvent, workflow: str) -> tuple[EventIn, str, str]:
+    """Map a trigger or resolve to (event, idempotency key, dedup_key)."""
+    dedup_key = event.dedup_key or str(uuid.uuid4())
+    if event.event_action == "resolve":
+        internal = EventIn(workflow=workflow, event_type="step.succeeded", step=dedup_key)
+        return internal, _key("pd", dedup_key, "resolve", str(uuid.uuid4())), dedup_key
+    assert event.payload is not None
+    payload = event.payload
+    internal = EventIn(
+        workflow=workflow,
+        event_type="step.failed",
+        step=dedup_key,
+        occurred_at=_aware(payload.timestamp),
+        error={"code": ALERT_CODE, "message": _summary(payload.summary)},
+        payload={
+            "pagerduty": event.model_dump(mode="json", exclude={"routing_key"}, by_alias=True)
+        },
+    )
+    # PagerDuty has no idempotency: every trigger is a new log entry on the open alert.
+    return internal, _key("pd", dedup_key, str(uuid.uuid4())), dedup_key
+
+
+def _aware(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+# --- Alertmanager webhook v4 ---------------------------------------------------------------
+
+
+class AlertmanagerAlert(BaseModel):
+    """One alert of a notification."""
+
+    model_config = ConfigDict(extra="allow")
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: str
+    endsAt: str | None = None
+    generatorURL: str | None = None
+    fingerprint: str = Field(min_length=1, max_length=100)
+
+
+class AlertmanagerNotification(BaseModel):
+    """A webhook notification (version 4; unknown fields are tolerated)."""
+
+    model_config = ConfigDict(extra="allow")
+    version: str
+    groupKey: str = Field(max_length=2000)
+    status: Literal["firing", "resolved"]
+    alerts: list[AlertmanagerAlert] = Field(min_length=1, max_length=1000)
+
+
+def alertmanager_events(note: AlertmanagerNotification, workflow: str) -> list[tuple[EventIn, str]]:
+    """One event per alert, idempotent per (group key, fingerprint, status, startsAt)."""
+    items = []
+    for alert in note.alerts:
+        step = f"{alert.labels.get('alertname', 'alert')}:{alert.fingerprint}"[:200]
+        key = _key("am", note.groupKey, alert.fingerprint, alert.status, alert.startsAt)
+        if alert.status == "resolved":
+            event = EventIn(workflow=workflow, event_type="step.succeeded", step=step)
+        else:
+            event = EventIn(
+                workflow=workflow,
+                event_type="step.failed",
+                step=step,
+                occurred_at=alert.startsAt,
+                error={
+                    "code": ALERT_CODE,
+                    "message": _summary(
+                        alert.annotations.get("summary") or alert.labels.get("alertname")
+                    ),
+                },
+                payload={
+                    "labels": alert.labels,
+                    "annotations": alert.annotations,
+                    "generatorURL": alert.generatorURL,
+                    "groupKey": note.groupKey,
+                },
+            )
+        items.append((event, key))
+    return items
+
+
+# --- CloudEvents 1.0 -----------------------------------------------------------------------
+
+
+class CloudEvent(BaseModel):
+    """A CloudEvent (structured JSON form); `data` carries the workflow failure."""
+
+    model_config = ConfigDict(extra="allow")
+    specversion: Literal["1.0"]
+    id: str = Field(min_length=1, max_length=500)
+    source: str = Field(min_length=1, max_length=1000)
+    type: str = Field(min_length=1, max_length=500)
+    subject: str | None = None
+    time: str | None = None
+    datacontenttype: str | None = None
+    data: Any = None
+
+
+def cloud_event(event: CloudEvent, default_workflow: str | None) -> tuple[EventIn, str]:
+    """Map by `type` suffix (.failed / .succeeded / .recovered / .started); key = source + id."""
+    data = event.data if isinstance(event.data, dict) else {}
+    workflow = data.get("workflow") or default_workflow or event.subject
+    # `….step.failed` or a step in the data: a step event; otherwise the whole workflow's.
+    scope = "step" if ".step." in f".{event.type}." or data.get("step") else "workflow"
+    suffix = event.type.rsplit(".", 1)[-1]
+    event_type = {
+        "failed": f"{scope}.failed",
+        "succeeded": f"{scope}.succeeded",
+        "recovered": f"{scope}.succeeded",
+        "started": "workflow.started",
+    }.get(suffix)
+    error = data.get("error") if isinstance(data.get("error"), dict) else None
+    body = {
+        "workflow": workflow,
+        "event_type": event_type,
+        "step": data.get("step"),
+        "vendor": data.get("vendor"),
+        "occurred_at": event.time,
+        "error": {k: error.get(k) for k in ("code", "message", "http_status") if k in error}
+        if error and event_type and event_type.endswith("failed")
+        else None,
+        "payload": {
+            "cloudevent": {"id": event.id, "source": event.source, "type": event.type},
+            "data": data.get("payload", {}),
+        },
+    }
+    key = f"ce:{event.source}:{event.id}"
+    return EventIn.model_validate(body), key if len(key) <= 200 else _key(
+        "ce", event.source, event.id
+    )
+
+
+def structured_json(raw: bytes) -> Any:
+    """Parse a JSON body (raises ValueError with the parser's message)."""
+    return json.loads(raw)
