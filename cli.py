@@ -1,4 +1,4 @@
-"""The `awfdrs` command: `up` runs the local stack, `demo` shows it at work, `migrate`."""
+"""The `awfdrs` command: `up`, `demo`, `migrate`, and the operator commands over REST."""
 
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="apply database migrations to AWFDRS_DATABASE_URL")
     demo = commands.add_parser("demo", help="run a failure scenario against `awfdrs up`")
     demo.add_argument("--data-dir", type=Path, default=Path(".awfdrs"))
+    from devstack.operator_cli import add_operator_commands
+
+    add_operator_commands(commands)
     return parser
 
 
@@ -54,6 +57,10 @@ def main(argv: list[str] | None = None) -> None:
             from devstack.demo import Endpoints, run_demo
 
             asyncio.run(run_demo(Endpoints.load(args.data_dir.resolve())))
+        elif args.command in ("events", "incidents", "kill-switch", "vendors"):
+            from devstack.operator_cli import run_operator_command
+
+            run_operator_command(args)
         elif args.command == "migrate":
             from models.migrate import upgrade_database
             from settings import load_settings

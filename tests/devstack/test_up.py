@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,6 +129,83 @@ def _wait_new_pid(pid_file: Path, old: int) -> int:
     raise AssertionError("the supervisor did not restart the child")
 
 
+def _awfdrs(data_dir: Path, *args: str) -> str:
+    result = subprocess.run(
+        [script_path("awfdrs"), *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_clean_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _operator_cli_round_trip(data_dir: Path) -> None:
+    """The operator commands against the running stack, as subprocesses."""
+    sent = json.loads(
+        _awfdrs(
+            data_dir,
+            "events",
+            "send",
+            "--workflow",
+            "demo-orders",
+            "--step",
+            "cli-step",
+            "--code",
+            "VENDOR_TIMEOUT",
+            "--json",
+        )
+    )
+    assert sent["status"] == "accepted"
+    table = _awfdrs(data_dir, "incidents", "list", "--workflow", "demo-orders")
+    assert table.splitlines()[0].split()[:3] == ["ID", "STATUS", "SEVERITY"]
+    incidents = json.loads(_awfdrs(data_dir, "incidents", "list", "--json"))
+    assert any(i["source_workflow"] == "demo-orders" for i in incidents)
+    escalated = next(i for i in incidents if i["status"] == "escalated")
+    shown = json.loads(_awfdrs(data_dir, "incidents", "show", escalated["id"], "--json"))
+    assert shown["id"] == escalated["id"]
+    timeline = _awfdrs(data_dir, "incidents", "timeline", escalated["id"])
+    assert "decision" in timeline
+    killed = json.loads(
+        _awfdrs(data_dir, "incidents", "kill", escalated["id"], "--reason", "cli test", "--json")
+    )
+    assert killed["signal"] == "kill"
+    switch = json.loads(
+        _awfdrs(
+            data_dir,
+            "kill-switch",
+            "on",
+            "--workflow",
+            "demo-payments",
+            "--reason",
+            "cli",
+            "--json",
+        )
+    )
+    assert "demo-payments" in _awfdrs(data_dir, "kill-switch", "list")
+    assert (
+        json.loads(_awfdrs(data_dir, "kill-switch", "off", switch["id"], "--json"))["active"]
+        is False
+    )
+    assert "stripe" in _awfdrs(data_dir, "vendors")
+    failed = subprocess.run(
+        [
+            script_path("awfdrs"),
+            "incidents",
+            "show",
+            str(uuid.uuid4()),
+            "--data-dir",
+            str(data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_clean_env(),
+    )
+    assert failed.returncode != 0 and "404" in failed.stderr
+
+
 @pytest.fixture
 def up_ports() -> dict[str, int]:
     """Three free ports for the API, Temporal and its Web UI."""
@@ -163,6 +242,8 @@ def test_up_serves_ready_api_and_ui_restarts_worker_and_stops_cleanly(
         assert f"http://127.0.0.1:{up_ports['ui']}/namespaces/default/workflows/incident:" in (
             demo.stdout
         )
+
+        _operator_cli_round_trip(data_dir)
 
         pid_file = data_dir / "run" / "worker.pid"
         old_pid = int(pid_file.read_text())

@@ -1,0 +1,231 @@
+"""Operator commands of `awfdrs`: events, incidents, kill switches and vendors over REST.
+
+Credentials, in order: --api-url/--api-key, AWFDRS_API_URL/AWFDRS_API_KEY, the JSON config file
+(AWFDRS_CLI_CONFIG, default ~/.config/awfdrs/cli.json: {"api_url": …, "api_key": …}), and
+finally the local `awfdrs up` stack in --data-dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+CONTROLS = ("pause", "resume", "kill", "resolve", "acknowledge")
+INCIDENT_COLUMNS = (
+    "id",
+    "status",
+    "severity",
+    "source_workflow",
+    "error_code",
+    "vendor",
+    "event_count",
+    "attempts",
+    "last_seen_at",
+)
+
+
+class CliError(SystemExit):
+    """A request failed; the message is the API's problem detail."""
+
+
+def _common() -> list[argparse.ArgumentParser]:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--api-url")
+    common.add_argument("--api-key")
+    common.add_argument("--data-dir", type=Path, default=Path(".awfdrs"))
+    return [common]
+
+
+def add_operator_commands(commands: Any) -> None:
+    """Register `events`, `incidents`, `kill-switch` and `vendors` on the parser."""
+    common = _common()
+    events = commands.add_parser("events", help="send events").add_subparsers(
+        dest="action", required=True
+    )
+    send = events.add_parser("send", help="POST one event", parents=common)
+    send.add_argument("--workflow", required=True)
+    send.add_argument("--type", default="step.failed", dest="event_type")
+    send.add_argument("--step")
+    send.add_argument("--vendor")
+    send.add_argument("--code")
+    send.add_argument("--message")
+    send.add_argument("--key", help="idempotency key (default: random)")
+    send.add_argument("--payload", type=json.loads, default={}, help="JSON object")
+
+    incidents = commands.add_parser("incidents", help="list, inspect and control incidents")
+    actions = incidents.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", parents=common)
+    for name in ("status", "severity", "workflow", "vendor"):
+        listing.add_argument(f"--{name}")
+    listing.add_argument("--limit", type=int, default=50)
+    for name in ("show", "timeline", *CONTROLS):
+        command = actions.add_parser(name, parents=common)
+        command.add_argument("incident_id")
+        if name in ("kill", "resolve"):
+            command.add_argument("--reason")
+
+    switch = commands.add_parser("kill-switch", help="stop remediation of a workflow")
+    switch_actions = switch.add_subparsers(dest="action", required=True)
+    on = switch_actions.add_parser("on", parents=common)
+    on.add_argument("--workflow", required=True)
+    on.add_argument("--vendor")
+    on.add_argument("--reason", required=True)
+    off = switch_actions.add_parser("off", parents=common)
+    off.add_argument("switch_id")
+    switch_actions.add_parser("list", parents=common)
+
+    vendors = commands.add_parser("vendors", help="circuit breakers per vendor", parents=common)
+    vendors.add_argument(
+        "action", nargs="?", default="list", choices=("list", "open", "close", "reset")
+    )
+    vendors.add_argument("name", nargs="?")
+
+
+def credentials(args: argparse.Namespace) -> tuple[str, str]:
+    """Resolve the API URL and key from flags, environment, config file or local stack."""
+    config_path = Path(
+        os.environ.get("AWFDRS_CLI_CONFIG", Path.home() / ".config" / "awfdrs" / "cli.json")
+    )
+    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    endpoints = args.data_dir / "run" / "endpoints.json"
+    local = json.loads(endpoints.read_text()) if endpoints.exists() else {}
+    key_file = args.data_dir / "demo_api_key"
+    url = (
+        args.api_url
+        or os.environ.get("AWFDRS_API_URL")
+        or config.get("api_url")
+        or local.get("api_url")
+        or "http://127.0.0.1:8000"
+    )
+    key = (
+        args.api_key
+        or os.environ.get("AWFDRS_API_KEY")
+        or config.get("api_key")
+        or (key_file.read_text().strip() if key_file.exists() else None)
+    )
+    if not key:
+        raise CliError(
+            f"awfdrs: no API key: pass --api-key, set AWFDRS_API_KEY, or write {config_path}"
+        )
+    return url.rstrip("/"), key
+
+
+def run_operator_command(args: argparse.Namespace) -> None:
+    """Execute one operator command and print its result."""
+    url, key = credentials(args)
+    with httpx.Client(
+        base_url=f"{url}/api/v1", timeout=15, headers={"Authorization": f"Bearer {key}"}
+    ) as http:
+        result, columns = _dispatch(http, args)
+    if args.json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    else:
+        sys.stdout.write(render(result, columns) + "\n")
+
+
+def _dispatch(http: httpx.Client, args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
+    command, action = args.command, str(getattr(args, "action", ""))
+    if command == "events":
+        body = {
+            "idempotency_key": args.key or f"cli-{uuid.uuid4().hex}",
+            "workflow": args.workflow,
+            "event_type": args.event_type,
+            "step": args.step,
+            "vendor": args.vendor,
+            "payload": args.payload,
+        }
+        if args.code or args.message:
+            body["error"] = {"code": args.code, "message": args.message}
+        return _call(http, "POST", "/events", json=body), ()
+    if command == "incidents":
+        return _incidents(http, args, action)
+    if command == "kill-switch":
+        if action == "on":
+            return _call(
+                http,
+                "POST",
+                "/kill-switches",
+                json={"workflow": args.workflow, "vendor": args.vendor, "reason": args.reason},
+            ), ()
+        if action == "off":
+            return _call(http, "DELETE", f"/kill-switches/{args.switch_id}"), ()
+        return _call(http, "GET", "/kill-switches"), (
+            "id",
+            "workflow",
+            "vendor",
+            "active",
+            "reason",
+            "actor",
+            "created_at",
+        )
+    if args.action != "list":
+        if not args.name:
+            raise CliError("awfdrs vendors open|close|reset needs a vendor name")
+        return _call(http, "POST", f"/vendors/{args.name}/circuit/{args.action}"), ()
+    return _call(http, "GET", "/vendors"), (
+        "name",
+        "circuit_state",
+        "open_for_s",
+        "rate_limit_per_s",
+        "failure_rate_threshold",
+    )
+
+
+def _incidents(
+    http: httpx.Client, args: argparse.Namespace, action: str
+) -> tuple[Any, tuple[str, ...]]:
+    if action == "list":
+        params = {
+            k: v for k in ("status", "severity", "workflow", "vendor") if (v := getattr(args, k))
+        }
+        page = _call(http, "GET", "/incidents", params={**params, "limit": args.limit})
+        return page["items"], INCIDENT_COLUMNS
+    path = f"/incidents/{args.incident_id}"
+    if action == "show":
+        return _call(http, "GET", path), ()
+    if action == "timeline":
+        return _call(http, "GET", f"{path}/timeline")["entries"], ("at", "kind", "summary", "cause")
+    body = {"reason": args.reason} if getattr(args, "reason", None) else None
+    return _call(http, "POST", f"{path}/{action}", json=body), ()
+
+
+def _call(http: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
+    try:
+        response = http.request(method, path, **kwargs)
+    except httpx.TransportError as exc:
+        raise CliError(f"awfdrs: cannot reach the API at {http.base_url}: {exc}") from None
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail") or response.text
+        except ValueError:
+            detail = response.text
+        raise CliError(f"awfdrs: {method} {path} failed ({response.status_code}): {detail}")
+    return response.json() if response.content else {}
+
+
+def render(result: Any, columns: tuple[str, ...]) -> str:
+    """Render a list as an aligned table, or an object as `key: value` lines."""
+    if isinstance(result, dict):
+        return "\n".join(
+            f"{k}: {json.dumps(v) if isinstance(v, dict | list) else v}" for k, v in result.items()
+        )
+    rows = [[_cell(item.get(c)) for c in columns] for item in result]
+    if not rows:
+        return "(none)"
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    text = "-" if value is None else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
