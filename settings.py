@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -56,6 +57,9 @@ class Settings(BaseSettings):
     registry_cache_ttl_s: float = Field(default=1.0, ge=0)
     dispatcher_enabled: bool = True
     remediation_calls_per_hour: int = Field(default=1000, ge=1)
+    policy_dir: Path | None = Field(
+        default=None, description="Directory with the four policy YAML files (default: shipped)"
+    )
     dispatcher_poll_interval_s: float = Field(default=1.0, gt=0)
     dispatcher_batch_size: int = Field(default=1000, ge=1, le=10_000)
     dispatcher_linger_s: float = Field(default=0.05, ge=0, le=5)

@@ -72,7 +72,7 @@ async def connect_with_retry(
 @asynccontextmanager
 async def activity_set(settings: Settings) -> AsyncIterator[Sequence[Callable[..., Any]]]:
     """Build the activity objects with their clients; close the clients afterwards."""
-    policies = load_policies()
+    policies = load_policies(settings.policy_dir)
     engine = create_engine(settings)
     http = httpx.AsyncClient(
         follow_redirects=False,

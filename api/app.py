@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     if settings.env == "production":
         # Fail at startup, not at the first admin call, when production lacks its token.
         settings.require_admin_token()
-    policies = load_policies()
+    policies = load_policies(settings.policy_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

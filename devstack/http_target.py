@@ -20,6 +20,7 @@ class Call:
     headers: dict[str, str]
     body: dict[str, Any]
     at: float
+    status: int | None = None  # what the server answered (None: connection dropped)
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     body: str = "{}"
+    reset: bool = False  # drop the connection without answering
 
 
 class CallbackServer:
@@ -83,10 +85,14 @@ class CallbackServer:
                 call = Call(path, headers, json.loads(raw) if raw else {}, time.monotonic())
                 self.calls.append(call)
                 reply = self.script[min(len(self.calls) - 1, len(self.script) - 1)]
+                call.status = None if reply.reset else reply.status
                 if self.on_call is not None:
                     await self.on_call(call)
                 if reply.delay_s:
                     await asyncio.sleep(reply.delay_s)
+                if reply.reset:
+                    writer.transport.abort()
+                    return
                 body = reply.body.encode()
                 head = [
                     f"HTTP/1.1 {reply.status} X",
