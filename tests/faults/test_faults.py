@@ -224,3 +224,64 @@ async def test_postgres_stopped_during_ingestion(pipeline: PipelineFactory, tmp_
         pg.stop()
     assert sender.refused >= 1
     assert stored == outbox == len(sender.accepted) == 60 - sender.refused
+
+
+async def test_worker_sigkilled_during_a_backoff(pipeline: PipelineFactory) -> None:
+    p: Pipeline = await pipeline()
+    backoff = {**QUICK, "initial_interval_s": 2, "max_interval_s": 2}
+    async with CallbackServer([Reply(503), Reply(200)]) as server:
+        await register_workflow(p.http, p.tenant, callback_url=server.url, retry_policy=backoff)
+        worker = p.worker_process()
+        try:
+            sender = Sender(p)
+            assert await sender.send()
+            for _ in range(300):
+                if server.calls:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)  # the first call has returned: the backoff timer runs
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(10)
+            await asyncio.sleep(2.5)  # the timer fires while no worker is alive
+            worker = p.worker_process()
+            result = await _result(p, next(iter(sender.incidents)), timeout=90)
+            ledger = await _ledger(p, sender, server)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(30)
+    assert (result.status, result.attempts) == ("resolved", 2)
+    ledger.assert_clean()
+
+
+async def test_redis_stopped_during_remediation(pipeline: PipelineFactory, tmp_path: Path) -> None:
+    from devstack.valkey import EmbeddedValkey
+
+    valkey = EmbeddedValkey(tmp_path / "valkey", durable=False)
+    valkey.start()
+    try:
+        p: Pipeline = await pipeline(redis_url=valkey.url)
+        async with (
+            activity_set(p.settings) as own,
+            build_worker(p.temporal, own, p.settings.task_queue),
+            CallbackServer([Reply(503), Reply(200)]) as server,
+        ):
+            await register_workflow(p.http, p.tenant, callback_url=server.url, retry_policy=QUICK)
+            sender = Sender(p)
+            assert await sender.send()
+            for _ in range(300):
+                if server.calls:
+                    break
+                await asyncio.sleep(0.05)
+            valkey.stop()
+            for _ in range(10):  # ingestion keeps accepting while Redis is down
+                assert await sender.send()
+            await asyncio.sleep(2)
+            calls_while_down = len(server.calls)
+            valkey.start()
+            result = await _result(p, next(iter(sender.incidents)))
+            ledger = await _ledger(p, sender, server)
+    finally:
+        valkey.stop()
+    assert calls_while_down == 1
+    assert result.status == "resolved"
+    ledger.assert_clean()
