@@ -326,26 +326,20 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="awfdrs-e2e-"))
     work.chmod(0o755)
-    servers = [
-        EmbeddedPostgres(work / "pg"),
-        EmbeddedValkey(work / "valkey", durable=False),
-        EmbeddedTemporal(work / "temporal", headless=True),
-    ]
-    for server in servers:
-        server.start()
+    pg = EmbeddedPostgres(work / "pg")
+    valkey = EmbeddedValkey(work / "valkey", durable=False)
+    temporal = EmbeddedTemporal(work / "temporal", headless=True)
+    pg.start()
+    valkey.start()
+    temporal.start()
     try:
-        pg = servers[0]
-        assert isinstance(pg, EmbeddedPostgres)
         upgrade_database(pg.url.replace("postgresql://", "postgresql+asyncpg://"))
-        urls = {
-            "database": pg.url,
-            "redis": servers[1].url,  # type: ignore[attr-defined]
-            "temporal": servers[2].address,
-        }  # type: ignore[attr-defined]
+        urls = {"database": pg.url, "redis": valkey.url, "temporal": temporal.address}
         results = asyncio.run(measure(args, urls, work))
     finally:
-        for server in reversed(servers):
-            server.stop()
+        temporal.stop()
+        valkey.stop()
+        pg.stop()
     report = {
         "benchmark": "e2e",
         "args": vars(args),
