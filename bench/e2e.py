@@ -24,10 +24,18 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.ingest import ADMIN, drive, encode_singles, event, percentile, serve
+from bench.ingest import (
+    ADMIN,
+    drive,
+    encode_singles,
+    event,
+    percentile,
+    stack_env,
+    start_api_and_baseline,
+)
 from devstack.http_target import Call, CallbackServer, Reply
 from devstack.postgres import EmbeddedPostgres
-from devstack.process import free_port, spawn, stop
+from devstack.process import spawn, stop
 from devstack.temporal import EmbeddedTemporal
 from devstack.valkey import EmbeddedValkey
 from models.migrate import upgrade_database
@@ -250,44 +258,12 @@ async def setup(api: str) -> dict[str, str]:
 
 async def measure(args: argparse.Namespace, urls: dict[str, str], work: Path) -> dict[str, Any]:
     """Run every scenario against the running processes."""
-    env = {
-        "AWFDRS_DATABASE_URL": urls["database"],
-        "AWFDRS_REDIS_URL": urls["redis"],
-        "AWFDRS_TEMPORAL_ADDRESS": urls["temporal"],
-        "AWFDRS_ENV": "development",
-        "AWFDRS_ADMIN_TOKEN": ADMIN,
-        "AWFDRS_LOG_LEVEL": "WARNING",
-        "AWFDRS_REMEDIATION_CALLS_PER_HOUR": "1000000",
-        "BENCH_DATABASE_URL": urls["database"],
-        "BENCH_TEMPORAL_ADDRESS": urls["temporal"],
-    }
-    api_port, base_port = free_port(), free_port()
-    api = serve(
-        [sys.executable, "-m", "api"],
-        {**env, "AWFDRS_API_PORT": str(api_port)},
-        api_port,
-        work / "api.log",
-    )
+    env = {**stack_env(urls), "AWFDRS_REMEDIATION_CALLS_PER_HOUR": "1000000"}
+    api, api_url, base, base_url = start_api_and_baseline(env, work)
     worker = spawn(
         [sys.executable, "-m", "worker"], log_path=work / "worker.log", env={**os.environ, **env}
     )
-    base = serve(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench.baseline_app:app",
-            "--port",
-            str(base_port),
-            "--log-level",
-            "warning",
-        ],
-        env,
-        base_port,
-        work / "base.log",
-    )
     try:
-        api_url = f"http://127.0.0.1:{api_port}"
         stack = Stack(api_url, await setup(api_url), worker.pid, urls["database"])
         await asyncio.sleep(3)  # the worker connects and starts polling
         results: dict[str, Any] = {
@@ -297,9 +273,7 @@ async def measure(args: argparse.Namespace, urls: dict[str, str], work: Path) ->
             for rate in (5.0, 20.0)
         }
         results["storm"] = await storm(stack, args.storm)
-        results["naive_storm"] = await naive_storm(
-            f"http://127.0.0.1:{base_port}", args.naive_events
-        )
+        results["naive_storm"] = await naive_storm(base_url, args.naive_events)
         results["open_incidents"] = await open_incidents(stack, args.open, args.open_timeout)
     finally:
         for proc in (api, base, worker):

@@ -164,9 +164,9 @@ async def setup_tenant(api: str) -> dict[str, str]:
     return headers
 
 
-async def measure(args: argparse.Namespace, urls: dict[str, str], work: Path) -> dict[str, Any]:
-    """Run every scenario against the running servers."""
-    env = {
+def stack_env(urls: dict[str, str]) -> dict[str, str]:
+    """Environment of the API, worker and baseline processes for the given servers."""
+    return {
         "AWFDRS_DATABASE_URL": urls["database"],
         "AWFDRS_REDIS_URL": urls["redis"],
         "AWFDRS_TEMPORAL_ADDRESS": urls["temporal"],
@@ -176,6 +176,12 @@ async def measure(args: argparse.Namespace, urls: dict[str, str], work: Path) ->
         "BENCH_DATABASE_URL": urls["database"],
         "BENCH_TEMPORAL_ADDRESS": urls["temporal"],
     }
+
+
+def start_api_and_baseline(
+    env: dict[str, str], work: Path
+) -> tuple[subprocess.Popen[bytes], str, subprocess.Popen[bytes], str]:
+    """Start the AWFDRS API and the baseline app as uvicorn processes; return them and URLs."""
     api_port, base_port = free_port(), free_port()
     api = serve(
         [sys.executable, "-m", "api"],
@@ -198,8 +204,14 @@ async def measure(args: argparse.Namespace, urls: dict[str, str], work: Path) ->
         base_port,
         work / "base.log",
     )
+    return api, f"http://127.0.0.1:{api_port}", base, f"http://127.0.0.1:{base_port}"
+
+
+async def measure(args: argparse.Namespace, urls: dict[str, str], work: Path) -> dict[str, Any]:
+    """Run every scenario against the running servers."""
+    env = stack_env(urls)
+    api, api_url, base, base_url = start_api_and_baseline(env, work)
     try:
-        api_url, base_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{base_port}"
         headers = await setup_tenant(api_url)
         seconds, conc = args.seconds, args.concurrency
         singles = int(seconds * 4000)

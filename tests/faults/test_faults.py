@@ -78,6 +78,14 @@ async def _ledger(
     )
 
 
+async def _first_call(server: CallbackServer) -> None:
+    for _ in range(300):
+        if server.calls:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the callback was never called")
+
+
 def _policies_with_slow_vendor(tmp: Path) -> Path:
     shipped = Path(str(files("rules")))
     for name in ("error_codes.yaml", "retry_policies.yaml", "escalation.yaml"):
@@ -149,10 +157,7 @@ async def test_worker_sigkilled_during_a_callback(pipeline: PipelineFactory) -> 
         try:
             sender = Sender(p)
             assert await sender.send()
-            for _ in range(300):
-                if server.calls:
-                    break
-                await asyncio.sleep(0.05)
+            await _first_call(server)
             worker.send_signal(signal.SIGKILL)  # mid-call: the call's result is never read
             worker.wait(10)
             worker = p.worker_process()
@@ -235,10 +240,7 @@ async def test_worker_sigkilled_during_a_backoff(pipeline: PipelineFactory) -> N
         try:
             sender = Sender(p)
             assert await sender.send()
-            for _ in range(300):
-                if server.calls:
-                    break
-                await asyncio.sleep(0.05)
+            await _first_call(server)
             await asyncio.sleep(0.3)  # the first call has returned: the backoff timer runs
             worker.send_signal(signal.SIGKILL)
             worker.wait(10)
@@ -268,10 +270,7 @@ async def test_redis_stopped_during_remediation(pipeline: PipelineFactory, tmp_p
             await register_workflow(p.http, p.tenant, callback_url=server.url, retry_policy=QUICK)
             sender = Sender(p)
             assert await sender.send()
-            for _ in range(300):
-                if server.calls:
-                    break
-                await asyncio.sleep(0.05)
+            await _first_call(server)
             valkey.stop()
             for _ in range(10):  # ingestion keeps accepting while Redis is down
                 assert await sender.send()
