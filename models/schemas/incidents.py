@@ -6,13 +6,39 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from models.schemas.common import StrictBody
 
 
 class IncidentOut(BaseModel):
     """An incident as stored (the workflow's projection)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "6f1c2a3e-8d4b-4f6a-9c1e-2b3d4e5f6a7b",
+                    "workflow_id": "incident:0b58-…:8edf4eca0211b497e0a1c3d5e7f90123",
+                    "status": "waiting",
+                    "severity": "high",
+                    "category": "timeout",
+                    "title": "billing-sync · VENDOR_TIMEOUT · stripe",
+                    "source_workflow": "billing-sync",
+                    "step": "charge-card",
+                    "signature": "8edf4eca0211b497e0a1c3d5e7f90123",
+                    "error_code": "VENDOR_TIMEOUT",
+                    "vendor": "stripe",
+                    "event_count": 3,
+                    "attempts": 1,
+                    "first_seen_at": "2026-11-26T10:00:00Z",
+                    "last_seen_at": "2026-11-26T10:00:04Z",
+                    "closed_at": None,
+                    "web_ui_url": "http://127.0.0.1:8233/namespaces/default/workflows/incident:…",
+                }
+            ]
+        }
+    )
 
     id: uuid.UUID
     workflow_id: str = Field(description="Temporal workflow ID (= the incident key)")
@@ -71,6 +97,27 @@ class EventSample(BaseModel):
 class TimelineEntry(BaseModel):
     """One line of an incident's story."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "at": "2026-11-26T10:00:01Z",
+                    "kind": "decision",
+                    "summary": "classification: Matched by catalogue code: VENDOR_TIMEOUT …",
+                    "cause": "mock-detector-v1",
+                    "details": {"confidence": 0.95},
+                },
+                {
+                    "at": "2026-11-26T10:00:02Z",
+                    "kind": "action",
+                    "summary": "retry #1: failed",
+                    "cause": "retry policy (plan decision)",
+                    "details": {},
+                },
+            ]
+        }
+    )
+
     at: datetime
     kind: Literal["events", "decision", "action", "state"]
     summary: str
@@ -91,6 +138,26 @@ class Timeline(BaseModel):
 class ActionOut(BaseModel):
     """A remediation or escalation step."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0d5e…",
+                    "incident_id": "6f1c…",
+                    "action_type": "retry",
+                    "attempt": 1,
+                    "idempotency_key": "6f1c…:1",
+                    "status": "failed",
+                    "parameters": {"callback_url": "https://hooks.example.com/retry"},
+                    "result": {"outcome": "retryable", "http_status": 503},
+                    "started_at": "2026-11-26T10:00:02Z",
+                    "finished_at": "2026-11-26T10:00:02Z",
+                    "created_at": "2026-11-26T10:00:02Z",
+                }
+            ]
+        }
+    )
+
     id: uuid.UUID
     incident_id: uuid.UUID
     action_type: str
@@ -107,6 +174,25 @@ class ActionOut(BaseModel):
 class DecisionOut(BaseModel):
     """An immutable decision (rule or mock AI)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "9a8b…",
+                    "incident_id": "6f1c…",
+                    "decision_key": "rca",
+                    "decision_type": "root_cause",
+                    "reasoning": "Transient timeout failure at stripe; a retry will likely work",
+                    "confidence": 0.59,
+                    "ai_model": "mock-rca-v1",
+                    "input_digest": "3c1f…",
+                    "output": {"evidence": ["3 failure event(s) with this signature"]},
+                    "created_at": "2026-11-26T10:00:01Z",
+                }
+            ]
+        }
+    )
+
     id: uuid.UUID
     incident_id: uuid.UUID
     decision_key: str
@@ -121,6 +207,10 @@ class DecisionOut(BaseModel):
 
 class ControlBody(StrictBody):
     """Optional argument of a control: a reason (kill, resolve) or who acknowledges."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "vendor incident"}]}
+    )
 
     reason: str | None = Field(default=None, max_length=2000)
     by: str | None = Field(default=None, max_length=200)
