@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    worker_db_pool_size: int = Field(default=25, ge=1, le=200)
+    worker_max_concurrent_activities: int = Field(default=50, ge=1, le=1000)
     db_statement_timeout_ms: int = Field(default=5_000, ge=100)
     redis_timeout_s: float = Field(default=0.5, gt=0)
     worker_metrics_address: str | None = Field(

@@ -73,7 +73,9 @@ async def connect_with_retry(
 async def activity_set(settings: Settings) -> AsyncIterator[Sequence[Callable[..., Any]]]:
     """Build the activity objects with their clients; close the clients afterwards."""
     policies = load_policies(settings.policy_dir)
-    engine = create_engine(settings)
+    # Activities and local activities share this pool: size it to their concurrency, and let
+    # a busy moment queue for a connection rather than fail (and back off) the activity.
+    engine = create_engine(settings, pool_size=settings.worker_db_pool_size, pool_timeout_s=30)
     http = httpx.AsyncClient(
         follow_redirects=False,
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
@@ -116,7 +118,10 @@ async def activity_set(settings: Settings) -> AsyncIterator[Sequence[Callable[..
 
 
 def build_worker(
-    client: Client, activities: Sequence[Callable[..., Any]], task_queue: str
+    client: Client,
+    activities: Sequence[Callable[..., Any]],
+    task_queue: str,
+    max_concurrent_activities: int = 50,
 ) -> Worker:
     """Create the worker serving incident workflows and their activities."""
     return Worker(
@@ -124,6 +129,8 @@ def build_worker(
         task_queue=task_queue,
         workflows=[IncidentWorkflow],
         activities=activities,
+        max_concurrent_activities=max_concurrent_activities,
+        max_concurrent_local_activities=max_concurrent_activities,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 
@@ -137,7 +144,9 @@ async def run(settings: Settings, stopping: asyncio.Event) -> None:
         return
     async with (
         activity_set(settings) as activities,
-        build_worker(client, activities, settings.task_queue),
+        build_worker(
+            client, activities, settings.task_queue, settings.worker_max_concurrent_activities
+        ),
     ):
         log.info("worker running", extra={"task_queue": settings.task_queue})
         await stopping.wait()

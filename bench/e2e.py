@@ -266,27 +266,37 @@ async def measure(args: argparse.Namespace, urls: dict[str, str], work: Path) ->
     try:
         stack = Stack(api_url, await setup(api_url), worker.pid, urls["database"])
         await asyncio.sleep(3)  # the worker connects and starts polling
-        results: dict[str, Any] = {
-            f"first_callback_at_{rate}_per_s": await first_callback_latency(
-                stack, rate, args.seconds
-            )
-            for rate in (5.0, 20.0)
-        }
-        results["storm"] = await storm(stack, args.storm)
-        results["naive_storm"] = await naive_storm(base_url, args.naive_events)
-        results["open_incidents"] = await open_incidents(stack, args.open, args.open_timeout)
+        wanted = set(args.scenarios.split(","))
+        results: dict[str, Any] = {}
+        if "latency" in wanted:
+            for rate in (5.0, 20.0):
+                results[f"first_callback_at_{rate}_per_s"] = await first_callback_latency(
+                    stack, rate, args.seconds
+                )
+        if "storm" in wanted:
+            results["storm"] = await storm(stack, args.storm)
+            results["naive_storm"] = await naive_storm(base_url, args.naive_events)
+        if "open" in wanted:
+            results["open_incidents"] = await open_incidents(stack, args.open, args.open_timeout)
     finally:
         for proc in (api, base, worker):
             stop(proc)
-    latency = results["first_callback_at_5.0_per_s"]
-    results["goals"] = {
-        "first_callback_p50_le_250ms_at_5_per_s": latency["p50_ms"] <= 250,
-        "first_callback_p99_le_1s_at_5_per_s": latency["p99_ms"] <= 1000,
-        "storm_ge_5000_events_per_s": results["storm"]["ingest_events_per_s"] >= 5000,
-        "worker_rss_le_1GiB_with_open_incidents": results["open_incidents"]["worker_rss_mib_peak"]
-        <= 1024,
-    }
+    results["goals"] = goals(results)
     return results
+
+
+def goals(results: dict[str, Any]) -> dict[str, bool]:
+    """Compare the measured figures with the goals of the scenarios that ran."""
+    met: dict[str, bool] = {}
+    if latency := results.get("first_callback_at_5.0_per_s"):
+        met["first_callback_p50_le_250ms_at_5_per_s"] = latency["p50_ms"] <= 250
+        met["first_callback_p99_le_1s_at_5_per_s"] = latency["p99_ms"] <= 1000
+    if storm_result := results.get("storm"):
+        met["storm_ge_5000_events_per_s"] = storm_result["ingest_events_per_s"] >= 5000
+    if opened := results.get("open_incidents"):
+        met["all_open_incidents_backing_off"] = opened["backing_off"] >= opened["incidents"]
+        met["worker_rss_le_1GiB_with_open_incidents"] = opened["worker_rss_mib_peak"] <= 1024
+    return met
 
 
 def main() -> None:
@@ -297,6 +307,11 @@ def main() -> None:
     parser.add_argument("--naive-events", type=int, default=3000)
     parser.add_argument("--open", type=int, default=10_000)
     parser.add_argument("--open-timeout", type=float, default=600)
+    parser.add_argument(
+        "--scenarios",
+        default="latency,storm,open",
+        help="comma-separated subset of latency, storm, open",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="awfdrs-e2e-"))
     work.chmod(0o755)

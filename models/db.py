@@ -10,14 +10,17 @@ from settings import Settings
 SessionFactory = async_sessionmaker[AsyncSession]
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(
+    settings: Settings, *, pool_size: int | None = None, pool_timeout_s: float = 5
+) -> AsyncEngine:
     """Create the async engine with bounded pool and statement timeouts."""
+    size = pool_size or settings.db_pool_size
     return create_async_engine(
         settings.async_database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
+        pool_size=size,
+        max_overflow=size,
         pool_pre_ping=True,
-        pool_timeout=5,
+        pool_timeout=pool_timeout_s,
         connect_args={
             "timeout": 5,
             "command_timeout": settings.db_statement_timeout_ms / 1000,
