@@ -221,8 +221,20 @@ async def open_incidents(stack: Stack, total: int, timeout: float) -> dict[str, 
                 if waiting >= total:
                     break
             await asyncio.sleep(max(0.0, 0.2 - (time.perf_counter() - tick)))  # 5 req/s
+    conn = await asyncpg.connect(stack.database)
+    try:
+        statuses = {
+            row["status"]: row["n"]
+            for row in await conn.fetch(
+                "SELECT status, count(*) AS n FROM incidents WHERE source_workflow = 'many'"
+                " GROUP BY status"
+            )
+        }
+    finally:
+        await conn.close()
     return {
         "incidents": total,
+        "incident_rows_by_status": statuses,
         "backing_off": waiting,
         "seconds_to_all_backing_off": round(time.perf_counter() - started, 1),
         "worker_rss_mib_peak": peak_rss,
