@@ -6,13 +6,17 @@ import base64
 import json
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Query
 from sqlalchemy import ColumnElement, and_, or_
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from api.errors import AwfdrsError
 
+RowT = TypeVar("RowT")
 MAX_LIMIT = 500
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (≤ 500)")]
 CursorQuery = Annotated[
@@ -57,3 +61,21 @@ def next_cursor(rows: list[Any], limit: int, at_attr: str) -> str | None:
         return None
     last = rows[limit - 1]
     return encode_cursor(getattr(last, at_attr), last.id)
+
+
+async def fetch_page(
+    session: AsyncSession,
+    query: SelectOfScalar[RowT],
+    *,
+    model: type[Any],
+    at: str,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[RowT], str | None]:
+    """Run a newest-first keyset page of `query` ordered by (`at`, id); return rows and cursor."""
+    at_column, id_column = getattr(model, at), model.id
+    if (after := after_cursor(at_column, id_column, cursor)) is not None:
+        query = query.where(after)
+    query = query.order_by(col(at_column).desc(), col(id_column).desc()).limit(limit + 1)
+    rows = list((await session.exec(query)).all())
+    return rows[:limit], next_cursor(rows, limit, at)

@@ -17,7 +17,7 @@ from api.body import read_json_body
 from api.deps import SessionDep, SettingsDep
 from api.errors import Conflict, NotFound
 from api.intake import Intake, ItemResult, Rejected, parse_event
-from api.pagination import CursorQuery, LimitQuery, after_cursor, next_cursor
+from api.pagination import CursorQuery, LimitQuery, fetch_page
 from api.routes.responses import problem_responses
 from models.event import Event
 from models.schemas.common import Page
@@ -222,14 +222,10 @@ async def list_events(
         query = query.where(col(Event.occurred_at) >= since)
     if until is not None:
         query = query.where(col(Event.occurred_at) < until)
-    if (after := after_cursor(Event.occurred_at, Event.id, cursor)) is not None:
-        query = query.where(after)
-    query = query.order_by(col(Event.occurred_at).desc(), col(Event.id).desc()).limit(limit + 1)
-    rows = list((await session.exec(query)).all())
-    return Page(
-        items=[_event_out(r) for r in rows[:limit]],
-        next_cursor=next_cursor(rows, limit, "occurred_at"),
+    rows, following = await fetch_page(
+        session, query, model=Event, at="occurred_at", limit=limit, cursor=cursor
     )
+    return Page(items=[_event_out(r) for r in rows], next_cursor=following)
 
 
 @router.get(

@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from api.auth import OperatorPrincipal
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import NotFound
-from api.pagination import CursorQuery, LimitQuery, after_cursor, next_cursor
+from api.pagination import CursorQuery, LimitQuery, fetch_page
 from api.routes.responses import problem_responses
 from api.services import incidents as service
 from models.incident import INCIDENT_STATUSES, SEVERITIES, Action, Decision, Incident
@@ -68,16 +68,15 @@ async def list_incidents(
         query = query.where(col(Incident.last_seen_at) >= since)
     if until is not None:
         query = query.where(col(Incident.last_seen_at) < until)
-    if (after := after_cursor(Incident.last_seen_at, Incident.id, cursor)) is not None:
-        query = query.where(after)
-    query = query.order_by(col(Incident.last_seen_at).desc(), col(Incident.id).desc())
-    rows = list((await session.exec(query.limit(limit + 1))).all())
+    rows, following = await fetch_page(
+        session, query, model=Incident, at="last_seen_at", limit=limit, cursor=cursor
+    )
     return Page(
         items=[
             service.incident_out(r, settings.temporal_ui_url, settings.temporal_namespace)
-            for r in rows[:limit]
+            for r in rows
         ],
-        next_cursor=next_cursor(rows, limit, "last_seen_at"),
+        next_cursor=following,
     )
 
 
@@ -179,14 +178,10 @@ async def list_actions(
         query = query.where(Action.incident_id == incident_id)
     if status is not None:
         query = query.where(Action.status == status)
-    if (after := after_cursor(Action.created_at, Action.id, cursor)) is not None:
-        query = query.where(after)
-    query = query.order_by(col(Action.created_at).desc(), col(Action.id).desc())
-    rows = list((await session.exec(query.limit(limit + 1))).all())
-    return Page(
-        items=[ActionOut(**r.model_dump()) for r in rows[:limit]],
-        next_cursor=next_cursor(rows, limit, "created_at"),
+    rows, following = await fetch_page(
+        session, query, model=Action, at="created_at", limit=limit, cursor=cursor
     )
+    return Page(items=[ActionOut(**r.model_dump()) for r in rows], next_cursor=following)
 
 
 @router.get(
@@ -216,11 +211,7 @@ async def list_decisions(
     query = select(Decision).where(Decision.tenant_id == principal.tenant_id)
     if incident_id is not None:
         query = query.where(Decision.incident_id == incident_id)
-    if (after := after_cursor(Decision.created_at, Decision.id, cursor)) is not None:
-        query = query.where(after)
-    query = query.order_by(col(Decision.created_at).desc(), col(Decision.id).desc())
-    rows = list((await session.exec(query.limit(limit + 1))).all())
-    return Page(
-        items=[DecisionOut(**r.model_dump()) for r in rows[:limit]],
-        next_cursor=next_cursor(rows, limit, "created_at"),
+    rows, following = await fetch_page(
+        session, query, model=Decision, at="created_at", limit=limit, cursor=cursor
     )
+    return Page(items=[DecisionOut(**r.model_dump()) for r in rows], next_cursor=following)

@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from api.auth import AdminOnly, PrincipalCache
 from api.deps import SessionDep
 from api.errors import Conflict, NotFound
-from api.pagination import CursorQuery, LimitQuery, after_cursor, next_cursor
+from api.pagination import CursorQuery, LimitQuery, fetch_page
 from api.routes.responses import problem_responses
 from api.services.tenants import create_tenant, get_tenant_or_raise, issue_api_key
 from models.schemas.common import Page
@@ -66,14 +66,10 @@ async def list_all(
 ) -> Page[TenantOut]:
     """List tenants, newest first."""
     query = select(Tenant)
-    if (clause := after_cursor(Tenant.created_at, Tenant.id, cursor)) is not None:
-        query = query.where(clause)
-    query = query.order_by(col(Tenant.created_at).desc(), col(Tenant.id).desc()).limit(limit + 1)
-    rows = list((await session.exec(query)).all())
-    return Page(
-        items=[TenantOut(**r.model_dump()) for r in rows[:limit]],
-        next_cursor=next_cursor(rows, limit, "created_at"),
+    rows, following = await fetch_page(
+        session, query, model=Tenant, at="created_at", limit=limit, cursor=cursor
     )
+    return Page(items=[TenantOut(**r.model_dump()) for r in rows], next_cursor=following)
 
 
 @router.patch(
