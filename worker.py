@@ -75,7 +75,12 @@ async def activity_set(settings: Settings) -> AsyncIterator[Sequence[Callable[..
     policies = load_policies(settings.policy_dir)
     # Activities and local activities share this pool: size it to their concurrency, and let
     # a busy moment queue for a connection rather than fail (and back off) the activity.
-    engine = create_engine(settings, pool_size=settings.worker_db_pool_size, pool_timeout_s=30)
+    engine = create_engine(
+        settings,
+        pool_size=settings.worker_db_pool_size,
+        pool_timeout_s=30,
+        single_statement_writes=True,
+    )
     http = httpx.AsyncClient(
         follow_redirects=False,
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),

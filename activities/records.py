@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
@@ -90,7 +91,15 @@ async def write_action(engine: AsyncEngine, req: ActionRequest) -> None:
         "parameters": json.dumps(req.parameters),
         "result": json.dumps(req.result),
     }
-    async with engine.begin() as conn:
-        await conn.execute(_INSERT_ACTION, params)
-        if req.status != "pending":
-            await conn.execute(_FINISH_ACTION, params)
+    for retry in (True, False):
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(_INSERT_ACTION, params)
+                if req.status != "pending":
+                    await conn.execute(_FINISH_ACTION, params)
+            return
+        except DBAPIError as exc:
+            # The callback activity runs once: a pooled connection the database dropped
+            # while it was restarting must not cost the incident an attempt.
+            if not (retry and exc.connection_invalidated):
+                raise

@@ -10,7 +10,6 @@ import asyncpg
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 
 from api.auth import PrincipalCache
@@ -34,6 +33,7 @@ from models.db import create_engine, create_session_factory
 from rules.policy import load_policies
 from rules.rate_limit import RateLimiter
 from settings import Settings, load_settings
+from workflows.converter import DATA_CONVERTER
 
 API_PREFIX = "/api/v1"
 
@@ -55,7 +55,7 @@ async def connect_temporal(
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
         lazy=lazy,
         runtime=runtime,
     )

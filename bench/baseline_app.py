@@ -14,8 +14,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
 
+from workflows.converter import DATA_CONVERTER
 from workflows.incident_types import EVENTS_SIGNAL, EventBatch, IncidentInput
 
 TABLE = """CREATE TABLE IF NOT EXISTS bench_events (
@@ -35,7 +35,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await pool.execute(TABLE)
     app.state.pool = pool
     app.state.temporal = await Client.connect(
-        os.environ["BENCH_TEMPORAL_ADDRESS"], data_converter=pydantic_data_converter
+        os.environ["BENCH_TEMPORAL_ADDRESS"], data_converter=DATA_CONVERTER
     )
     yield
     await pool.close()

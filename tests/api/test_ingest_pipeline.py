@@ -15,7 +15,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from api.app import create_app
@@ -27,6 +26,7 @@ from settings import Settings
 from tests.conftest import ADMIN_TOKEN, TenantCredentials
 from tests.utils.builders import failure_event, register_workflow
 from worker import activity_set, build_worker
+from workflows.converter import DATA_CONVERTER
 from workflows.incident_workflow import IncidentWorkflow
 
 
@@ -109,7 +109,7 @@ async def test_events_accepted_while_temporal_is_down_all_reach_their_incidents(
         await conn.close()
         assert waiting == 50
         own_temporal.start()
-        client = await Client.connect(own_temporal.address, data_converter=pydantic_data_converter)
+        client = await Client.connect(own_temporal.address, data_converter=DATA_CONVERTER)
         async with (
             activity_set(settings) as own_activities,
             build_worker(client, own_activities, queue),

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from devstack.http_target import CallbackServer, Reply
@@ -19,6 +18,7 @@ from tests.faults.conftest import Pipeline, PipelineFactory
 from tests.faults.ledger import Ledger, build_ledger
 from tests.utils.builders import failure_event, register_workflow
 from worker import activity_set, build_worker
+from workflows.converter import DATA_CONVERTER
 from workflows.incident_types import IncidentResult
 from workflows.incident_workflow import IncidentWorkflow
 
@@ -176,7 +176,7 @@ async def test_temporal_sigkilled_and_restarted_on_its_database_file(
     temporal = EmbeddedTemporal(tmp_path / "temporal", headless=True)
     temporal.start()
     try:
-        client = await Client.connect(temporal.address, data_converter=pydantic_data_converter)
+        client = await Client.connect(temporal.address, data_converter=DATA_CONVERTER)
         p: Pipeline = await pipeline(temporal=client, temporal_address=temporal.address)
         slow = {**QUICK, "initial_interval_s": 3600, "max_interval_s": 3600}
         async with (

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
+from workflows.converter import DATA_CONVERTER
 from workflows.incident_types import IncidentInput, IncidentResult
 from workflows.incident_workflow import IncidentWorkflow
 
@@ -27,7 +27,7 @@ def test_histories_are_committed() -> None:
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays_cleanly(path: Path) -> None:
-    replayer = Replayer(workflows=[IncidentWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[IncidentWorkflow], data_converter=DATA_CONVERTER)
     await replayer.replay_workflow(_history(path))
 
 
@@ -45,7 +45,7 @@ class ReorderedIncidentWorkflow(IncidentWorkflow):
 async def test_a_non_deterministic_change_fails_replay() -> None:
     replayer = Replayer(
         workflows=[ReorderedIncidentWorkflow],
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
         workflow_runner=UnsandboxedWorkflowRunner(),
     )
     with pytest.raises(workflow.NondeterminismError):

@@ -1,0 +1,99 @@
+"""Projection writes on the worker's engine (autocommit, no pre-ping) against real PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from activities.records import IncidentRecords, write_action
+from models.db import create_engine
+from settings import Settings
+from tests.conftest import TenantCredentials
+from workflows.incident_types import ActionRequest, RecordIncidentRequest
+
+
+@pytest.fixture
+async def worker_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """An engine configured as the worker configures it."""
+    engine = create_engine(settings, pool_size=2, single_statement_writes=True)
+    yield engine
+    await engine.dispose()
+
+
+async def _incident(engine: AsyncEngine, tenant: TenantCredentials) -> str:
+    return await IncidentRecords(engine).record_incident(
+        RecordIncidentRequest(
+            tenant_id=str(tenant.id),
+            workflow_id=f"incident:{tenant.id}:{uuid.uuid4().hex}",
+            run_id=uuid.uuid4().hex,
+            source_workflow="billing-sync",
+            step="charge-card",
+            signature=uuid.uuid4().hex,
+            error_code="VENDOR_TIMEOUT",
+            vendor="stripe",
+            status="open",
+            severity="high",
+            category="transient",
+            event_count=1,
+            attempts=0,
+            first_seen_at=None,
+            last_seen_at=None,
+        )
+    )
+
+
+async def _drop_connections(settings: Settings, engine: AsyncEngine) -> int:
+    """Terminate the engine's server sessions, as a database restart would."""
+    async with engine.connect() as conn:
+        app_pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    admin = await asyncpg.connect(settings.plain_database_url)
+    try:
+        return int(
+            await admin.fetchval("SELECT count(*) FROM pg_terminate_backend($1)", app_pid) or 0
+        )
+    finally:
+        await admin.close()
+
+
+async def test_an_action_write_survives_a_connection_the_server_dropped(
+    settings: Settings, worker_engine: AsyncEngine, tenant: TenantCredentials
+) -> None:
+    incident_id = await _incident(worker_engine, tenant)
+    assert await _drop_connections(settings, worker_engine) == 1
+    key = f"{incident_id}:1"
+    request = ActionRequest(str(tenant.id), incident_id, "retry", 1, key, "running")
+    await write_action(worker_engine, request)  # first try meets the dead connection
+    await write_action(worker_engine, ActionRequest(**{**request.__dict__, "status": "failed"}))
+    async with worker_engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT status, finished_at IS NOT NULL FROM actions WHERE idempotency_key = :k"
+                ),
+                {"k": key},
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [("failed", True)]
+
+
+async def test_a_finished_action_never_moves_backwards(
+    worker_engine: AsyncEngine, tenant: TenantCredentials
+) -> None:
+    incident_id = await _incident(worker_engine, tenant)
+    key = f"{incident_id}:1"
+    for status in ("pending", "succeeded", "running", "pending"):
+        await write_action(
+            worker_engine, ActionRequest(str(tenant.id), incident_id, "retry", 1, key, status)
+        )
+    async with worker_engine.connect() as conn:
+        status = (
+            await conn.execute(
+                text("SELECT status FROM actions WHERE idempotency_key = :k"), {"k": key}
+            )
+        ).scalar_one()
+    assert status == "succeeded"
