@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 up: $(STAMP)
+	@# The worker's sandbox re-imports workflows/ for every incident: give it bytecode.
+	$(BIN)/python -m compileall -q workflows
 	$(BIN)/awfdrs up $(ARGS)
 
 test: $(STAMP)

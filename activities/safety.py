@@ -8,6 +8,7 @@ unreachable means safety state is unknown, so the gate answers wait: remediation
 from __future__ import annotations
 
 import logging
+import random
 import uuid
 
 from redis.asyncio import Redis
@@ -22,8 +23,12 @@ from rules.rate_limit import RateLimiter
 from workflows.incident_types import GateDecision, GateRequest, OutcomeRecord
 
 log = logging.getLogger("awfdrs.gate")
-MAX_WAIT_S = 5.0  # waits are re-checked often so a manual close or reset lands within 5 s
-REDIS_DOWN_WAIT_S = 5.0
+# Each wait answer costs the incident a workflow task when it ends, so repeated waits back off
+# (1 s, 2 s, 4 s … up to a minute, jittered) instead of every waiting incident asking again
+# at the same moment: 10,000 incidents held by one open breaker would otherwise re-ask
+# thousands of times a second. A minute also bounds how late a breaker reset is noticed.
+FIRST_WAIT_S = 1.0
+MAX_WAIT_S = 60.0
 _KILL_SWITCH = text("""
 SELECT reason FROM kill_switches
 WHERE tenant_id = :tenant_id AND workflow = :workflow AND active
@@ -54,7 +59,14 @@ def _count_transition(before: str, after: str) -> None:
 
 
 def _wait(seconds: float, reason: str) -> GateDecision:
-    return GateDecision("wait", round(max(1.0, min(seconds, MAX_WAIT_S)), 3), reason)
+    """A wait of at least `seconds` (0: nothing says when the answer will change)."""
+    return GateDecision("wait", seconds, reason)
+
+
+def spread_wait(base_s: float, waits: int, rng: random.Random) -> float:
+    """How long to wait after the `waits`-th wait in a row whose known minimum is `base_s`."""
+    backoff = min(MAX_WAIT_S, FIRST_WAIT_S * 2 ** min(waits, 10))
+    return round(base_s + rng.uniform(backoff / 2, backoff), 3)
 
 
 class SafetyGate:
@@ -69,11 +81,14 @@ class SafetyGate:
         self._limiter = RateLimiter(redis)
         self._budget = redis.register_script(_BUDGET)
         self._calls_per_hour = calls_per_hour
+        self._rng = random.Random()
 
     @activity.defn(name="check_gate")
     async def check_gate(self, req: GateRequest) -> GateDecision:
         """Answer permit, wait or deny for attempt `req.attempt`."""
         decision = await self._decide(req)
+        if decision.verdict == "wait":
+            decision.wait_s = spread_wait(decision.wait_s, req.waits, self._rng)
         if activity.in_activity():
             activity.metric_meter().create_counter(
                 "awfdrs_gate_answers", "Safety gate answers by verdict"
@@ -89,9 +104,7 @@ class SafetyGate:
             return await self._redis_checks(req)
         except (RedisError, OSError) as exc:
             log.warning("safety state unavailable: %s", exc)
-            return GateDecision(
-                "wait", REDIS_DOWN_WAIT_S, f"safety state unavailable (redis: {type(exc).__name__})"
-            )
+            return _wait(0, f"safety state unavailable (redis: {type(exc).__name__})")
 
     async def _kill_switch(self, req: GateRequest) -> str | None:
         async with self._engine.connect() as conn:
@@ -113,7 +126,7 @@ class SafetyGate:
             key = breaker_key(req.tenant_id, req.vendor)
             state, remaining = await self._breaker.state(key)
             if state == "forced_open":
-                return _wait(MAX_WAIT_S, "circuit forced open by an operator")
+                return _wait(0, "circuit forced open by an operator")
             if state == "open" and remaining > 0:
                 return _wait(remaining, f"circuit open: wait {remaining:.0f}s")
             rate = await self._limiter.acquire(
@@ -127,9 +140,7 @@ class SafetyGate:
             keys=[f"budget:{req.tenant_id}:{req.source_workflow}"], args=[self._calls_per_hour]
         )
         if not allowed:
-            return GateDecision(
-                "wait", float(wait_s), f"hourly budget of {self._calls_per_hour} calls exhausted"
-            )
+            return _wait(float(wait_s), f"hourly budget of {self._calls_per_hour} calls exhausted")
         if not req.vendor:
             return GateDecision("permit")
         permit = await self._breaker.acquire(

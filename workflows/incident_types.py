@@ -117,6 +117,7 @@ class IncidentState:
     latest_decision: str | None = None
     latest_action: str | None = None
     gate_reason: str | None = None
+    gate_waits: int = 0
     analysed: bool = False
     runs: int = 1
 
@@ -262,6 +263,7 @@ class GateRequest:
     vendor: str | None
     attempt: int
     max_attempts: int
+    waits: int = 0  # wait answers in a row before this request: longer waits as they repeat
 
 
 @dataclass

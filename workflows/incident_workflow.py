@@ -158,9 +158,11 @@ class IncidentWorkflow(IncidentCore):
                 vendor=self._inp.vendor,
                 attempt=s.attempts + 1,
                 max_attempts=s.plan.max_attempts,
+                waits=s.gate_waits,
             )
         )
         s.gate_reason = gate.reason or None
+        s.gate_waits = s.gate_waits + 1 if gate.verdict == "wait" else 0
         if gate.verdict == "wait":
             self._set_status("waiting")
             self._schedule(gate.wait_s, f"{gate.reason}: wait {gate.wait_s:g}s")

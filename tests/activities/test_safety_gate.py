@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
-from activities.safety import SafetyGate
+from activities.safety import MAX_WAIT_S, SafetyGate, spread_wait
 from models.db import create_engine
 from rules.policy import load_policies
 from settings import Settings
@@ -47,7 +48,7 @@ async def test_permits_until_the_hourly_budget_is_spent(
     assert verdicts == ["permit", "permit", "wait"]
     waiting = await gate.check_gate(_request(tenant, vendor=None))
     assert waiting.reason == "hourly budget of 2 calls exhausted"
-    assert 0 < waiting.wait_s <= 3600
+    assert 0 < waiting.wait_s <= 3600 + 1  # until the hour ends, plus at most 1 s of jitter
 
 
 async def test_attempt_cap_denies(gate: SafetyGate, tenant: TenantCredentials) -> None:
@@ -84,3 +85,17 @@ async def test_unreachable_redis_means_wait(settings: Settings, tenant: TenantCr
     await engine.dispose()
     assert decision.verdict == "wait"
     assert "redis" in decision.reason
+
+
+def test_repeated_waits_back_off_with_jitter_up_to_a_minute() -> None:
+    rng = random.Random(7)
+    waits = [spread_wait(0, n, rng) for n in range(12)]
+    assert 0.5 <= waits[0] <= 1 and 1 <= waits[1] <= 2 and 4 <= waits[3] <= 8
+    assert all(MAX_WAIT_S / 2 <= w <= MAX_WAIT_S for w in waits[6:])
+    spread = {spread_wait(0, 8, rng) for _ in range(100)}
+    assert max(spread) - min(spread) > MAX_WAIT_S / 4  # a crowd of waiters wakes spread out
+
+
+def test_a_known_minimum_wait_is_never_cut_short() -> None:
+    rng = random.Random(7)
+    assert all(28 < spread_wait(28, n, rng) <= 28 + MAX_WAIT_S for n in range(12))
