@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     worker_db_pool_size: int = Field(default=25, ge=1, le=200)
     worker_max_concurrent_activities: int = Field(default=50, ge=1, le=1000)
+    # Workflow tasks in progress at once. Each runs several local activities in series, so
+    # letting hundreds run together only makes each slower until they outlive the 10 s task
+    # timeout and are redone; a short queue on the Temporal side costs nothing.
+    worker_max_concurrent_workflow_tasks: int = Field(default=10, ge=2, le=1000)
+    worker_max_cached_workflows: int = Field(default=1000, ge=0, le=100_000)
     db_statement_timeout_ms: int = Field(default=5_000, ge=100)
     redis_timeout_s: float = Field(default=0.5, gt=0)
     worker_metrics_address: str | None = Field(

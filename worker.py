@@ -126,7 +126,10 @@ def build_worker(
     client: Client,
     activities: Sequence[Callable[..., Any]],
     task_queue: str,
+    *,
     max_concurrent_activities: int = 50,
+    max_concurrent_workflow_tasks: int = 10,
+    max_cached_workflows: int = 1000,
 ) -> Worker:
     """Create the worker serving incident workflows and their activities."""
     return Worker(
@@ -136,6 +139,8 @@ def build_worker(
         activities=activities,
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_local_activities=max_concurrent_activities,
+        max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
+        max_cached_workflows=max_cached_workflows,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 
@@ -150,7 +155,12 @@ async def run(settings: Settings, stopping: asyncio.Event) -> None:
     async with (
         activity_set(settings) as activities,
         build_worker(
-            client, activities, settings.task_queue, settings.worker_max_concurrent_activities
+            client,
+            activities,
+            settings.task_queue,
+            max_concurrent_activities=settings.worker_max_concurrent_activities,
+            max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+            max_cached_workflows=settings.worker_max_cached_workflows,
         ),
     ):
         log.info("worker running", extra={"task_queue": settings.task_queue})
