@@ -61,6 +61,14 @@ async def connect_temporal(
     )
 
 
+async def end_open_transaction(conn: asyncpg.Connection) -> None:
+    """Release hook of the intake pool: roll back an aborted transaction, nothing else."""
+    # The intake path never LISTENs, SETs or takes advisory locks, so the stock reset
+    # (a multi-statement round trip on every release) has nothing to undo but this.
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def create_intake_pool(settings: Settings) -> asyncpg.Pool:
     """Create the asyncpg pool of the ingest hot path; no connection is opened eagerly."""
     pool = await asyncpg.create_pool(
@@ -70,6 +78,7 @@ async def create_intake_pool(settings: Settings) -> asyncpg.Pool:
         timeout=5,
         command_timeout=settings.db_statement_timeout_ms / 1000,
         server_settings={"statement_timeout": str(settings.db_statement_timeout_ms)},
+        reset=end_open_transaction,
     )
     assert pool is not None
     return pool

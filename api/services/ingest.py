@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from pydantic_core import to_json
 
 from models.schemas.events import FAILURE_TYPES, SUCCESS_TYPES, EventIn
 from rules.policy import ErrorCatalog
@@ -155,7 +156,7 @@ def _columns(events: list[PreparedEvent], correlation_id: str) -> list[list[Any]
             p.event.error.code if p.event.error else None,
             p.event.error.message if p.event.error else None,
             p.event.error.http_status if p.event.error else None,
-            json.dumps(p.event.payload),
+            to_json(p.event.payload).decode(),
             p.signature,
             p.incident_key,
             p.remediation,
