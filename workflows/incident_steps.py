@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -45,6 +47,8 @@ GATE_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=
 # so Temporal must never re-run a callback on its own.
 SINGLE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 CALLBACK_HEARTBEAT = timedelta(seconds=5)
+ArgT = TypeVar("ArgT")
+ResultT = TypeVar("ResultT")
 
 
 class IncidentSteps:
@@ -54,74 +58,61 @@ class IncidentSteps:
         self._inp = inp
         self._state = state
 
+    @staticmethod
+    async def _local(
+        method: Callable[[Any, ArgT], Awaitable[ResultT]],
+        arg: ArgT,
+        summary: str,
+        retry_policy: RetryPolicy = UNTIL_STORED,
+    ) -> ResultT:
+        return await workflow.execute_local_activity_method(
+            method,
+            arg,
+            start_to_close_timeout=LOCAL_TIMEOUT,
+            retry_policy=retry_policy,
+            summary=summary,
+        )
+
     async def record(self, req: RecordIncidentRequest) -> str:
         """Write the incident projection; return its id."""
-        return await workflow.execute_local_activity_method(
-            IncidentRecords.record_incident,
-            req,
-            start_to_close_timeout=LOCAL_TIMEOUT,
-            retry_policy=UNTIL_STORED,
-            summary=f"record incident: {req.status}",
+        return await self._local(
+            IncidentRecords.record_incident, req, f"record incident: {req.status}"
         )
 
     async def record_action(self, req: ActionRequest) -> None:
         """Write or advance an action row."""
-        await workflow.execute_local_activity_method(
+        await self._local(
             IncidentRecords.record_action,
             req,
-            start_to_close_timeout=LOCAL_TIMEOUT,
-            retry_policy=UNTIL_STORED,
-            summary=f"action {req.action_type} #{req.attempt}: {req.status}",
+            f"action {req.action_type} #{req.attempt}: {req.status}",
         )
 
     async def classify(self, req: DecisionRequest) -> Classification:
         """Run the rules and the mock detector."""
-        return await workflow.execute_local_activity_method(
-            AnalysisActivities.classify,
-            req,
-            start_to_close_timeout=LOCAL_TIMEOUT,
-            retry_policy=UNTIL_STORED,
-            summary="classify: error catalogue + mock detector",
+        return await self._local(
+            AnalysisActivities.classify, req, "classify: error catalogue + mock detector"
         )
 
     async def analyse(self, req: DecisionRequest) -> Analysis:
         """Run the mock root-cause analyser and similarity search."""
-        return await workflow.execute_local_activity_method(
-            AnalysisActivities.analyse,
-            req,
-            start_to_close_timeout=LOCAL_TIMEOUT,
-            retry_policy=UNTIL_STORED,
-            summary="analyse: mock RCA + similar incidents",
+        return await self._local(
+            AnalysisActivities.analyse, req, "analyse: mock RCA + similar incidents"
         )
 
     async def plan(self, req: DecisionRequest) -> Plan:
         """Choose the retry policy and escalation ladder."""
-        return await workflow.execute_local_activity_method(
-            AnalysisActivities.plan,
-            req,
-            start_to_close_timeout=LOCAL_TIMEOUT,
-            retry_policy=UNTIL_STORED,
-            summary="plan: retry policy + escalation",
-        )
+        return await self._local(AnalysisActivities.plan, req, "plan: retry policy + escalation")
 
     async def check_gate(self, req: GateRequest) -> GateDecision:
         """Ask the safety gate about the next attempt."""
-        return await workflow.execute_local_activity_method(
-            SafetyGate.check_gate,
-            req,
-            start_to_close_timeout=LOCAL_TIMEOUT,
-            retry_policy=UNTIL_STORED,
-            summary=f"safety gate for retry #{req.attempt}",
+        return await self._local(
+            SafetyGate.check_gate, req, f"safety gate for retry #{req.attempt}"
         )
 
     async def record_outcome(self, req: OutcomeRecord) -> None:
         """Count the callback's outcome in the vendor's circuit breaker."""
-        await workflow.execute_local_activity_method(
-            SafetyGate.record_outcome,
-            req,
-            start_to_close_timeout=LOCAL_TIMEOUT,
-            retry_policy=GATE_RETRY,
-            summary=f"breaker {req.vendor}: {req.outcome}",
+        await self._local(
+            SafetyGate.record_outcome, req, f"breaker {req.vendor}: {req.outcome}", GATE_RETRY
         )
 
     def start_callback(
