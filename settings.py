@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     dispatcher_poll_interval_s: float = Field(default=1.0, gt=0)
     dispatcher_batch_size: int = Field(default=1000, ge=1, le=10_000)
     dispatcher_linger_s: float = Field(default=0.05, ge=0, le=5)
+    # Readiness fails when the dispatcher is failing and the oldest outbox row is this old.
+    dispatcher_stale_after_s: float = Field(default=60.0, gt=0)
+    # A group whose delivery fails this many times (for its own reasons) is dead-lettered.
+    dispatcher_max_failures: int = Field(default=10, ge=1, le=1000)
+    # `awfdrs retention` drops partitions of events, decisions and transitions older than this.
+    retention_days: int = Field(default=90, ge=1, le=36_500)
 
     @field_validator("ai_mode")
     @classmethod

@@ -1,6 +1,6 @@
 """SQLModel tables, API schemas and database helpers."""
 
-from models.event import Event, EventOutbox
+from models.event import DeadLetter, Event, EventOutbox
 from models.incident import Action, Decision, Incident, IncidentTransition
 from models.registry import KillSwitch, Vendor, Workflow
 from models.tenant import ApiKey, Tenant
@@ -8,6 +8,7 @@ from models.tenant import ApiKey, Tenant
 __all__ = [
     "Action",
     "ApiKey",
+    "DeadLetter",
     "Decision",
     "Event",
     "EventOutbox",

@@ -6,7 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, Index, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Index,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 from models.base import check_in, created_at_field, id_field, jsonb_field, timestamp_field
@@ -19,6 +29,7 @@ EVENT_TYPES = (
     "workflow.started",
 )
 REMEDIATION_MODES = ("normal", "suppressed")
+SUCCESS_EVENTS = "event_type IN ('step.succeeded', 'workflow.succeeded')"
 
 
 class Event(SQLModel, table=True):
@@ -42,6 +53,15 @@ class Event(SQLModel, table=True):
             "tenant_id",
             "incident_key",
             "occurred_at",
+        ),
+        # The latest success of a (workflow, step): does it follow a newly opened incident?
+        Index(
+            "ix_events_successes",
+            "tenant_id",
+            "workflow",
+            "step",
+            "occurred_at",
+            postgresql_where=text(SUCCESS_EVENTS),
         ),
     )
 
@@ -73,7 +93,11 @@ class EventOutbox(SQLModel, table=True):
     """An event committed but not yet signalled to its incident workflow."""
 
     __tablename__: ClassVar[str] = "event_outbox"
-    __table_args__ = (Index("ix_event_outbox_available_at_id", "available_at", "id"),)
+    __table_args__ = (
+        Index("ix_event_outbox_available_at_id", "available_at", "id"),
+        # Rows of one incident key leave in sequence order.
+        Index("ix_event_outbox_incident_key_id", "incident_key", "id"),
+    )
 
     id: int | None = Field(
         default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
@@ -82,6 +106,27 @@ class EventOutbox(SQLModel, table=True):
     tenant_id: uuid.UUID = Field(foreign_key="tenants.id")
     incident_key: str = Field(max_length=300)
     attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Failures of this row's own group (not outages): at the limit the group is dead-lettered.
+    failures: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = created_at_field()
     # A failed dispatch pushes this forward so a poisoned group does not spin.
     available_at: datetime = created_at_field()
+
+
+class DeadLetter(SQLModel, table=True):
+    """An outbox group that failed delivery too often; kept until an operator replays it."""
+
+    __tablename__: ClassVar[str] = "dead_letters"
+    __table_args__ = (Index("ix_dead_letters_tenant_id_created_at", "tenant_id", "created_at"),)
+
+    id: uuid.UUID = id_field()
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id")
+    incident_key: str = Field(max_length=300)
+    event_ids: list[uuid.UUID] = Field(sa_column=Column(ARRAY(Uuid), nullable=False))
+    failures: int
+    error: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    first_queued_at: datetime = timestamp_field(nullable=False)
+    created_at: datetime = created_at_field()
+    replayed_at: datetime | None = timestamp_field()
+    replayed_by: str | None = Field(default=None, max_length=200)

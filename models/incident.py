@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from models.base import check_in, created_at_field, id_field, jsonb_field, timestamp_field
@@ -55,6 +55,14 @@ class Incident(SQLModel, table=True):
         Index("ix_incidents_tenant_id_first_seen_at", "tenant_id", "first_seen_at"),
         Index("ix_incidents_tenant_id_last_seen_at", "tenant_id", "last_seen_at"),
         Index("ix_incidents_tenant_id_signature", "tenant_id", "signature"),
+        # Which open incidents does a success event resolve?
+        Index(
+            "ix_incidents_open_by_workflow",
+            "tenant_id",
+            "source_workflow",
+            "step",
+            postgresql_where=text("closed_at IS NULL"),
+        ),
     )
 
     id: uuid.UUID = id_field()
@@ -77,6 +85,8 @@ class Incident(SQLModel, table=True):
     first_seen_at: datetime = timestamp_field(nullable=False)
     last_seen_at: datetime = timestamp_field(nullable=False)
     closed_at: datetime | None = timestamp_field()
+    # The highest outbox sequence this incident counted: a later run ignores redeliveries.
+    outbox_hwm: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     created_at: datetime = created_at_field()
     updated_at: datetime | None = timestamp_field()
 

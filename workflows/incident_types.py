@@ -275,6 +275,8 @@ class GateDecision:
     reason: str = ""
     kill: bool = False
     probe: bool = False
+    # A deny because the workflow or tenant was deactivated: the incident ends `suppressed`.
+    suppress: bool = False
 
 
 @dataclass

@@ -30,6 +30,7 @@ TABLES = {
     "actions",
     "kill_switches",
     "incident_transitions",
+    "dead_letters",
 }
 
 
