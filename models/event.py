@@ -29,7 +29,6 @@ EVENT_TYPES = (
     "workflow.started",
 )
 REMEDIATION_MODES = ("normal", "suppressed")
-SUCCESS_EVENTS = "event_type IN ('step.succeeded', 'workflow.succeeded')"
 
 
 class Event(SQLModel, table=True):
@@ -56,12 +55,19 @@ class Event(SQLModel, table=True):
         ),
         # The latest success of a (workflow, step): does it follow a newly opened incident?
         Index(
-            "ix_events_successes",
+            "ix_events_step_successes",
             "tenant_id",
             "workflow",
             "step",
             "occurred_at",
-            postgresql_where=text(SUCCESS_EVENTS),
+            postgresql_where=text("event_type = 'step.succeeded'"),
+        ),
+        Index(
+            "ix_events_workflow_successes",
+            "tenant_id",
+            "workflow",
+            "occurred_at",
+            postgresql_where=text("event_type = 'workflow.succeeded'"),
         ),
     )
 

@@ -85,8 +85,8 @@ class Incident(SQLModel, table=True):
     first_seen_at: datetime = timestamp_field(nullable=False)
     last_seen_at: datetime = timestamp_field(nullable=False)
     closed_at: datetime | None = timestamp_field()
-    # The highest outbox sequence this incident counted: a later run ignores redeliveries.
-    outbox_hwm: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    # The highest outbox sequence counted per outbox key: a later run ignores redeliveries.
+    watermarks: dict[str, Any] = jsonb_field()
     created_at: datetime = created_at_field()
     updated_at: datetime | None = timestamp_field()
 

@@ -17,7 +17,8 @@ down_revision: str | None = '0002'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-SUCCESS_TYPES = "event_type IN ('step.succeeded', 'workflow.succeeded')"
+STEP_SUCCESS = "event_type = 'step.succeeded'"
+WORKFLOW_SUCCESS = "event_type = 'workflow.succeeded'"
 
 
 def upgrade() -> None:
@@ -39,15 +40,17 @@ def upgrade() -> None:
     op.add_column('event_outbox', sa.Column('failures', sa.Integer(), server_default='0', nullable=False))
     op.add_column('event_outbox', sa.Column('last_error', sa.Text(), nullable=True))
     op.create_index('ix_event_outbox_incident_key_id', 'event_outbox', ['incident_key', 'id'], unique=False)
-    op.add_column('incidents', sa.Column('outbox_hwm', sa.BigInteger(), nullable=True))
+    op.add_column('incidents', sa.Column('watermarks', postgresql.JSONB(astext_type=sa.Text()), server_default='{}', nullable=False))
     op.create_index('ix_incidents_open_by_workflow', 'incidents', ['tenant_id', 'source_workflow', 'step'], unique=False, postgresql_where=sa.text('closed_at IS NULL'))
-    op.create_index('ix_events_successes', 'events', ['tenant_id', 'workflow', 'step', 'occurred_at'], unique=False, postgresql_where=sa.text(SUCCESS_TYPES))
+    op.create_index('ix_events_step_successes', 'events', ['tenant_id', 'workflow', 'step', 'occurred_at'], unique=False, postgresql_where=sa.text(STEP_SUCCESS))
+    op.create_index('ix_events_workflow_successes', 'events', ['tenant_id', 'workflow', 'occurred_at'], unique=False, postgresql_where=sa.text(WORKFLOW_SUCCESS))
 
 
 def downgrade() -> None:
-    op.drop_index('ix_events_successes', table_name='events', postgresql_where=sa.text(SUCCESS_TYPES))
+    op.drop_index('ix_events_workflow_successes', table_name='events', postgresql_where=sa.text(WORKFLOW_SUCCESS))
+    op.drop_index('ix_events_step_successes', table_name='events', postgresql_where=sa.text(STEP_SUCCESS))
     op.drop_index('ix_incidents_open_by_workflow', table_name='incidents', postgresql_where=sa.text('closed_at IS NULL'))
-    op.drop_column('incidents', 'outbox_hwm')
+    op.drop_column('incidents', 'watermarks')
     op.drop_index('ix_event_outbox_incident_key_id', table_name='event_outbox')
     op.drop_column('event_outbox', 'last_error')
     op.drop_column('event_outbox', 'failures')
