@@ -107,6 +107,7 @@ async def activity_set(settings: Settings) -> AsyncIterator[Sequence[Callable[..
     try:
         yield [
             records.record_incident,
+            records.open_incident,
             records.record_action,
             analysis.classify,
             analysis.analyse,

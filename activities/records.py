@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+import uuid
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
-from workflows.incident_types import ActionRequest, RecordIncidentRequest
+from workflows.incident_types import (
+    ActionRequest,
+    OpenIncidentRequest,
+    OpenIncidentResult,
+    RecordIncidentRequest,
+)
 
 FINAL_ACTION_STATUSES = ("succeeded", "failed", "cancelled")
 
@@ -19,18 +28,20 @@ WITH previous AS (
 ), upserted AS (
     INSERT INTO incidents (id, tenant_id, workflow_id, run_id, status, severity, category, title,
                            source_workflow, step, signature, error_code, vendor, event_count,
-                           attempts, first_seen_at, last_seen_at, closed_at, updated_at)
+                           attempts, first_seen_at, last_seen_at, closed_at, updated_at,
+                           watermarks)
     VALUES (gen_random_uuid(), :tenant_id, :workflow_id, :run_id, :status, :severity, :category,
             :title, :source_workflow, :step, :signature, :error_code, :vendor, :event_count,
             :attempts, coalesce(:first_seen_at, now()), coalesce(:last_seen_at, now()),
-            CASE WHEN :closed THEN now() END, now())
+            CASE WHEN :closed THEN now() END, now(), CAST(:watermarks AS jsonb))
     ON CONFLICT (workflow_id, run_id) DO UPDATE SET
         status = excluded.status, severity = excluded.severity, category = excluded.category,
         error_code = excluded.error_code, event_count = excluded.event_count,
         attempts = excluded.attempts,
         first_seen_at = least(incidents.first_seen_at, excluded.first_seen_at),
         last_seen_at = greatest(incidents.last_seen_at, excluded.last_seen_at),
-        closed_at = coalesce(incidents.closed_at, excluded.closed_at), updated_at = now()
+        closed_at = coalesce(incidents.closed_at, excluded.closed_at), updated_at = now(),
+        watermarks = excluded.watermarks
     RETURNING id, tenant_id, status
 ), transition AS (
     INSERT INTO incident_transitions (tenant_id, incident_id, status, reason)
@@ -38,6 +49,29 @@ WITH previous AS (
     WHERE NOT EXISTS (SELECT 1 FROM previous WHERE previous.status = upserted.status)
 )
 SELECT id FROM upserted
+""")
+# Earlier incidents of the same workflow id: the highest sequence each counted, per key.
+_EARLIER_WATERMARKS = text("""
+SELECT mark.key, max(mark.value::bigint) AS seq
+FROM (SELECT watermarks FROM incidents WHERE workflow_id = :workflow_id AND run_id <> :run_id
+      ORDER BY created_at DESC LIMIT 100) AS earlier,
+     jsonb_each_text(earlier.watermarks) AS mark
+GROUP BY mark.key
+""")
+# The newest success that closes failures of this (workflow, step): one index probe each.
+_LATEST_SUCCESS = text("""
+(SELECT id, occurred_at FROM events
+ WHERE tenant_id = :tenant_id AND workflow = :workflow AND event_type = 'step.succeeded'
+   AND step = :step ORDER BY occurred_at DESC LIMIT 1)
+UNION ALL
+(SELECT id, occurred_at FROM events
+ WHERE tenant_id = :tenant_id AND workflow = :workflow AND event_type = 'step.succeeded'
+   AND step IS NULL ORDER BY occurred_at DESC LIMIT 1)
+UNION ALL
+(SELECT id, occurred_at FROM events
+ WHERE tenant_id = :tenant_id AND workflow = :workflow AND event_type = 'workflow.succeeded'
+ ORDER BY occurred_at DESC LIMIT 1)
+ORDER BY occurred_at DESC LIMIT 1
 """)
 _INSERT_ACTION = text("""
 INSERT INTO actions (id, tenant_id, incident_id, action_type, attempt, idempotency_key, status,
@@ -67,16 +101,55 @@ class IncidentRecords:
     @activity.defn(name="record_incident")
     async def record_incident(self, req: RecordIncidentRequest) -> str:
         """Create or refresh the incident row of this workflow run; return its id."""
-        title = " · ".join(p for p in (req.source_workflow, req.error_code, req.vendor) if p)
-        params = {**req.__dict__, "title": title[:500]}
         async with self._engine.begin() as conn:
-            incident_id = (await conn.execute(_UPSERT_INCIDENT, params)).scalar_one()
+            incident_id = (await conn.execute(_UPSERT_INCIDENT, _incident_params(req))).scalar_one()
         return str(incident_id)
+
+    @activity.defn(name="open_incident")
+    async def open_incident(self, req: OpenIncidentRequest) -> OpenIncidentResult:
+        """Open a new run's incident unless earlier runs counted every event in hand."""
+        record = req.record
+        async with self._engine.begin() as conn:
+            rows = await conn.execute(
+                _EARLIER_WATERMARKS, {"workflow_id": record.workflow_id, "run_id": record.run_id}
+            )
+            earlier = {row.key: int(row.seq) for row in rows}
+            fresh = req.legacy_events or any(
+                seq > earlier.get(key, 0) for key, seq in req.pending.items()
+            )
+            if not fresh:
+                return OpenIncidentResult("", earlier)
+            incident_id = (
+                await conn.execute(_UPSERT_INCIDENT, _incident_params(record))
+            ).scalar_one()
+        # Read after the commit: a success stored later finds this incident open when it is
+        # dispatched, and one stored earlier is seen here, so none falls between the two.
+        success_id, success_at = await self._latest_success(record)
+        return OpenIncidentResult(str(incident_id), earlier, success_at, success_id)
+
+    async def _latest_success(
+        self, req: RecordIncidentRequest
+    ) -> tuple[str | None, datetime | None]:
+        params = {
+            "tenant_id": uuid.UUID(req.tenant_id),
+            "workflow": req.source_workflow,
+            "step": req.step,
+        }
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(_LATEST_SUCCESS, params)).first()
+        return (str(row.id), row.occurred_at) if row else (None, None)
 
     @activity.defn(name="record_action")
     async def record_action(self, req: ActionRequest) -> None:
         """Insert an action as pending, or move it to a later status (never backwards)."""
         await write_action(self._engine, req)
+
+
+def _incident_params(req: RecordIncidentRequest) -> dict[str, Any]:
+    title = " · ".join(p for p in (req.source_workflow, req.error_code, req.vendor) if p)
+    params = asdict(req)
+    params.update(title=title[:500], watermarks=json.dumps(req.watermarks))
+    return params
 
 
 async def write_action(engine: AsyncEngine, req: ActionRequest) -> None:

@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.runtime import Runtime
 
 from api.auth import PrincipalCache
-from api.dispatcher import OutboxDispatcher
+from api.dispatcher import OutboxDispatcher, supervise
 from api.errors import install_error_handlers
 from api.intake import Intake
 from api.metrics import ApiMetrics
@@ -29,6 +29,7 @@ from api.routes import (
     workflows,
 )
 from api.services.ingest import WorkflowStateCache
+from api.validation import reject_unstorable_parameters
 from models.db import create_engine, create_session_factory
 from rules.policy import load_policies
 from rules.rate_limit import RateLimiter
@@ -106,8 +107,10 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
             batch_size=settings.dispatcher_batch_size,
             poll_interval_s=settings.dispatcher_poll_interval_s,
             linger_s=settings.dispatcher_linger_s,
+            max_failures=settings.dispatcher_max_failures,
             metrics=metrics,
         )
+        dispatcher.health.enabled = settings.dispatcher_enabled
         app.state.settings = settings
         app.state.metrics = metrics
         app.state.policies = policies
@@ -126,7 +129,13 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
             on_stored=dispatcher.wake,
             metrics=metrics,
         )
-        task = asyncio.create_task(dispatcher.run()) if settings.dispatcher_enabled else None
+        task = (
+            asyncio.create_task(
+                supervise("outbox dispatcher", dispatcher.run, on_restart=dispatcher.restarted)
+            )
+            if settings.dispatcher_enabled
+            else None
+        )
         try:
             yield
         finally:
@@ -142,6 +151,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         summary="Autonomous Workflow Failure Detection & Recovery System",
         version="0.1.0",
         lifespan=lifespan,
+        dependencies=[Depends(reject_unstorable_parameters)],
     )
     app.add_middleware(CorrelationIdMiddleware)
     install_error_handlers(app)

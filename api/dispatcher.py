@@ -1,143 +1,78 @@
-"""The outbox dispatcher: coalesces committed events per incident into Temporal signals."""
+"""The outbox dispatcher: delivers committed events to their incidents, one signal per group.
+
+It never stops on its own: every failure is logged with its traceback, counted, backed off and
+retried, and the task is restarted if it ends anyway (`supervise`). One group's failure never
+holds up another; a group that keeps failing for its own reasons is dead-lettered.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
-from itertools import groupby
-from typing import Any
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
-from temporalio.common import (
-    SearchAttributeKey,
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from api import outbox
 from api.metrics import ApiMetrics
-from workflows.incident_types import (
-    EVENTS_SIGNAL,
-    MAX_EVENTS_PER_SIGNAL,
-    MAX_PAYLOAD_BYTES,
-    WORKFLOW_TYPE,
-    EventBatch,
-    EventSummary,
-    IncidentInput,
-)
+from api.outbox import Group, PoisonGroup
+from workflows.incident_types import DIGEST_SIGNAL, WORKFLOW_TYPE
 
 log = logging.getLogger("awfdrs.dispatcher")
 RPC_TIMEOUT = timedelta(seconds=5)
 MAX_BACKOFF_S = 10.0
 CONCURRENT_SIGNALS = 16
-
-_CLAIM = """
-SELECT o.id AS outbox_id, o.incident_key, o.tenant_id, e.id, e.event_type, e.workflow, e.step,
-       e.vendor, e.error_code, e.error_message, e.http_status, e.payload::text AS payload,
-       e.correlation_id, e.occurred_at, e.signature
-FROM event_outbox o JOIN events e ON e.id = o.event_id
-WHERE o.available_at <= now()
-ORDER BY o.id
-LIMIT $1
-FOR UPDATE OF o SKIP LOCKED
-"""
-_DONE = "DELETE FROM event_outbox WHERE id = ANY($1::bigint[])"
-_RETRY_LATER = """
-UPDATE event_outbox SET attempts = attempts + 1,
-       available_at = now() + least(power(2, attempts), 60) * interval '1 second'
-WHERE id = ANY($1::bigint[])
-"""
-_OPEN_FAILURES = """
-SELECT DISTINCT incident_key FROM events
-WHERE tenant_id = $1 AND workflow = $2 AND ($3::text IS NULL OR step = $3)
-  AND event_type IN ('step.failed', 'workflow.failed') AND incident_key IS NOT NULL
-  AND received_at > now() - interval '30 days'
-LIMIT 100
-"""
-_DEPTH = (
-    "SELECT count(*) AS depth, extract(epoch FROM now() - min(created_at)) AS age FROM event_outbox"
+# A pass that has not finished by then is abandoned (its rows are delivered again later).
+PASS_TIMEOUT_S = 120.0
+# Temporal is unreachable or overloaded: every group would fail alike, so none is to blame.
+OUTAGE_STATUSES = frozenset(
+    {
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.CANCELLED,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+        RPCStatusCode.ABORTED,
+    }
 )
-KEYWORDS = {
-    name: SearchAttributeKey.for_keyword(name)
-    for name in ("TenantId", "IncidentStatus", "ErrorCode", "Vendor", "SourceWorkflow", "Signature")
-}
 
 
 @dataclass
-class DispatchStats:
-    """Totals since the dispatcher started."""
+class DispatcherHealth:
+    """What readiness and the metrics report about the dispatcher."""
 
-    events: int = 0
-    signals: int = 0
-    failed_groups: int = 0
+    enabled: bool = True
+    last_success_at: float | None = None  # monotonic
     last_error: str | None = None
+    failing: bool = False
+    restarts: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+    def success_age_s(self) -> float:
+        """Seconds since the last complete pass (since start when there was none)."""
+        return time.monotonic() - (self.last_success_at or self.started_at)
 
 
-def summarise(row: asyncpg.Record, *, with_payload: bool) -> EventSummary:
-    """Turn an outbox row into the compact summary the workflow receives."""
-    payload = None
-    if with_payload and row["payload"] and len(row["payload"]) <= MAX_PAYLOAD_BYTES:
-        payload = json.loads(row["payload"])
-    message = row["error_message"]
-    return EventSummary(
-        event_id=str(row["id"]),
-        event_type=row["event_type"],
-        occurred_at=row["occurred_at"],
-        step=row["step"],
-        vendor=row["vendor"],
-        error_code=row["error_code"],
-        error_message=message[:500] if message else None,
-        http_status=row["http_status"],
-        correlation_id=row["correlation_id"],
-        payload=payload,
-    )
+@dataclass
+class PassReport:
+    """What one pass did with the groups it claimed."""
 
-
-def _chunks(rows: list[asyncpg.Record]) -> list[EventBatch]:
-    batches = []
-    for start in range(0, len(rows), MAX_EVENTS_PER_SIGNAL):
-        chunk = rows[start : start + MAX_EVENTS_PER_SIGNAL]
-        batches.append(
-            EventBatch(
-                [summarise(row, with_payload=i == len(chunk) - 1) for i, row in enumerate(chunk)]
-            )
-        )
-    return batches
-
-
-def _start_options(first: asyncpg.Record) -> dict[str, Any]:
-    values = {
-        "TenantId": str(first["tenant_id"]),
-        "IncidentStatus": "open",
-        "ErrorCode": first["error_code"],
-        "Vendor": first["vendor"],
-        "SourceWorkflow": first["workflow"],
-        "Signature": first["signature"],
-    }
-    pairs = [SearchAttributePair(KEYWORDS[k], v) for k, v in values.items() if v]
-    summary = " · ".join(
-        part
-        for part in (first["workflow"], first["error_code"] or "error", first["vendor"])
-        if part
-    )
-    return {
-        "search_attributes": TypedSearchAttributes(pairs),
-        "static_summary": summary[:200],
-        "memo": {"correlation_id": first["correlation_id"]},
-    }
+    claimed: int = 0
+    delivered: list[int] = field(default_factory=list)
+    outage: str | None = None
+    failed_groups: int = 0
+    dead_lettered: int = 0
 
 
 class OutboxDispatcher:
-    """Drains `event_outbox`; safe to run in every API replica at once (SKIP LOCKED)."""
+    """Drains `event_outbox`; safe to run in every API replica at once."""
 
     def __init__(
         self,
@@ -148,6 +83,7 @@ class OutboxDispatcher:
         batch_size: int = 1000,
         poll_interval_s: float = 1.0,
         linger_s: float = 0.05,
+        max_failures: int = 10,
         metrics: ApiMetrics | None = None,
     ) -> None:
         self._engine = engine
@@ -156,167 +92,215 @@ class OutboxDispatcher:
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._linger_s = linger_s
+        self._max_failures = max_failures
         self._metrics = metrics
         self._wake = asyncio.Event()
-        self.stats = DispatchStats()
+        self.health = DispatcherHealth()
+        self.signals_sent = 0
 
     def wake(self) -> None:
         """Ask for an immediate pass (called after an intake commit)."""
         self._wake.set()
 
+    def restarted(self) -> None:
+        """Note that the supervisor restarted `run` after it ended."""
+        self.health.restarts += 1
+        self._failed("crash", RuntimeError("the dispatcher task ended and was restarted"))
+
     async def run(self) -> None:
-        """Dispatch until cancelled, backing off while Temporal or PostgreSQL is down."""
+        """Dispatch until cancelled; a failed pass is logged, counted and backed off."""
         backoff = self._poll_interval_s
-        last_report = 0.0
         while True:
             # Cleared before claiming: a commit racing with this pass re-arms the wake-up.
             self._wake.clear()
             try:
-                claimed, failed = await self.dispatch_once()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                claimed, failed = 0, 1
-                self.stats.last_error = f"database: {exc}"
-                log.warning("outbox unavailable: %s", exc)
-            if claimed >= self._batch_size and not failed:
+                async with asyncio.timeout(PASS_TIMEOUT_S):
+                    report = await self.dispatch_once()
+            except Exception as exc:  # nothing may stop the dispatcher
+                self._failed("pass", exc)
+                log.exception("outbox pass failed; retrying in %.1fs", backoff)
+                report = None
+            else:
+                self._passed(report)
+            if report is not None and report.claimed >= self._batch_size and not report.outage:
                 backoff = self._poll_interval_s
                 continue  # a full batch: more are waiting
-            if failed:
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
-            if time.monotonic() - last_report > 30:
-                last_report = time.monotonic()
-                await self._report()
+            failing = report is None or report.outage is not None
+            backoff = min(backoff * 2, MAX_BACKOFF_S) if failing else self._poll_interval_s
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._wake.wait(), backoff if failed else self._poll_interval_s
-                )
+                await asyncio.wait_for(self._wake.wait(), backoff)
             if self._wake.is_set() and self._linger_s:
                 # Let a burst accumulate so it travels as one signal, not one per event.
                 await asyncio.sleep(self._linger_s)
 
-    async def dispatch_once(self) -> tuple[int, int]:
-        """Claim a batch, signal each incident once, settle the rows; return (claimed, failed)."""
+    async def dispatch_once(self) -> PassReport:
+        """Claim a batch, signal each group once, settle every row; report what happened."""
+        report = PassReport()
         async with self._engine.connect() as sa_conn:
             conn = (await sa_conn.get_raw_connection()).driver_connection
             assert conn is not None
             async with conn.transaction():
-                rows = await conn.fetch(_CLAIM, self._batch_size)
-                if not rows:
-                    return 0, 0
-                groups = [
-                    (key, list(group))
-                    for key, group in groupby(
-                        sorted(rows, key=lambda r: (r["incident_key"], r["outbox_id"])),
-                        key=lambda r: r["incident_key"],
-                    )
-                ]
-                groups.sort(key=lambda g: g[1][0]["outbox_id"])
-                # One connection runs one query at a time: look resolution targets up first,
-                # then signal concurrently.
-                targets = {
-                    key: await self._targets(conn, group)
-                    for key, group in groups
-                    if key.startswith("resolve:")
-                }
-                gate = asyncio.Semaphore(CONCURRENT_SIGNALS)
-                outcomes = await asyncio.gather(
-                    *(self._send(gate, key, group, targets.get(key, [])) for key, group in groups)
-                )
-                done = [
-                    r["outbox_id"]
-                    for ok, (_, g) in zip(outcomes, groups, strict=True)
-                    if ok
-                    for r in g
-                ]
-                failed = [
-                    r["outbox_id"]
-                    for ok, (_, g) in zip(outcomes, groups, strict=True)
-                    if not ok
-                    for r in g
-                ]
-                await conn.execute(_DONE, done)
-                if failed:
-                    await conn.execute(_RETRY_LATER, failed)
-        signals = sum(outcomes)
-        self.stats.events += len(done)
-        if self._metrics is not None:
-            self._metrics.dispatched.inc(len(done))
-        self.stats.failed_groups += len(groups) - signals
-        log.info(
-            "dispatched %d events to %d incidents (%d groups failed, %d signals in total)",
-            len(done),
-            signals,
-            len(groups) - signals,
-            self.stats.signals,
-        )
-        return len(rows), len(groups) - signals
+                rows = await conn.fetch(outbox.CLAIM, self._batch_size)
+                report.claimed = len(rows)
+                if rows:
+                    await self._deliver(conn, outbox.group_rows(rows), report)
+        if report.delivered and self._metrics is not None:
+            self._metrics.dispatched.inc(len(report.delivered))
+        if report.claimed:
+            log.info(
+                "outbox pass: %d claimed, %d delivered, %d groups failed, %d dead-lettered%s",
+                report.claimed,
+                len(report.delivered),
+                report.failed_groups,
+                report.dead_lettered,
+                f"; temporal unavailable: {report.outage}" if report.outage else "",
+            )
+        return report
+
+    async def _deliver(
+        self, conn: asyncpg.Connection, groups: list[Group], report: PassReport
+    ) -> None:
+        # Failures first, then successes: a success and a newer failure of the same step in
+        # one pass leave the incident open (its latest state is failed), never resolved twice.
+        gate = asyncio.Semaphore(CONCURRENT_SIGNALS)
+        for phase in ([g for g in groups if not g.resolves], [g for g in groups if g.resolves]):
+            targets = {g.key: await self._targets(conn, g) for g in phase if g.resolves}
+            outcomes = await asyncio.gather(
+                *(self._send(gate, g, targets.get(g.key), report) for g in phase)
+            )
+            for group, error in zip(phase, outcomes, strict=True):
+                await self._settle(conn, group, error, report)
+
+    async def _targets(self, conn: asyncpg.Connection, group: Group) -> list[str] | Exception:
+        try:
+            async with conn.transaction():  # a savepoint: a failed lookup spoils only its group
+                return await outbox.open_incidents(conn, group)
+        except asyncpg.PostgresError as exc:
+            if isinstance(exc, asyncpg.PostgresConnectionError):
+                raise
+            return exc
 
     async def _send(
         self,
         gate: asyncio.Semaphore,
-        key: str,
-        rows: list[asyncpg.Record],
-        targets: list[str],
-    ) -> bool:
+        group: Group,
+        targets: list[str] | Exception | None,
+        report: PassReport,
+    ) -> str | None:
+        """Deliver one group; return why it failed, or None."""
         async with gate:
+            if report.outage:
+                return f"outage: {report.outage}"  # do not queue behind a dead server
             try:
-                if key.startswith("resolve:"):
-                    await self._resolve(targets, rows)
+                group.check()
+                if isinstance(targets, Exception):
+                    raise targets
+                if group.resolves:
+                    await self._resolve(group, targets or [])
                 else:
-                    await self._signal_with_start(key, rows)
-            except (RPCError, RuntimeError, OSError) as exc:
-                self.stats.last_error = f"temporal: {exc}"
-                log.warning("signal to %s failed, will retry: %s", key, exc)
-                return False
-            return True
+                    await self._start_or_signal(group)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # classified, never propagated
+                return self._classify(group, exc, report)
+            return None
 
-    async def _signal_with_start(self, key: str, rows: list[asyncpg.Record]) -> None:
-        first = rows[0]
-        start = IncidentInput(
-            tenant_id=str(first["tenant_id"]),
-            source_workflow=first["workflow"],
-            signature=first["signature"],
-            step=first["step"],
-            error_code=first["error_code"],
-            vendor=first["vendor"],
-            correlation_id=first["correlation_id"],
+    def _classify(self, group: Group, exc: Exception, report: PassReport) -> str:
+        detail = f"{type(exc).__name__}: {exc}"[:500]
+        outage = isinstance(exc, RuntimeError | OSError | TimeoutError) or (
+            isinstance(exc, RPCError) and exc.status in OUTAGE_STATUSES
         )
-        for batch in _chunks(rows):
-            await self._temporal.start_workflow(
-                WORKFLOW_TYPE,
-                start,
-                id=key,
-                task_queue=self._task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                start_signal=EVENTS_SIGNAL,
-                start_signal_args=[batch],
-                rpc_timeout=RPC_TIMEOUT,
-                **_start_options(first),
+        if outage:
+            report.outage = report.outage or detail
+            return f"outage: {detail}"
+        log.warning("outbox group %s failed: %s", group.key, detail, exc_info=exc)
+        if isinstance(exc, PoisonGroup):
+            return f"poison: {detail}"
+        return detail
+
+    async def _settle(
+        self, conn: asyncpg.Connection, group: Group, error: str | None, report: PassReport
+    ) -> None:
+        if error is None:
+            await conn.execute(outbox.DELIVERED, group.ids)
+            report.delivered += group.ids
+            return
+        if error.startswith("outage: "):
+            await conn.execute(outbox.RETRY_SOON, group.ids, error)
+            return
+        report.failed_groups += 1
+        doomed = error.startswith("poison: ") or group.failures + 1 >= self._max_failures
+        try:
+            async with conn.transaction():  # a savepoint: one group's settlement is its own
+                if doomed:
+                    await outbox.dead_letter(conn, group, error)
+                else:
+                    await conn.execute(outbox.RETRY_LATER, group.ids, error)
+        except asyncpg.PostgresError as exc:
+            if isinstance(exc, asyncpg.PostgresConnectionError):
+                raise
+            log.exception("outbox group %s could not be settled; it stays queued", group.key)
+            return
+        if doomed:
+            report.dead_lettered += 1
+            self._count_error("dead_letter")
+            log.error(
+                "outbox group %s dead-lettered after %d failures: %s",
+                group.key,
+                group.failures + 1,
+                error,
             )
-            self._count_signal()
+        else:
+            self._count_error("group")
 
-    @staticmethod
-    async def _targets(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> list[str]:
-        """Incidents a group of success events may resolve (same workflow, and step)."""
-        first = rows[0]
-        step = first["step"] if first["event_type"] == "step.succeeded" else None
-        found = await conn.fetch(_OPEN_FAILURES, first["tenant_id"], first["workflow"], step)
-        return [row["incident_key"] for row in found]
+    async def _start_or_signal(self, group: Group) -> None:
+        first = group.rows[0]
+        await self._temporal.start_workflow(
+            WORKFLOW_TYPE,
+            outbox.incident_input(first),
+            id=group.key,
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            start_signal=DIGEST_SIGNAL,
+            start_signal_args=[outbox.digest(group)],
+            rpc_timeout=RPC_TIMEOUT,
+            **outbox.start_options(first),
+        )
+        self._count_signal()
 
-    async def _resolve(self, targets: list[str], rows: list[asyncpg.Record]) -> None:
+    async def _resolve(self, group: Group, targets: list[str]) -> None:
+        signal = outbox.digest(group)
         for target in targets:
-            handle = self._temporal.get_workflow_handle(target)
-            for batch in _chunks(rows):
-                try:
-                    await handle.signal(EVENTS_SIGNAL, batch, rpc_timeout=RPC_TIMEOUT)
-                    self._count_signal()
-                except RPCError as exc:
-                    if exc.status != RPCStatusCode.NOT_FOUND:
-                        raise
-                    break  # closed or never started: nothing to resolve
+            try:
+                await self._temporal.get_workflow_handle(target).signal(
+                    DIGEST_SIGNAL, signal, rpc_timeout=RPC_TIMEOUT
+                )
+                self._count_signal()
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise  # closed since the lookup: nothing left to resolve
+
+    def _passed(self, report: PassReport) -> None:
+        health = self.health
+        if report.outage:
+            self._failed("temporal", RuntimeError(report.outage))
+            return
+        health.failing, health.last_success_at = False, time.monotonic()
+        if self._metrics is not None:
+            self._metrics.dispatcher_last_success.set_to_current_time()
+
+    def _failed(self, kind: str, exc: BaseException) -> None:
+        self.health.failing = True
+        self.health.last_error = f"{kind}: {type(exc).__name__}: {exc}"[:300]
+        self._count_error(kind)
+
+    def _count_error(self, kind: str) -> None:
+        if self._metrics is not None:
+            self._metrics.dispatcher_errors.labels(kind).inc()
 
     def _count_signal(self) -> None:
-        self.stats.signals += 1
+        self.signals_sent += 1
         if self._metrics is not None:
             self._metrics.signals.inc()
 
@@ -325,20 +309,27 @@ class OutboxDispatcher:
         async with self._engine.connect() as sa_conn:
             conn = (await sa_conn.get_raw_connection()).driver_connection
             assert conn is not None
-            row = await conn.fetchrow(_DEPTH)
+            row = await conn.fetchrow(outbox.DEPTH)
         assert row is not None
         return {"depth": int(row["depth"]), "oldest_age_s": round(float(row["age"] or 0.0), 3)}
 
-    async def _report(self) -> None:
+
+async def supervise(
+    name: str,
+    run: Callable[[], Awaitable[None]],
+    *,
+    on_restart: Callable[[], None] | None = None,
+    backoff_s: float = 1.0,
+) -> None:
+    """Run `run()` forever: restart it (after a pause) whenever it ends or raises."""
+    while True:
         try:
-            depth = await self.outbox_depth()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            return
-        if depth["depth"]:
-            log.info(
-                "outbox backlog",
-                extra={
-                    "outbox_depth": depth["depth"],
-                    "outbox_oldest_age_s": depth["oldest_age_s"],
-                },
-            )
+            await run()
+            log.error("%s ended unexpectedly; restarting", name)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a supervisor outlives its task
+            log.exception("%s crashed; restarting in %.1fs", name, backoff_s)
+        if on_restart is not None:
+            on_restart()
+        await asyncio.sleep(backoff_s)

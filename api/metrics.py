@@ -40,6 +40,18 @@ class ApiMetrics:
             "Events delivered from the outbox to incidents",
             registry=self.registry,
         )
+        self.dispatcher_last_success = Gauge(
+            "awfdrs_dispatcher_last_success_timestamp_seconds",
+            "When the outbox dispatcher last completed a pass (Unix time)",
+            registry=self.registry,
+        )
+        self.dispatcher_errors = Counter(
+            "awfdrs_dispatcher_errors",
+            "Dispatcher failures: pass (database or crash), temporal (outage), "
+            "group (one group's own failure), dead_letter (a group given up)",
+            ["kind"],
+            registry=self.registry,
+        )
         self.outbox_depth = Gauge(
             "awfdrs_outbox_depth", "Events committed but not yet signalled", registry=self.registry
         )

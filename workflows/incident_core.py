@@ -12,7 +12,12 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 
-from workflows.incident_logic import details_markdown, is_terminal, visible_status
+from workflows.incident_logic import (
+    bounded_delay,
+    details_markdown,
+    is_terminal,
+    visible_status,
+)
 from workflows.incident_steps import IncidentSteps
 from workflows.incident_types import (
     ActionRequest,
@@ -24,6 +29,10 @@ from workflows.incident_types import (
 
 STATUS_KEY = SearchAttributeKey.for_keyword("IncidentStatus")
 COUNTED_STATUSES = ("resolved", "escalated", "killed")
+# A run rolls over well before Temporal's hard limits (51,200 events / 50 MB), whatever the
+# server's continue-as-new suggestion is configured to, and however fast signals arrive.
+MAX_HISTORY_EVENTS = 10_000
+MAX_HISTORY_BYTES = 8 * 1024 * 1024
 
 
 def count_incident(outcome: str) -> None:
@@ -70,9 +79,12 @@ class IncidentCore:
         return is_terminal(self._s) or self._s.paused or self._dirty or self._roll_due()
 
     def _roll_due(self) -> bool:
+        info = workflow.info()
         return (
             self._signals >= self._inp.max_signals_per_run
-            or workflow.info().is_continue_as_new_suggested()
+            or info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= MAX_HISTORY_EVENTS
+            or info.get_current_history_size() >= MAX_HISTORY_BYTES
         )
 
     async def _roll(self) -> None:
@@ -81,7 +93,7 @@ class IncidentCore:
         workflow.continue_as_new(replace(self._inp, state=self._s))
 
     def _schedule(self, delay_s: float, label: str) -> None:
-        self._s.next_action_at = workflow.now() + timedelta(seconds=delay_s)
+        self._s.next_action_at = workflow.now() + timedelta(seconds=bounded_delay(delay_s))
         self._s.next_action = label
         self._refresh()
 
@@ -117,8 +129,10 @@ class IncidentCore:
         self._dirty = False
         await self._steps.record(self._record_request())
 
-    def _record_request(self, *, closed: bool = False) -> RecordIncidentRequest:
-        s, inp = self._s, self._inp
+    def _record_request(
+        self, *, closed: bool = False, state: IncidentState | None = None
+    ) -> RecordIncidentRequest:
+        s, inp = state or self._s, self._inp
         return RecordIncidentRequest(
             tenant_id=inp.tenant_id,
             workflow_id=workflow.info().workflow_id,
@@ -139,6 +153,7 @@ class IncidentCore:
             reason=(s.close_reason or s.gate_reason or s.latest_action or s.latest_decision or "")[
                 :2000
             ],
+            watermarks=dict(s.watermarks),
         )
 
     def _action(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime, timedelta
+
 from workflows.incident_types import (
     FAILURE_TYPES,
     SUCCESS_TYPES,
     TERMINAL_STATUSES,
     EventBatch,
+    EventDigest,
     IncidentInput,
     IncidentState,
     IncidentView,
@@ -14,6 +18,10 @@ from workflows.incident_types import (
 )
 
 RECENT_EVENT_IDS = 4096
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# No wait is longer than this, whatever a server's Retry-After or a policy says: a timer
+# beyond it would only ever be a bug, and an absurd one overflows `timedelta`.
+MAX_DELAY_S = 30 * 24 * 3600.0
 
 
 def backoff_s(plan: RetryPlan, attempt: int, unit_random: float) -> float:
@@ -22,8 +30,70 @@ def backoff_s(plan: RetryPlan, attempt: int, unit_random: float) -> float:
     return round(base + base * plan.jitter * unit_random, 3)
 
 
+def bounded_delay(delay_s: float) -> float:
+    """Clamp a wait to [0, MAX_DELAY_S]; a non-finite value counts as no wait."""
+    if not math.isfinite(delay_s):
+        return 0.0
+    return min(max(delay_s, 0.0), MAX_DELAY_S)
+
+
+def retry_delay(
+    plan: RetryPlan, attempt: int, unit_random: float, retry_after_s: float | None
+) -> float:
+    """The wait before the next attempt: the backoff, or the server's Retry-After if longer.
+
+    Retry-After is honoured only up to the policy's `max_interval_s`, so a hostile or broken
+    server cannot park an incident for longer than the policy allows.
+    """
+    delay = backoff_s(plan, attempt, unit_random)
+    if retry_after_s is not None and math.isfinite(retry_after_s):
+        delay = max(delay, min(retry_after_s, plan.max_interval_s))
+    return bounded_delay(delay)
+
+
+def apply_digest(state: IncidentState, digest: EventDigest) -> datetime | None:
+    """Count the digest's events not counted yet; return the newest new success's time."""
+    mark = state.watermarks.get(digest.source, 0)
+    newest_success: datetime | None = None
+    for seq, kind, occurred_us in zip(digest.seqs, digest.kinds, digest.occurred_us, strict=True):
+        if seq <= mark:
+            continue  # a redelivery: counted when it first arrived
+        at = EPOCH + timedelta(microseconds=occurred_us)
+        _count(state, at)
+        if kind == "f":
+            state.failure_count += 1
+            if state.last_failure_at is None or at > state.last_failure_at:
+                state.last_failure_at = at
+        elif newest_success is None or at > newest_success:
+            newest_success = at
+    if digest.seqs:
+        state.watermarks[digest.source] = max(mark, digest.seqs[-1])
+    latest, current = digest.latest_failure, state.latest_event
+    # An older event never replaces the payload of a newer one, whatever the arrival order.
+    if (
+        latest is not None
+        and latest.seq > mark
+        and (current is None or latest.occurred_at >= current.occurred_at)
+    ):
+        state.latest_event = latest
+    return newest_success
+
+
+def success_resolves(state: IncidentState, success_at: datetime) -> bool:
+    """A success resolves the incident only if no failure happened after it."""
+    return state.last_failure_at is None or success_at >= state.last_failure_at
+
+
+def _count(state: IncidentState, at: datetime) -> None:
+    state.event_count += 1
+    if state.first_seen_at is None or at < state.first_seen_at:
+        state.first_seen_at = at
+    if state.last_seen_at is None or at > state.last_seen_at:
+        state.last_seen_at = at
+
+
 def apply_events(state: IncidentState, batch: EventBatch) -> bool:
-    """Count new events once each (by id); return True when a success event arrived."""
+    """Legacy signal: count new events once each (by id); True when a success arrived."""
     seen = set(state.recent_event_ids)
     succeeded = False
     for event in batch.events:
@@ -38,6 +108,8 @@ def apply_events(state: IncidentState, batch: EventBatch) -> bool:
             state.last_seen_at = event.occurred_at
         if event.event_type in FAILURE_TYPES:
             state.failure_count += 1
+            if state.last_failure_at is None or event.occurred_at > state.last_failure_at:
+                state.last_failure_at = event.occurred_at
             if event.payload is not None or state.latest_event is None:
                 state.latest_event = event
         elif event.event_type in SUCCESS_TYPES:

@@ -24,6 +24,8 @@ from workflows.incident_types import (
     GateRequest,
     IncidentInput,
     IncidentState,
+    OpenIncidentRequest,
+    OpenIncidentResult,
     OutcomeRecord,
     Plan,
     RecordIncidentRequest,
@@ -43,6 +45,13 @@ UNTIL_STORED = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
 )
 GATE_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1))
+# A page should survive a short outage of its target or of PostgreSQL; after that the failure
+# is recorded and the next level follows on schedule.
+ESCALATION_RETRY = RetryPolicy(
+    maximum_attempts=6,
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+)
 # Attempts belong to the workflow: each has its own idempotency key and action row,
 # so Temporal must never re-run a callback on its own.
 SINGLE_ATTEMPT = RetryPolicy(maximum_attempts=1)
@@ -77,6 +86,12 @@ class IncidentSteps:
         """Write the incident projection; return its id."""
         return await self._local(
             IncidentRecords.record_incident, req, f"record incident: {req.status}"
+        )
+
+    async def open(self, req: OpenIncidentRequest) -> OpenIncidentResult:
+        """Open a new run's incident (or learn that its events were all counted before)."""
+        return await self._local(
+            IncidentRecords.open_incident, req, "open incident: earlier runs + latest success"
         )
 
     async def record_action(self, req: ActionRequest) -> None:
@@ -153,6 +168,6 @@ class IncidentSteps:
             req,
             start_to_close_timeout=timedelta(seconds=30),
             heartbeat_timeout=CALLBACK_HEARTBEAT,
-            retry_policy=RetryPolicy(maximum_attempts=3),
+            retry_policy=ESCALATION_RETRY,
             summary=f"escalate L{req.level} → {step.name}",
         )

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 WORKFLOW_TYPE = "IncidentWorkflow"
 EVENTS_SIGNAL = "events"
+DIGEST_SIGNAL = "event_digest"
 MAX_EVENTS_PER_SIGNAL = 200
 MAX_PAYLOAD_BYTES = 8 * 1024
 FAILURE_TYPES = ("step.failed", "workflow.failed")
@@ -35,13 +36,31 @@ class EventSummary:
     correlation_id: str = ""
     # Only the newest event of a signal carries its payload, and only when it is small.
     payload: dict[str, Any] | None = None
+    # The event's outbox sequence number (0 in signals sent before sequences existed).
+    seq: int = 0
 
 
 @dataclass
 class EventBatch:
-    """The internal `events` signal: events coalesced by the outbox dispatcher."""
+    """The legacy `events` signal: every event in full, de-duplicated by event id."""
 
     events: list[EventSummary] = field(default_factory=list)
+
+
+@dataclass
+class EventDigest:
+    """The `event_digest` signal: one outbox group, de-duplicated exactly by sequence number.
+
+    Per event it carries only what counting needs (about 30 bytes), so a storm's signals stay
+    small in the workflow's history; the newest failure and success travel in full.
+    """
+
+    source: str  # the outbox key the events travelled under: the incident's or a resolve key
+    seqs: list[int] = field(default_factory=list)  # ascending outbox sequence numbers
+    kinds: str = ""  # one letter per event: "f" failure, "s" success
+    occurred_us: list[int] = field(default_factory=list)  # occurred_at, µs since the epoch
+    latest_failure: EventSummary | None = None  # the newest failure by occurred_at
+    latest_success: EventSummary | None = None  # the newest success by occurred_at
 
 
 @dataclass
@@ -120,6 +139,11 @@ class IncidentState:
     gate_waits: int = 0
     analysed: bool = False
     runs: int = 1
+    # Highest outbox sequence counted per outbox key; earlier runs' marks are loaded on open.
+    watermarks: dict[str, int] = field(default_factory=dict)
+    watermarks_loaded: bool = False
+    # The newest failure's occurred_at: a success resolves only failures that happened before it.
+    last_failure_at: datetime | None = None
 
 
 @dataclass
@@ -202,6 +226,26 @@ class RecordIncidentRequest:
     last_seen_at: datetime | None
     closed: bool = False
     reason: str = ""
+    watermarks: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class OpenIncidentRequest:
+    """Open the incident of a new run, unless every event in hand was counted before."""
+
+    record: RecordIncidentRequest
+    pending: dict[str, int]  # the highest sequence in hand per outbox key
+    legacy_events: bool = False  # events arrived on the legacy signal (no sequences)
+
+
+@dataclass
+class OpenIncidentResult:
+    """The new incident's id ("" for a pure redelivery), earlier marks and the latest success."""
+
+    incident_id: str
+    watermarks: dict[str, int] = field(default_factory=dict)
+    latest_success_at: datetime | None = None
+    latest_success_id: str | None = None
 
 
 @dataclass

@@ -6,6 +6,8 @@ open → analyzing → remediating ⇄ waiting → resolved; → escalated → a
 
 from __future__ import annotations
 
+import copy
+
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ActivityError, is_cancelled_exception
@@ -15,25 +17,33 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 with workflow.unsafe.imports_passed_through():
     from workflows.incident_core import IncidentCore, count_incident
     from workflows.incident_logic import (
+        apply_digest,
         apply_events,
-        backoff_s,
         incident_view,
         is_terminal,
+        retry_delay,
+        success_resolves,
     )
     from workflows.incident_steps import IncidentSteps
     from workflows.incident_types import (
+        DIGEST_SIGNAL,
         WORKFLOW_TYPE,
         AcknowledgeRequest,
+        ActionRequest,
         CallbackOutcome,
         CallbackRequest,
         DecisionRequest,
+        EscalationOutcome,
+        EscalationStep,
         EventBatch,
+        EventDigest,
         GateRequest,
         IncidentInput,
         IncidentResult,
         IncidentState,
         IncidentView,
         KillRequest,
+        OpenIncidentRequest,
         OutcomeRecord,
         ResolveRequest,
     )
@@ -41,6 +51,8 @@ with workflow.unsafe.imports_passed_through():
 
 SEVERITY_KEY = SearchAttributeKey.for_keyword("Severity")
 ERROR_CODE_KEY = SearchAttributeKey.for_keyword("ErrorCode")
+# Opening checks earlier runs' watermarks and the latest success (exact de-duplication).
+OPEN_WITH_WATERMARKS = "open-with-watermarks"
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -56,15 +68,23 @@ class IncidentWorkflow(IncidentCore):
         self._published_status = ""
         self._steps = IncidentSteps(inp, self._s)
         self._callback: workflow.ActivityHandle[CallbackOutcome] | None = None
+        # Digests that arrive before earlier runs' watermarks are known wait here.
+        self._inbox: list[EventDigest] = []
 
     @workflow.run
     async def run(self, _inp: IncidentInput) -> IncidentResult:
         """Drive the incident until it is resolved, killed or suppressed."""
         try:
             if not self._s.incident_id:
-                self._s.incident_id = await self._steps.record(self._record_request())
+                if workflow.patched(OPEN_WITH_WATERMARKS):
+                    if not await self._open():
+                        return await self._discard()
+                else:
+                    self._s.incident_id = await self._steps.record(self._record_request())
                 count_incident("opened")
                 self._publish()
+            else:
+                self._take_inbox()  # a continued run: its state holds the watermarks
             if not self._s.analysed and not is_terminal(self._s):
                 await self._assess()
             await self._lifecycle()
@@ -78,6 +98,57 @@ class IncidentWorkflow(IncidentCore):
         return IncidentResult(
             self._s.status, self._s.attempts, self._s.event_count, self._s.close_reason
         )
+
+    # --- opening --------------------------------------------------------------------------
+
+    async def _open(self) -> bool:
+        """Open this run's incident; False when every event in hand was counted before."""
+        s = self._s
+        tentative = copy.deepcopy(s)
+        for digest in self._inbox:
+            apply_digest(tentative, digest)
+        pending: dict[str, int] = {}
+        for digest in self._inbox:
+            if digest.seqs:
+                pending[digest.source] = max(pending.get(digest.source, 0), digest.seqs[-1])
+        opened = await self._steps.open(
+            OpenIncidentRequest(
+                record=self._record_request(state=tentative),
+                pending=pending,
+                legacy_events=s.event_count > 0,
+            )
+        )
+        s.watermarks = dict(opened.watermarks)
+        self._take_inbox()
+        if not opened.incident_id:
+            return False
+        s.incident_id = opened.incident_id
+        success_at = opened.latest_success_at
+        if success_at and s.last_failure_at and success_resolves(s, success_at):
+            # The success was stored before this incident existed, so no signal carried it.
+            self._close("resolved", f"success event {opened.latest_success_id} followed")
+        return True
+
+    async def _discard(self) -> IncidentResult:
+        """End a run started only by redelivered events: no incident, nothing to do."""
+        s = self._s
+        s.status, s.close_reason = "suppressed", "redelivery: its events were already counted"
+        self._publish()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return IncidentResult(s.status, 0, 0, s.close_reason)
+
+    def _take_inbox(self) -> None:
+        self._s.watermarks_loaded = True
+        inbox, self._inbox = self._inbox, []
+        for digest in inbox:
+            self._take(digest)
+
+    def _take(self, digest: EventDigest) -> None:
+        s = self._s
+        success_at = apply_digest(s, digest)
+        if success_at is not None and not is_terminal(s) and success_resolves(s, success_at):
+            self._close("resolved", "a success event followed the failure")
+        self._refresh()
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -168,6 +239,8 @@ class IncidentWorkflow(IncidentCore):
             self._schedule(gate.wait_s, f"{gate.reason}: wait {gate.wait_s:g}s")
         elif gate.verdict == "deny" and gate.kill:
             self._close("killed", gate.reason)
+        elif gate.verdict == "deny" and gate.suppress:
+            self._close("suppressed", gate.reason)
         elif gate.verdict == "deny":
             await self._start_escalation(f"safety gate denied retry: {gate.reason}")
         else:
@@ -196,9 +269,7 @@ class IncidentWorkflow(IncidentCore):
         elif outcome.outcome == "fatal":
             await self._start_escalation(f"retry #{attempt} failed permanently: {outcome.detail}")
         elif attempt < s.plan.max_attempts:
-            delay = max(
-                backoff_s(s.plan, attempt, workflow.random().random()), outcome.retry_after_s or 0.0
-            )
+            delay = retry_delay(s.plan, attempt, workflow.random().random(), outcome.retry_after_s)
             self._set_status("waiting")
             self._schedule(delay, f"backoff {delay:g}s before retry #{attempt + 1}")
         self._refresh()
@@ -269,7 +340,7 @@ class IncidentWorkflow(IncidentCore):
             return
         step = s.escalation[s.escalation_level]
         s.escalation_level += 1
-        outcome = await self._steps.escalate(self._inp, s, step)
+        outcome = await self._page(step)
         s.latest_action = f"escalation L{s.escalation_level} ({step.name}): " + (
             "delivered" if outcome.delivered else outcome.detail
         )
@@ -279,11 +350,41 @@ class IncidentWorkflow(IncidentCore):
         )
         await self._sync()
 
+    async def _page(self, step: EscalationStep) -> EscalationOutcome:
+        """Page one level; a page that cannot be delivered is a failed action, never fatal."""
+        s = self._s
+        try:
+            return await self._steps.escalate(self._inp, s, step)
+        except ActivityError as err:
+            outcome = EscalationOutcome(False, f"not delivered: {err.cause}"[:500])
+        await self._steps.record_action(
+            ActionRequest(
+                tenant_id=self._inp.tenant_id,
+                incident_id=s.incident_id,
+                action_type="escalate",
+                attempt=s.escalation_level,
+                idempotency_key=f"{s.incident_id}:escalate:{s.escalation_level}",
+                status="failed",
+                parameters={"level": step.name},
+                result={"delivered": False, "detail": outcome.detail},
+            )
+        )
+        return outcome
+
     # --- signals and queries ------------------------------------------------------------
+
+    @workflow.signal(name=DIGEST_SIGNAL)
+    def event_digest(self, digest: EventDigest) -> None:
+        """Internal: one outbox group from the dispatcher, de-duplicated by sequence."""
+        self._signals += 1
+        if self._s.watermarks_loaded:
+            self._take(digest)
+        else:
+            self._inbox.append(digest)
 
     @workflow.signal(name="events")
     def events(self, batch: EventBatch) -> None:
-        """Internal: events coalesced by the dispatcher, de-duplicated by event id."""
+        """Internal, legacy: events in full from older dispatchers, de-duplicated by id."""
         self._signals += 1
         if apply_events(self._s, batch) and not is_terminal(self._s):
             self._close("resolved", "a success event arrived for the failed step")

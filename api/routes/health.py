@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from api.deps import RedisDep, SessionFactoryDep, TemporalDep
+from api.deps import RedisDep, SessionFactoryDep, SettingsDep, TemporalDep
 from api.dispatcher import OutboxDispatcher
 from api.errors import problem
 
@@ -34,6 +34,16 @@ class DependencyCheck(BaseModel):
     error: str | None = None
 
 
+class DispatcherCheck(BaseModel):
+    """The outbox dispatcher of this process: is it completing passes?"""
+
+    ok: bool
+    enabled: bool
+    last_success_age_s: float
+    last_error: str | None = None
+    restarts: int = 0
+
+
 class OutboxState(BaseModel):
     """Events committed but not yet signalled to their incidents."""
 
@@ -45,7 +55,7 @@ class Readiness(BaseModel):
     """Every dependency answered."""
 
     status: Literal["ready"] = "ready"
-    checks: dict[str, DependencyCheck]
+    checks: dict[str, DependencyCheck | DispatcherCheck]
     outbox: OutboxState | None = None
 
 
@@ -76,9 +86,13 @@ async def liveness() -> Liveness:
     responses={503: {"description": "A dependency is down; `detail` names it"}},
 )
 async def readiness(
-    request: Request, sessions: SessionFactoryDep, redis: RedisDep, temporal: TemporalDep
+    request: Request,
+    sessions: SessionFactoryDep,
+    redis: RedisDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
 ) -> Readiness | JSONResponse:
-    """Check PostgreSQL, Redis and Temporal concurrently; 503 names what is down."""
+    """Check PostgreSQL, Redis, Temporal and the dispatcher; 503 names what is down."""
 
     async def postgres() -> None:
         async with sessions() as session:
@@ -89,9 +103,18 @@ async def readiness(
 
     names = ("postgresql", "redis", "temporal")
     results = await asyncio.gather(_probe(postgres), _probe(redis.ping), _probe(temporal_health))
-    checks = dict(zip(names, results, strict=True))
-    outbox = await _outbox(request) if checks["postgresql"].ok else None
-    down = [name for name, check in checks.items() if not check.ok]
+    probes = dict(zip(names, results, strict=True))
+    outbox = await _outbox(request) if probes["postgresql"].ok else None
+    dispatcher = _dispatcher(request, settings.dispatcher_stale_after_s)
+    checks: dict[str, DependencyCheck | DispatcherCheck] = {**probes, "dispatcher": dispatcher}
+    down = [name for name, check in probes.items() if not check.ok]
+    # A failing dispatcher matters once events wait on it: a brief blip is not an outage.
+    if (
+        not dispatcher.ok
+        and outbox is not None
+        and outbox.oldest_age_s > settings.dispatcher_stale_after_s
+    ):
+        down.append("dispatcher")
     if down:
         return problem(
             503,
@@ -103,6 +126,18 @@ async def readiness(
             outbox=outbox.model_dump() if outbox else None,
         )
     return Readiness(checks=checks, outbox=outbox)
+
+
+def _dispatcher(request: Request, stale_after_s: float) -> DispatcherCheck:
+    health = request.app.state.dispatcher.health
+    age = health.success_age_s()
+    return DispatcherCheck(
+        ok=not health.enabled or (not health.failing and age <= stale_after_s),
+        enabled=health.enabled,
+        last_success_age_s=round(age, 3),
+        last_error=health.last_error,
+        restarts=health.restarts,
+    )
 
 
 async def _outbox(request: Request) -> OutboxState | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -18,7 +19,8 @@ def failure_event(workflow: str = "billing-sync", **overrides: Any) -> dict[str,
         "event_type": "step.failed",
         "step": "charge-card",
         "vendor": "stripe",
-        "occurred_at": "2026-11-26T10:00:00Z",
+        # Now, not a fixed date: a success resolves only failures that happened before it.
+        "occurred_at": datetime.now(UTC).isoformat(),
         "error": {
             "code": "VENDOR_TIMEOUT",
             "message": "upstream timed out after 30s",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,12 +16,15 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from api.dispatcher import KEYWORDS
+from api.outbox import KEYWORDS
 from devstack.temporal import SEARCH_ATTRIBUTES
 from tests.conftest import TenantCredentials
 from worker import build_worker
+from workflows.incident_logic import EPOCH
 from workflows.incident_types import (
-    EventBatch,
+    DIGEST_SIGNAL,
+    FAILURE_TYPES,
+    EventDigest,
     EventSummary,
     IncidentInput,
     IncidentResult,
@@ -67,6 +71,26 @@ def failure(
     )
 
 
+# Outbox sequence numbers for digests built by tests: one increasing sequence per session.
+_SEQUENCE = itertools.count(10_000_000)
+
+
+def digest(events: list[EventSummary], source: str) -> EventDigest:
+    """Pack events into the dispatcher's `event_digest` signal, numbering them in order."""
+    for event in events:
+        event.seq = next(_SEQUENCE)
+    failures = [e for e in events if e.event_type in FAILURE_TYPES]
+    successes = [e for e in events if e.event_type not in FAILURE_TYPES]
+    return EventDigest(
+        source=source,
+        seqs=[e.seq for e in events],
+        kinds="".join("f" if e.event_type in FAILURE_TYPES else "s" for e in events),
+        occurred_us=[(e.occurred_at - EPOCH) // timedelta(microseconds=1) for e in events],
+        latest_failure=max(failures, key=lambda e: e.occurred_at, default=None),
+        latest_success=max(successes, key=lambda e: e.occurred_at, default=None),
+    )
+
+
 class IncidentStarter:
     """Starts incidents for one tenant on one client and task queue."""
 
@@ -86,7 +110,8 @@ class IncidentStarter:
     ) -> WorkflowHandle[IncidentWorkflow, IncidentResult]:
         """Signal-with-start a new incident, as the dispatcher does."""
         signature = uuid.uuid4().hex
-        batch = EventBatch(events or [failure(code=code, vendor=vendor)])
+        key = f"incident:{self.tenant.id}:{signature}"
+        first = digest(events or [failure(code=code, vendor=vendor)], key)
         return await self.client.start_workflow(
             IncidentWorkflow.run,
             IncidentInput(
@@ -99,10 +124,10 @@ class IncidentStarter:
                 correlation_id="corr-test",
                 **inp,
             ),
-            id=f"incident:{self.tenant.id}:{signature}",
+            id=key,
             task_queue=self.task_queue,
-            start_signal="events",
-            start_signal_args=[batch],
+            start_signal=DIGEST_SIGNAL,
+            start_signal_args=[first],
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(KEYWORDS[name], value)
