@@ -19,6 +19,7 @@ from api.intake import Intake
 from api.metrics import ApiMetrics
 from api.middleware import CorrelationIdMiddleware
 from api.routes import (
+    dead_letters,
     events,
     health,
     incidents,
@@ -162,6 +163,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         workflows.router,
         safety.router,
         tenants.router,
+        dead_letters.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     return app

@@ -113,15 +113,7 @@ class OutboxDispatcher:
         while True:
             # Cleared before claiming: a commit racing with this pass re-arms the wake-up.
             self._wake.clear()
-            try:
-                async with asyncio.timeout(PASS_TIMEOUT_S):
-                    report = await self.dispatch_once()
-            except Exception as exc:  # nothing may stop the dispatcher
-                self._failed("pass", exc)
-                log.exception("outbox pass failed; retrying in %.1fs", backoff)
-                report = None
-            else:
-                self._passed(report)
+            report = await self._pass()
             if report is not None and report.claimed >= self._batch_size and not report.outage:
                 backoff = self._poll_interval_s
                 continue  # a full batch: more are waiting
@@ -132,6 +124,17 @@ class OutboxDispatcher:
             if self._wake.is_set() and self._linger_s:
                 # Let a burst accumulate so it travels as one signal, not one per event.
                 await asyncio.sleep(self._linger_s)
+
+    async def _pass(self) -> PassReport | None:
+        try:
+            async with asyncio.timeout(PASS_TIMEOUT_S):
+                report = await self.dispatch_once()
+        except Exception as exc:  # nothing may stop the dispatcher
+            self._failed("pass", exc)
+            log.exception("outbox pass failed; it will be retried")
+            return None
+        self._passed(report)
+        return report
 
     async def dispatch_once(self) -> PassReport:
         """Claim a batch, signal each group once, settle every row; report what happened."""
@@ -174,11 +177,13 @@ class OutboxDispatcher:
     async def _targets(self, conn: asyncpg.Connection, group: Group) -> list[str] | Exception:
         try:
             async with conn.transaction():  # a savepoint: a failed lookup spoils only its group
-                return await outbox.open_incidents(conn, group)
+                found: list[str] = await outbox.open_incidents(conn, group)
+                return found
         except asyncpg.PostgresError as exc:
             if isinstance(exc, asyncpg.PostgresConnectionError):
                 raise
-            return exc
+            failure: Exception = exc
+            return failure
 
     async def _send(
         self,

@@ -110,7 +110,7 @@ class Group:
     @property
     def failures(self) -> int:
         """Return how often this group failed for its own reasons so far."""
-        return max(row["failures"] for row in self.rows)
+        return max(int(row["failures"]) for row in self.rows)
 
     def check(self) -> None:
         """Refuse a group no retry can deliver."""

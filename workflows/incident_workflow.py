@@ -147,7 +147,7 @@ class IncidentWorkflow(IncidentCore):
         s = self._s
         success_at = apply_digest(s, digest)
         if success_at is not None and not is_terminal(s) and success_resolves(s, success_at):
-            self._close("resolved", "a success event followed the failure")
+            self._close("resolved", "a success event arrived for the failed step")
         self._refresh()
 
     # --- lifecycle ----------------------------------------------------------------------

@@ -29,7 +29,9 @@ async def test_readiness_checks_every_dependency(http: httpx.AsyncClient) -> Non
         "postgresql",
         "redis",
         "temporal",
+        "dispatcher",
     }
+    assert body["checks"]["dispatcher"]["last_success_age_s"] < 30
 
 
 async def test_correlation_id_is_echoed_or_minted(http: httpx.AsyncClient) -> None:

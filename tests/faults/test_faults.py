@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
+import time
+from collections.abc import Callable
+from email.utils import formatdate
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -113,23 +117,79 @@ async def test_a_callback_slower_than_its_timeout_is_retried_within_the_cap(
     ledger.assert_clean()
 
 
-async def test_503_with_retry_after_is_honoured(pipeline: PipelineFactory) -> None:
+def _http_date(seconds_ahead: float) -> str:
+    return formatdate(time.time() + seconds_ahead, usegmt=True)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "max_interval_s", "low", "high"),
+    [
+        pytest.param("3", 5, 2.9, 6, id="seconds, honoured"),
+        pytest.param(lambda: _http_date(4), 5, 2.4, 6.5, id="HTTP-date, honoured"),
+        pytest.param("3600", 1.5, 1.4, 4.5, id="clamped to the policy's max interval"),
+        pytest.param("1e12", 0.5, 0.4, 3, id="absurd, ignored"),
+        pytest.param("NaN", 0.5, 0.4, 3, id="not a number, ignored"),
+        pytest.param("-7", 0.5, 0.4, 3, id="negative, ignored"),
+    ],
+)
+async def test_retry_after_is_honoured_within_the_policy(
+    pipeline: PipelineFactory,
+    retry_after: str | Callable[[], str],
+    max_interval_s: float,
+    low: float,
+    high: float,
+) -> None:
     p: Pipeline = await pipeline()
-    script = [Reply(503, headers={"Retry-After": "3"}), Reply(200)]
+    value = retry_after() if callable(retry_after) else retry_after
+    policy = {**QUICK, "max_interval_s": max_interval_s}
+    script = [Reply(503, headers={"Retry-After": value}), Reply(200)]
     async with (
         activity_set(p.settings) as own,
         build_worker(p.temporal, own, p.settings.task_queue),
         CallbackServer(script) as server,
     ):
-        await register_workflow(p.http, p.tenant, callback_url=server.url, retry_policy=QUICK)
+        await register_workflow(p.http, p.tenant, callback_url=server.url, retry_policy=policy)
         sender = Sender(p)
         assert await sender.send()
         result = await _result(p, next(iter(sender.incidents)))
         ledger = await _ledger(p, sender, server)
     assert result.status == "resolved"
     first, second = server.calls
-    assert second.at - first.at >= 2.9  # Retry-After (3 s) beat the policy's 0.5 s backoff
+    assert low <= second.at - first.at <= high
     ledger.assert_clean()
+
+
+async def test_an_incident_told_to_wait_forever_can_still_be_killed(
+    pipeline: PipelineFactory,
+) -> None:
+    p: Pipeline = await pipeline()
+    policy = {**QUICK, "initial_interval_s": 3000, "max_interval_s": 86_400}
+    script = [Reply(503, headers={"Retry-After": "86400"}), Reply(200)]
+    async with (
+        activity_set(p.settings) as own,
+        build_worker(p.temporal, own, p.settings.task_queue),
+        CallbackServer(script) as server,
+    ):
+        await register_workflow(p.http, p.tenant, callback_url=server.url, retry_policy=policy)
+        sender = Sender(p)
+        assert await sender.send()
+        key = next(iter(sender.incidents))
+        await _first_call(server)
+        handle = p.temporal.get_workflow_handle_for(IncidentWorkflow.run, key)
+        for _ in range(100):
+            view = await handle.query(IncidentWorkflow.status)
+            if view.status == "waiting":
+                break
+            await asyncio.sleep(0.1)
+        assert view.status == "waiting" and view.next_action_at is not None
+        killed = await p.http.post(
+            f"/api/v1/incidents/{view.incident_id}/kill",
+            json={"reason": "stop waiting"},
+            headers=p.tenant.headers,
+        )
+        assert killed.status_code == 202, killed.text
+        result = await _result(p, key)
+    assert (result.status, len(server.calls)) == ("killed", 1)
 
 
 async def test_a_reset_connection_is_retried(pipeline: PipelineFactory) -> None:
