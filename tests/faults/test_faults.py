@@ -10,84 +10,18 @@ from collections.abc import Callable
 from email.utils import formatdate
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
 
 import pytest
 from temporalio.client import Client
-from temporalio.service import RPCError
 
 from devstack.http_target import CallbackServer, Reply
 from devstack.temporal import EmbeddedTemporal
 from tests.faults.conftest import Pipeline, PipelineFactory
-from tests.faults.ledger import Ledger, build_ledger
-from tests.utils.builders import failure_event, register_workflow
+from tests.faults.support import QUICK, Sender, first_call, incident_result, ledger_of
+from tests.utils.builders import register_workflow
 from worker import activity_set, build_worker
 from workflows.converter import DATA_CONVERTER
-from workflows.incident_types import IncidentResult
 from workflows.incident_workflow import IncidentWorkflow
-
-QUICK = {
-    "max_attempts": 4,
-    "initial_interval_s": 0.5,
-    "multiplier": 1,
-    "max_interval_s": 0.5,
-    "jitter": 0,
-}
-
-
-class Sender:
-    """Posts events and remembers which idempotency keys the API acknowledged."""
-
-    def __init__(self, p: Pipeline) -> None:
-        self.p = p
-        self.accepted: set[str] = set()
-        self.incidents: set[str] = set()
-        self.refused = 0
-
-    async def send(self, **overrides: Any) -> bool:
-        """POST one event; True when it was acknowledged (2xx)."""
-        body = failure_event(**overrides)
-        response = await self.p.send(body)
-        if response.status_code in (200, 202):
-            self.accepted.add(body["idempotency_key"])
-            self.incidents.add(response.json()["incident_key"])
-            return True
-        assert response.status_code == 503, response.text  # never anything but "retry later"
-        self.refused += 1
-        return False
-
-
-async def _result(p: Pipeline, key: str, timeout: float = 60) -> IncidentResult:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            handle = p.temporal.get_workflow_handle_for(IncidentWorkflow.run, key)
-            return await asyncio.wait_for(handle.result(), timeout)
-        except RPCError:  # accepted, not yet started by the dispatcher
-            assert asyncio.get_running_loop().time() < deadline
-            await asyncio.sleep(0.2)
-
-
-async def _ledger(
-    p: Pipeline, sender: Sender, server: CallbackServer, max_attempts: int = 4
-) -> Ledger:
-    reached = await p.reached(sender.incidents, len(sender.accepted))
-    return await build_ledger(
-        database_url=p.settings.plain_database_url,
-        tenant_id=p.tenant.id,
-        accepted_keys=sender.accepted,
-        reached=reached,
-        calls=server.calls,
-        max_attempts=int(max_attempts),
-    )
-
-
-async def _first_call(server: CallbackServer) -> None:
-    for _ in range(300):
-        if server.calls:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the callback was never called")
 
 
 def _policies_with_slow_vendor(tmp: Path) -> Path:
@@ -111,8 +45,8 @@ async def test_a_callback_slower_than_its_timeout_is_retried_within_the_cap(
         await register_workflow(p.http, p.tenant, callback_url=server.url, retry_policy=QUICK)
         sender = Sender(p)
         assert await sender.send(vendor="slowvendor")
-        result = await _result(p, next(iter(sender.incidents)))
-        ledger = await _ledger(p, sender, server)
+        result = await incident_result(p, next(iter(sender.incidents)))
+        ledger = await ledger_of(p, sender, server)
     assert (result.status, result.attempts) == ("resolved", 3)
     ledger.assert_clean()
 
@@ -151,8 +85,8 @@ async def test_retry_after_is_honoured_within_the_policy(
         await register_workflow(p.http, p.tenant, callback_url=server.url, retry_policy=policy)
         sender = Sender(p)
         assert await sender.send()
-        result = await _result(p, next(iter(sender.incidents)))
-        ledger = await _ledger(p, sender, server)
+        result = await incident_result(p, next(iter(sender.incidents)))
+        ledger = await ledger_of(p, sender, server)
     assert result.status == "resolved"
     first, second = server.calls
     assert low <= second.at - first.at <= high
@@ -174,7 +108,7 @@ async def test_an_incident_told_to_wait_forever_can_still_be_killed(
         sender = Sender(p)
         assert await sender.send()
         key = next(iter(sender.incidents))
-        await _first_call(server)
+        await first_call(server)
         handle = p.temporal.get_workflow_handle_for(IncidentWorkflow.run, key)
         for _ in range(100):
             view = await handle.query(IncidentWorkflow.status)
@@ -188,7 +122,7 @@ async def test_an_incident_told_to_wait_forever_can_still_be_killed(
             headers=p.tenant.headers,
         )
         assert killed.status_code == 202, killed.text
-        result = await _result(p, key)
+        result = await incident_result(p, key)
     assert (result.status, len(server.calls)) == ("killed", 1)
 
 
@@ -202,8 +136,8 @@ async def test_a_reset_connection_is_retried(pipeline: PipelineFactory) -> None:
         await register_workflow(p.http, p.tenant, callback_url=server.url, retry_policy=QUICK)
         sender = Sender(p)
         assert await sender.send()
-        result = await _result(p, next(iter(sender.incidents)))
-        ledger = await _ledger(p, sender, server)
+        result = await incident_result(p, next(iter(sender.incidents)))
+        ledger = await ledger_of(p, sender, server)
     assert (result.status, result.attempts) == ("resolved", 2)
     assert [c.status for c in server.calls] == [None, 200]
     ledger.assert_clean()
@@ -217,12 +151,12 @@ async def test_worker_sigkilled_during_a_callback(pipeline: PipelineFactory) -> 
         try:
             sender = Sender(p)
             assert await sender.send()
-            await _first_call(server)
+            await first_call(server)
             worker.send_signal(signal.SIGKILL)  # mid-call: the call's result is never read
             worker.wait(10)
             worker = p.worker_process()
-            result = await _result(p, next(iter(sender.incidents)), timeout=90)
-            ledger = await _ledger(p, sender, server)
+            result = await incident_result(p, next(iter(sender.incidents)), timeout=90)
+            ledger = await ledger_of(p, sender, server)
         finally:
             worker.send_signal(signal.SIGTERM)
             worker.wait(30)
@@ -251,7 +185,7 @@ async def test_temporal_sigkilled_and_restarted_on_its_database_file(
                 if n == 14:
                     temporal.kill()
             temporal.start()
-            ledger = await _ledger(p, sender, server)
+            ledger = await ledger_of(p, sender, server)
     finally:
         temporal.stop()
     assert ledger.accepted == ledger.stored == ledger.reached_workflows == 30
@@ -300,14 +234,14 @@ async def test_worker_sigkilled_during_a_backoff(pipeline: PipelineFactory) -> N
         try:
             sender = Sender(p)
             assert await sender.send()
-            await _first_call(server)
+            await first_call(server)
             await asyncio.sleep(0.3)  # the first call has returned: the backoff timer runs
             worker.send_signal(signal.SIGKILL)
             worker.wait(10)
             await asyncio.sleep(2.5)  # the timer fires while no worker is alive
             worker = p.worker_process()
-            result = await _result(p, next(iter(sender.incidents)), timeout=90)
-            ledger = await _ledger(p, sender, server)
+            result = await incident_result(p, next(iter(sender.incidents)), timeout=90)
+            ledger = await ledger_of(p, sender, server)
         finally:
             worker.send_signal(signal.SIGTERM)
             worker.wait(30)
@@ -330,15 +264,15 @@ async def test_redis_stopped_during_remediation(pipeline: PipelineFactory, tmp_p
             await register_workflow(p.http, p.tenant, callback_url=server.url, retry_policy=QUICK)
             sender = Sender(p)
             assert await sender.send()
-            await _first_call(server)
+            await first_call(server)
             valkey.stop()
             for _ in range(10):  # ingestion keeps accepting while Redis is down
                 assert await sender.send()
             await asyncio.sleep(2)
             calls_while_down = len(server.calls)
             valkey.start()
-            result = await _result(p, next(iter(sender.incidents)))
-            ledger = await _ledger(p, sender, server)
+            result = await incident_result(p, next(iter(sender.incidents)))
+            ledger = await ledger_of(p, sender, server)
     finally:
         valkey.stop()
     assert calls_while_down == 1
