@@ -6,7 +6,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -14,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from models.db import UNAVAILABLE_ERRORS
 from observability import correlation_id_var
 
 PROBLEM_JSON = "application/problem+json"
@@ -171,11 +171,7 @@ def install_error_handlers(app: FastAPI) -> None:
         InterfaceError,
         DBAPIError,
         PoolTimeoutError,
-        OSError,
-        asyncpg.PostgresConnectionError,
-        asyncpg.InterfaceError,
-        asyncpg.InternalClientError,
-        asyncpg.exceptions.OperatorInterventionError,
+        *UNAVAILABLE_ERRORS,
     ):
         app.add_exception_handler(exc_type, _database_down)
     app.add_exception_handler(Exception, _unexpected)

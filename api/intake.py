@@ -22,18 +22,13 @@ from api.services.ingest import (
     prepare_event,
     store_events,
 )
+from models.db import UNAVAILABLE_ERRORS
 from models.schemas.events import EventIn
 from rules.policy import ErrorCatalog
 from rules.rate_limit import RateLimiter
 
 log = logging.getLogger("awfdrs.intake")
 REDIS_WARNING_EVERY_S = 10.0
-CONNECTION_ERRORS = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    OSError,
-)
 
 
 @dataclass(frozen=True)
@@ -105,7 +100,7 @@ class Intake:
                 async with self._pool.acquire() as conn:
                     results = await self._submit(conn, principal.tenant_id, items, correlation_id)
                 break
-            except CONNECTION_ERRORS:
+            except UNAVAILABLE_ERRORS:
                 # Pooled connections die with a PostgreSQL restart: drop them all and retry
                 # once on a fresh one. The insert is idempotent, so repeating it is safe.
                 await self._pool.expire_connections()

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from settings import Settings
 
 SessionFactory = async_sessionmaker[AsyncSession]
+# What asyncpg raises when PostgreSQL cannot serve us right now (down, restarting, failing
+# over, refusing new connections, out of connection slots): "retry later", never a bug.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
 
 
 def create_engine(

@@ -192,39 +192,6 @@ async def test_temporal_sigkilled_and_restarted_on_its_database_file(
     ledger.assert_clean()
 
 
-async def test_postgres_stopped_during_ingestion(pipeline: PipelineFactory, tmp_path: Path) -> None:
-    from devstack.postgres import EmbeddedPostgres
-    from models.migrate import upgrade_database
-
-    tmp_path.chmod(0o755)
-    pg = EmbeddedPostgres(tmp_path / "pg", durable=True)
-    pg.start()
-    try:
-        await asyncio.to_thread(
-            upgrade_database, pg.url.replace("postgresql://", "postgresql+asyncpg://")
-        )
-        p: Pipeline = await pipeline(database_url=pg.url, dispatcher_enabled=False)
-        await register_workflow(p.http, p.tenant)
-        sender = Sender(p)
-        for n in range(60):
-            if n == 20:
-                pg.stop()
-            if n == 40:
-                pg.start()
-            await sender.send()
-        conn_url = pg.url
-        from asyncpg import connect
-
-        conn = await connect(conn_url)
-        stored = await conn.fetchval("SELECT count(*) FROM events")
-        outbox = await conn.fetchval("SELECT count(*) FROM event_outbox")
-        await conn.close()
-    finally:
-        pg.stop()
-    assert sender.refused >= 1
-    assert stored == outbox == len(sender.accepted) == 60 - sender.refused
-
-
 async def test_worker_sigkilled_during_a_backoff(pipeline: PipelineFactory) -> None:
     p: Pipeline = await pipeline()
     backoff = {**QUICK, "initial_interval_s": 2, "max_interval_s": 2}
