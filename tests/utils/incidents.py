@@ -60,7 +60,7 @@ def failure(
     return EventSummary(
         event_id=str(uuid.uuid4()),
         event_type=event_type,
-        occurred_at=datetime.now(UTC),
+        occurred_at=fields.pop("occurred_at", datetime.now(UTC)),
         step=step,
         vendor=fields.pop("vendor", "stripe"),
         error_code=code,
@@ -98,6 +98,7 @@ class IncidentStarter:
         self.client = client
         self.tenant = tenant
         self.task_queue = task_queue
+        self.last_group: EventDigest | None = None  # the signal the last start carried
 
     async def start(
         self,
@@ -112,6 +113,7 @@ class IncidentStarter:
         signature = uuid.uuid4().hex
         key = f"incident:{self.tenant.id}:{signature}"
         first = digest(events or [failure(code=code, vendor=vendor)], key)
+        self.last_group = first
         return await self.client.start_workflow(
             IncidentWorkflow.run,
             IncidentInput(
