@@ -1,25 +1,27 @@
 """The safety gate: one call answering permit, wait(seconds, reason) or deny(reason).
 
-Checks, in order: kill switches (PostgreSQL), the incident's attempt cap, the vendor's circuit
-breaker, the vendor's call rate, the tenant-workflow hourly budget (all Redis). Redis being
-unreachable means safety state is unknown, so the gate answers wait: remediation fails closed.
+Checks, in order: kill switches and the registry (PostgreSQL, one query), the incident's attempt
+cap, then the vendor's circuit breaker, the vendor's call rate and the tenant-workflow hourly
+budget (Redis, one script). Redis being unreachable means safety state is unknown, so the gate
+answers wait: remediation fails closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import uuid
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
-from rules.circuit_breaker import CircuitBreaker, breaker_key
+from rules.circuit_breaker import BREAKER_LUA, CircuitBreaker, acquire_args, breaker_key
 from rules.policy import Policies
-from rules.rate_limit import RateLimiter
+from rules.rate_limit import GCRA_LUA, gcra_args
 from workflows.incident_types import GateDecision, GateRequest, OutcomeRecord
 
 log = logging.getLogger("awfdrs.gate")
@@ -29,25 +31,82 @@ log = logging.getLogger("awfdrs.gate")
 # thousands of times a second. A minute also bounds how late a breaker reset is noticed.
 FIRST_WAIT_S = 1.0
 MAX_WAIT_S = 60.0
-_KILL_SWITCH = text("""
-SELECT reason FROM kill_switches
-WHERE tenant_id = :tenant_id AND workflow = :workflow AND active
-  AND (vendor IS NULL OR vendor = :vendor)
-ORDER BY created_at LIMIT 1
+# The gate runs before every attempt of every incident, so the kill switch, the tenant and the
+# workflow registration are read in one round trip. A NULL `*_active` means the row is gone.
+_REGISTRY = text("""
+SELECT
+  (SELECT reason FROM kill_switches
+   WHERE tenant_id = :tenant_id AND workflow = :workflow AND active
+     AND (vendor IS NULL OR vendor = :vendor)
+   ORDER BY created_at LIMIT 1) AS kill_reason,
+  (SELECT active FROM tenants WHERE id = :tenant_id) AS tenant_active,
+  (SELECT active FROM workflows WHERE tenant_id = :tenant_id AND name = :workflow)
+    AS workflow_active
 """)
-# KEYS[1]: budget key prefix. ARGV: limit. Fixed hourly window on the server's clock.
-_BUDGET = """
-local t = redis.call('TIME')
-local hour = math.floor(tonumber(t[1]) / 3600)
-local key = KEYS[1] .. ':' .. hour
-local used = redis.call('INCR', key)
-if used == 1 then redis.call('EXPIRE', key, 3700) end
-if used > tonumber(ARGV[1]) then
-  redis.call('DECR', key)
-  return {0, 3600 - (tonumber(t[1]) % 3600)}
+# A tenant-workflow's calls this hour, as the hash {hour, used} on the server's clock: the first
+# call of a new hour starts again from zero, and the key expires when its hour ends.
+_BUDGET_LUA = """
+local function budget_check(key, now, limit)
+  local hour = math.floor(now / 3600000000)
+  local fields = redis.call('HMGET', key, 'hour', 'used')
+  local used = 0
+  if tonumber(fields[1]) == hour then used = tonumber(fields[2]) end
+  if used >= limit then return (hour + 1) * 3600000000 - now, used end
+  return 0, used
 end
-return {1, 0}
+local function budget_commit(key, now, used)
+  local hour = math.floor(now / 3600000000)
+  redis.call('HSET', key, 'hour', hour, 'used', used + 1)
+  redis.call('EXPIREAT', key, (hour + 1) * 3600)
+end
 """
+# The breaker, rate and budget are decided in one script that writes nothing unless all three
+# permit. Taking each in turn would spend a rate token and a budget unit on calls the breaker
+# then holds back, and a half-open probe taken before the rate or budget said wait would be
+# held by nobody until its lease lapsed; compensating afterwards would still let concurrent
+# callers see the half-spent state, and a crash in between would leak it. One script is also
+# one round trip. Its keys share the `{<tenant>}` hash tag, so under Redis Cluster they are in
+# one slot.
+# KEYS: budget, then for a vendor its breaker and rate keys. ARGV: the hourly limit, then
+# `acquire_args` and `gcra_args`. Returns {permit, wait_us, blocker, breaker before, after},
+# where blocker is the breaker state, 'rate' or 'budget' that said wait.
+_GATE = (
+    BREAKER_LUA
+    + GCRA_LUA
+    + _BUDGET_LUA
+    + """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local breaker, new_tat, rate_wait
+if #KEYS == 3 then
+  breaker = breaker_check(KEYS[2], now, tonumber(ARGV[2]))
+  if not breaker.allowed then
+    return {0, breaker.wait_us, breaker.before, breaker.before, breaker.before}
+  end
+  rate_wait, new_tat = gcra_check(KEYS[3], now, tonumber(ARGV[5]), tonumber(ARGV[6]),
+                                  tonumber(ARGV[7]))
+  if rate_wait > 0 then return {0, rate_wait, 'rate', breaker.before, breaker.before} end
+end
+local before = breaker and breaker.before or ''
+local budget_wait, used = budget_check(KEYS[1], now, tonumber(ARGV[1]))
+if budget_wait > 0 then return {0, budget_wait, 'budget', before, before} end
+budget_commit(KEYS[1], now, used)
+if breaker == nil then return {1, 0, '', '', ''} end
+gcra_commit(KEYS[3], now, new_tat)
+breaker_take(KEYS[2], now, breaker, tonumber(ARGV[3]), tonumber(ARGV[4]))
+return {1, 0, '', before, breaker.after}
+"""
+)
+
+
+def rate_key(tenant_id: str, vendor: str) -> str:
+    """Return the Redis key of a tenant's call rate to one vendor."""
+    return f"rl:vendor:{{{tenant_id}}}:{vendor}"
+
+
+def budget_key(tenant_id: str, workflow: str) -> str:
+    """Return the Redis key of a tenant-workflow's hourly call budget."""
+    return f"budget:{{{tenant_id}}}:{workflow}"
 
 
 def _count_transition(before: str, after: str) -> None:
@@ -61,6 +120,25 @@ def _count_transition(before: str, after: str) -> None:
 def _wait(seconds: float, reason: str) -> GateDecision:
     """A wait of at least `seconds` (0: nothing says when the answer will change)."""
     return GateDecision("wait", seconds, reason)
+
+
+def _registry_denial(
+    *,
+    kill_reason: str | None,
+    tenant_active: bool | None,
+    workflow_active: bool | None,
+    workflow: str,
+) -> GateDecision | None:
+    """Kill switch first (it kills), then a deactivated or deleted tenant or workflow."""
+    if kill_reason is not None:
+        return GateDecision("deny", reason=f"kill switch: {kill_reason}", kill=True)
+    if not tenant_active:
+        gone = "no longer exists" if tenant_active is None else "was deactivated"
+        return GateDecision("deny", reason=f"tenant {gone}", suppress=True)
+    if not workflow_active:
+        gone = "is no longer registered" if workflow_active is None else "was deactivated"
+        return GateDecision("deny", reason=f"workflow {workflow!r} {gone}", suppress=True)
+    return None
 
 
 def spread_wait(base_s: float, waits: int, rng: random.Random) -> float:
@@ -78,10 +156,11 @@ class SafetyGate:
         self._engine = engine
         self._policies = policies
         self._breaker = CircuitBreaker(redis, on_transition=_count_transition)
-        self._limiter = RateLimiter(redis)
-        self._budget = redis.register_script(_BUDGET)
+        self._gate = redis.register_script(_GATE)
         self._calls_per_hour = calls_per_hour
         self._rng = random.Random()
+        self._legacy_adopted = False
+        self._adopting = asyncio.Lock()
 
     @activity.defn(name="check_gate")
     async def check_gate(self, req: GateRequest) -> GateDecision:
@@ -96,61 +175,80 @@ class SafetyGate:
         return decision
 
     async def _decide(self, req: GateRequest) -> GateDecision:
-        if reason := await self._kill_switch(req):
-            return GateDecision("deny", reason=f"kill switch: {reason}", kill=True)
+        if denial := await self._registry(req):
+            return denial
         if req.attempt > req.max_attempts:
             return GateDecision("deny", reason=f"attempt cap of {req.max_attempts} reached")
         try:
+            await self._adopt_legacy_breakers()
             return await self._redis_checks(req)
         except (RedisError, OSError) as exc:
             log.warning("safety state unavailable: %s", exc)
             return _wait(0, f"safety state unavailable (redis: {type(exc).__name__})")
 
-    async def _kill_switch(self, req: GateRequest) -> str | None:
+    async def _registry(self, req: GateRequest) -> GateDecision | None:
+        """A deny when a kill switch, the tenant or the workflow's registration stops the call."""
         async with self._engine.connect() as conn:
-            reason = (
+            kill_reason, tenant_active, workflow_active = (
                 await conn.execute(
-                    _KILL_SWITCH,
+                    _REGISTRY,
                     {
                         "tenant_id": uuid.UUID(req.tenant_id),
                         "workflow": req.source_workflow,
                         "vendor": req.vendor,
                     },
                 )
-            ).scalar()
-        return str(reason) if reason is not None else None
+            ).one()
+        return _registry_denial(
+            kill_reason=kill_reason,
+            tenant_active=tenant_active,
+            workflow_active=workflow_active,
+            workflow=req.source_workflow,
+        )
+
+    async def _adopt_legacy_breakers(self) -> None:
+        """Carry breakers of untagged keys over once per process, forced states included."""
+        if self._legacy_adopted:
+            return
+        async with self._adopting:
+            if self._legacy_adopted:
+                return
+            try:
+                if moved := await self._breaker.adopt_legacy_keys():
+                    log.info("adopted %d circuit breaker(s) stored under untagged keys", moved)
+            except ResponseError as exc:  # the server refuses it: asking again cannot help
+                log.warning("untagged circuit breakers not adopted: %s", exc)
+            self._legacy_adopted = True
 
     async def _redis_checks(self, req: GateRequest) -> GateDecision:
-        vendor = self._policies.vendors.for_vendor(req.vendor)
+        keys: list[str] = [budget_key(req.tenant_id, req.source_workflow)]
+        args: list[float] = [self._calls_per_hour]
         if req.vendor:
-            key = breaker_key(req.tenant_id, req.vendor)
-            state, remaining = await self._breaker.state(key)
-            if state == "forced_open":
-                return _wait(0, "circuit forced open by an operator")
-            if state == "open" and remaining > 0:
-                return _wait(remaining, f"circuit open: wait {remaining:.0f}s")
-            rate = await self._limiter.acquire(
-                f"rl:vendor:{req.tenant_id}:{req.vendor}",
-                rate_per_s=vendor.rate_limit_per_s,
-                burst=max(1, int(vendor.rate_limit_per_s)),
+            vendor = self._policies.vendors.for_vendor(req.vendor)
+            keys += [breaker_key(req.tenant_id, req.vendor), rate_key(req.tenant_id, req.vendor)]
+            # A probe's lease outlasts its call, so only a vanished caller's probe lapses.
+            args += acquire_args(vendor.circuit_breaker, probe_lease_s=vendor.call_timeout_s + 15)
+            args += gcra_args(
+                rate_per_s=vendor.rate_limit_per_s, burst=max(1, int(vendor.rate_limit_per_s))
             )
-            if not rate.allowed:
-                return _wait(rate.retry_after_s, f"{req.vendor} rate limit")
-        allowed, wait_s = await self._budget(
-            keys=[f"budget:{req.tenant_id}:{req.source_workflow}"], args=[self._calls_per_hour]
-        )
-        if not allowed:
-            return _wait(float(wait_s), f"hourly budget of {self._calls_per_hour} calls exhausted")
-        if not req.vendor:
-            return GateDecision("permit")
-        permit = await self._breaker.acquire(
-            breaker_key(req.tenant_id, req.vendor),
-            vendor.circuit_breaker,
-            probe_lease_s=vendor.call_timeout_s + 15,
-        )
-        if not permit.allowed:
-            return _wait(permit.wait_s, f"circuit {permit.state.replace('_', '-')}: wait")
-        return GateDecision("permit", probe=permit.state == "half_open")
+        permit, wait_us, blocker, before, after = await self._gate(keys=keys, args=args)
+        if req.vendor:
+            self._breaker.report_transition(keys[1], before, after)
+        if permit:
+            return GateDecision("permit", probe=_text(after) == "half_open")
+        return self._explain(_text(blocker), int(wait_us) / 1_000_000, req.vendor)
+
+    def _explain(self, blocker: str, wait_s: float, vendor: str | None) -> GateDecision:
+        """The wait answer for whichever check held the call back."""
+        if blocker == "forced_open":
+            return _wait(0, "circuit forced open by an operator")
+        if blocker == "open":
+            return _wait(wait_s, f"circuit open: wait {wait_s:.0f}s")
+        if blocker == "half_open":
+            return _wait(wait_s, "circuit half-open: wait")
+        if blocker == "rate":
+            return _wait(wait_s, f"{vendor} rate limit")
+        return _wait(wait_s, f"hourly budget of {self._calls_per_hour} calls exhausted")
 
     @activity.defn(name="record_outcome")
     async def record_outcome(self, req: OutcomeRecord) -> str:
@@ -162,3 +260,7 @@ class SafetyGate:
         return await self._breaker.record(
             breaker_key(req.tenant_id, req.vendor), settings, success=req.outcome != "retryable"
         )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.runtime import Runtime
@@ -30,6 +30,7 @@ from api.routes import (
     workflows,
 )
 from api.services.ingest import WorkflowStateCache
+from api.validation import reject_unstorable_parameters
 from models.db import create_engine, create_session_factory
 from rules.policy import load_policies
 from rules.rate_limit import RateLimiter
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         summary="Autonomous Workflow Failure Detection & Recovery System",
         version="0.1.0",
         lifespan=lifespan,
+        dependencies=[Depends(reject_unstorable_parameters)],
     )
     app.add_middleware(CorrelationIdMiddleware)
     install_error_handlers(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -89,6 +90,18 @@ class ServiceUnavailable(AwfdrsError):
     default_headers: ClassVar[Mapping[str, str] | None] = {"Retry-After": "2"}
 
 
+class ProblemResponse(JSONResponse):
+    """A problem+json body, ASCII-escaped."""
+
+    media_type = PROBLEM_JSON
+
+    def render(self, content: Any) -> bytes:
+        """Serialise `content`; escaping keeps an echoed lone surrogate from failing the reply."""
+        return json.dumps(
+            content, ensure_ascii=True, allow_nan=False, separators=(",", ":")
+        ).encode("ascii")
+
+
 def problem(
     status: int,
     title: str,
@@ -106,7 +119,7 @@ def problem(
         "correlation_id": correlation_id_var.get(),
         **extensions,
     }
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+    return ProblemResponse(body, status_code=status, headers=headers)
 
 
 async def _awfdrs_error(_: Request, exc: Exception) -> JSONResponse:

@@ -162,11 +162,9 @@ def outcome_label(item: ItemResult) -> str:
     return "suppressed" if item.remediation == "suppressed" else "accepted"
 
 
-def parse_event(raw: bytes | dict[str, object], header_key: str | None) -> tuple[EventIn, str]:
-    """Validate one event body and settle its idempotency key (field or header)."""
-    event = (
-        EventIn.model_validate_json(raw) if isinstance(raw, bytes) else EventIn.model_validate(raw)
-    )
+def parse_event(raw: object, header_key: str | None) -> tuple[EventIn, str]:
+    """Validate one parsed event body and settle its idempotency key (field or header)."""
+    event = EventIn.model_validate(raw)
     key = event.idempotency_key or header_key
     if key is None:
         raise _key_error("idempotency_key: required (in the body or the Idempotency-Key header)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Query
@@ -42,8 +42,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         at, row_id = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(at), uuid.UUID(row_id)
-    except (ValueError, TypeError) as exc:
+        # In UTC, as PostgreSQL compares it: a forged cursor may hold a time with no UTC form.
+        return datetime.fromisoformat(at).astimezone(UTC), uuid.UUID(str(row_id))
+    except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidCursor("cursor: not a cursor returned by this API") from exc
 
 

@@ -6,26 +6,40 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+# Lua helpers, also composed into the safety gate's script so it can check a rate without
+# spending it. `gcra_check` only reads: it returns the wait in µs (0: admitted) and the new
+# theoretical arrival time (TAT), the only state; `gcra_commit` stores that TAT with an expiry
+# at the moment it stops mattering, so a rate key never outlives its use.
+GCRA_LUA = """
+local function gcra_check(key, now, interval, burst, quantity)
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval * quantity
+  local wait = new_tat - now - interval * burst
+  if wait > 0 then return math.ceil(wait), new_tat end
+  return 0, new_tat
+end
+local function gcra_commit(key, now, new_tat)
+  local ttl_ms = math.ceil((new_tat - now) / 1000) + 1000
+  redis.call('SET', key, string.format('%d', new_tat), 'PX', ttl_ms)
+end
+"""
+
 # KEYS[1]: the key. ARGV: emission interval (µs per unit), burst (units), quantity (units).
-# Returns {allowed (0/1), retry_after_us}. The theoretical arrival time (TAT) is the only state;
-# TIME makes every process agree on "now" whatever their own clocks say.
-_GCRA = """
+# Returns {allowed (0/1), retry_after_us}. TIME makes every process agree on "now" whatever
+# their own clocks say.
+_GCRA = (
+    GCRA_LUA
+    + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local tolerance = interval * tonumber(ARGV[2])
-local increment = interval * tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + increment
-local wait = new_tat - now - tolerance
-if wait > 0 then
-  return {0, math.ceil(wait)}
-end
-local ttl_ms = math.ceil((new_tat - now) / 1000) + 1000
-redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', ttl_ms)
+local wait, new_tat = gcra_check(KEYS[1], now, tonumber(ARGV[1]), tonumber(ARGV[2]),
+                                 tonumber(ARGV[3]))
+if wait > 0 then return {0, wait} end
+gcra_commit(KEYS[1], now, new_tat)
 return {1, 0}
 """
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +48,11 @@ class RateDecision:
 
     allowed: bool
     retry_after_s: float
+
+
+def gcra_args(*, rate_per_s: float, burst: int, quantity: int = 1) -> list[int]:
+    """Return the script arguments for `gcra_check`: interval (µs), burst, quantity."""
+    return [max(1, round(1_000_000 / rate_per_s)), max(burst, 1), max(quantity, 1)]
 
 
 class RateLimiter:
@@ -47,8 +66,7 @@ class RateLimiter:
         self, key: str, *, rate_per_s: float, burst: int, quantity: int = 1
     ) -> RateDecision:
         """Admit `quantity` units at `rate_per_s` with up to `burst` units at once."""
-        interval_us = max(1, round(1_000_000 / rate_per_s))
         allowed, wait_us = await self._script(
-            keys=[key], args=[interval_us, max(burst, 1), max(quantity, 1)]
+            keys=[key], args=gcra_args(rate_per_s=rate_per_s, burst=burst, quantity=quantity)
         )
         return RateDecision(bool(allowed), int(wait_us) / 1_000_000)

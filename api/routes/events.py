@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from sqlmodel import col, select
@@ -19,8 +17,9 @@ from api.errors import Conflict, NotFound
 from api.intake import Intake, ItemResult, Rejected, parse_event
 from api.pagination import CursorQuery, LimitQuery, fetch_page
 from api.routes.responses import problem_responses
+from api.validation import InvalidItem, invalid, invalid_item, json_body
 from models.event import Event
-from models.schemas.common import Page
+from models.schemas.common import Page, field_errors
 from models.schemas.events import (
     BatchItemResult,
     BatchResult,
@@ -31,13 +30,15 @@ from models.schemas.events import (
     EventOut,
     EventType,
 )
+from models.schemas.storable import StorableText, UtcDateTime
 from observability import correlation_id_var
 
 router = APIRouter(tags=["events"])
 BATCH_BODY_FACTOR = 16
 IdempotencyHeader = Annotated[
-    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
+    StorableText | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
 ]
+BatchOutcome = ItemResult | InvalidItem
 
 
 def _intake(request: Request) -> Intake:
@@ -48,10 +49,6 @@ def _intake(request: Request) -> Intake:
 def _body_schema(model: type[Any]) -> dict[str, Any]:
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
-
-
-def _invalid(exc: ValidationError) -> RequestValidationError:
-    return RequestValidationError(exc.errors(include_url=False, include_context=False))
 
 
 def _public_key(key: str | None) -> str | None:
@@ -86,11 +83,11 @@ async def ingest_event(
     idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:
     """Store one event and queue it for its incident; 202 only after commit."""
-    raw = await read_json_body(request, settings.max_body_bytes)
+    body = json_body(await read_json_body(request, settings.max_body_bytes))
     try:
-        item = parse_event(raw, idempotency_key)
+        item = parse_event(body, idempotency_key)
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid(field_errors(exc)) from None
     intake = _intake(request)
     await intake.admit(principal, 1)
     [outcome] = await intake.submit(
@@ -120,21 +117,13 @@ async def ingest_batch(
     request: Request, principal: IngestPrincipal, settings: SettingsDep
 ) -> Response:
     """Store up to 1,000 events; each item succeeds or fails on its own, in order."""
-    raw = await read_json_body(request, settings.max_body_bytes * BATCH_BODY_FACTOR)
+    body = json_body(await read_json_body(request, settings.max_body_bytes * BATCH_BODY_FACTOR))
     try:
-        batch = EventBatchIn.model_validate_json(raw)
+        batch = EventBatchIn.model_validate(body)
     except ValidationError as exc:
-        raise _invalid(exc) from None
-    parsed: list[tuple[EventIn, str] | Rejected] = []
-    for raw_item in batch.events:
-        try:
-            parsed.append(parse_event(raw_item, None))
-        except ValidationError as exc:
-            where = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:3]
-            )
-            parsed.append(Rejected(422, where))
-    valid = [item for item in parsed if not isinstance(item, Rejected)]
+        raise invalid(field_errors(exc)) from None
+    parsed = [_parse_item(index, raw_item) for index, raw_item in enumerate(batch.events)]
+    valid = [item for item in parsed if not isinstance(item, InvalidItem)]
     intake = _intake(request)
     await intake.admit(principal, len(valid))
     stored = iter(
@@ -144,15 +133,28 @@ async def ingest_batch(
         if valid
         else []
     )
-    outcomes = [item if isinstance(item, Rejected) else next(stored) for item in parsed]
+    outcomes: list[BatchOutcome] = [
+        item if isinstance(item, InvalidItem) else next(stored) for item in parsed
+    ]
     # Serialised here rather than returned: FastAPI would validate the 1,000 results again.
     return Response(_batch_result(outcomes).model_dump_json(), media_type="application/json")
 
 
-def _batch_result(outcomes: list[ItemResult]) -> BatchResult:
+def _parse_item(index: int, raw_item: object) -> tuple[EventIn, str] | InvalidItem:
+    try:
+        return parse_event(raw_item, None)
+    except ValidationError as exc:
+        return invalid_item(exc, prefix=("events", index))
+
+
+def _batch_result(outcomes: list[BatchOutcome]) -> BatchResult:
     results = []
     for index, outcome in enumerate(outcomes):
-        if isinstance(outcome, Rejected):
+        if isinstance(outcome, InvalidItem):
+            results.append(
+                BatchItemResult(index=index, status=422, error=outcome.error, errors=outcome.errors)
+            )
+        elif isinstance(outcome, Rejected):
             results.append(BatchItemResult(index=index, status=outcome.status, error=outcome.error))
         elif outcome.status == 409:
             results.append(
@@ -208,8 +210,8 @@ async def list_events(
     workflow: Annotated[str | None, Query(max_length=200)] = None,
     event_type: EventType | None = None,
     error_code: Annotated[str | None, Query(max_length=100)] = None,
-    since: Annotated[datetime | None, Query(description="occurred_at ≥ since")] = None,
-    until: Annotated[datetime | None, Query(description="occurred_at < until")] = None,
+    since: Annotated[UtcDateTime | None, Query(description="occurred_at ≥ since")] = None,
+    until: Annotated[UtcDateTime | None, Query(description="occurred_at < until")] = None,
 ) -> Page[EventOut]:
     """List the tenant's events, newest first, with filters."""
     query = select(Event).where(Event.tenant_id == principal.tenant_id)

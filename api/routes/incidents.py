@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
@@ -27,6 +26,7 @@ from models.schemas.incidents import (
     IncidentOut,
     Timeline,
 )
+from models.schemas.storable import UtcDateTime
 
 router = APIRouter(tags=["incidents"])
 ERRORS = problem_responses(401, 403, 404, 422)
@@ -50,8 +50,8 @@ async def list_incidents(
     workflow: Name = None,
     vendor: Name = None,
     error_code: Annotated[str | None, Query(max_length=100)] = None,
-    since: Annotated[datetime | None, Query(description="last_seen_at ≥ since")] = None,
-    until: Annotated[datetime | None, Query(description="last_seen_at < until")] = None,
+    since: Annotated[UtcDateTime | None, Query(description="last_seen_at ≥ since")] = None,
+    until: Annotated[UtcDateTime | None, Query(description="last_seen_at < until")] = None,
 ) -> Page[IncidentOut]:
     """List the tenant's incidents, most recently active first."""
     query = select(Incident).where(Incident.tenant_id == principal.tenant_id)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from temporalio.service import RPCError
@@ -19,15 +17,19 @@ from api.errors import Conflict, NotFound
 from api.intake import Intake, Rejected
 from api.routes.responses import problem_responses
 from api.services.adapters import (
+    PAGERDUTY_SOURCES,
     AlertmanagerNotification,
-    CloudEvent,
+    Converted,
     PagerDutyEvent,
     alertmanager_events,
-    cloud_event,
+    binary_mode_source,
+    cloud_event_item,
     pagerduty_event,
 )
-from models.schemas.common import NAME_PATTERN
+from api.validation import InvalidItem, InvalidJson, invalid, json_body, loads_json
+from models.schemas.common import NAME_PATTERN, FieldError, field_errors
 from models.schemas.events import EventIn
+from models.schemas.storable import UNSTORABLE_TYPES
 from observability import correlation_id_var
 from rules.signature import compute_signature, incident_key
 from workflows.incident_types import AcknowledgeRequest
@@ -61,33 +63,45 @@ def _pd_invalid(errors: list[str], status: int = 400) -> JSONResponse:
     )
 
 
+def _pd_refused(errors: list[FieldError]) -> JSONResponse:
+    """PagerDuty's own 400 for a malformed event; the 422 problem for a value never storable."""
+    if any(error.type in UNSTORABLE_TYPES for error in errors):
+        raise invalid(errors)
+    return _pd_invalid([f"'{'.'.join(error.loc)}' {error.msg}" for error in errors])
+
+
+async def _read_pagerduty(request: Request, limit: int) -> PagerDutyEvent | JSONResponse:
+    try:
+        event = PagerDutyEvent.model_validate(loads_json(await read_json_body(request, limit)))
+    except InvalidJson as exc:
+        return _pd_refused([FieldError(loc=["body"], msg=str(exc), type=exc.kind)])
+    except UnsupportedMediaType as exc:
+        return _pd_invalid([str(exc)])
+    except ValidationError as exc:
+        return _pd_refused(field_errors(exc))
+    if event.event_action == "trigger" and event.payload is None:
+        return _pd_invalid(["'payload' is missing or blank"])
+    if event.event_action != "trigger" and not event.dedup_key:
+        return _pd_invalid(["'dedup_key' is missing or blank"])
+    return event
+
+
 @router.post(
     "/pagerduty/enqueue",
     operation_id="pagerdutyEnqueue",
     status_code=202,
     responses={
         400: {"description": "PagerDuty's `invalid event` shape"},
-        **problem_responses(401, 403, 404, 429, 503),
+        **problem_responses(401, 403, 404, 422, 429, 503),
     },
 )
 async def pagerduty(
     request: Request, workflow: WorkflowParam, settings: SettingsDep, temporal: TemporalDep
 ) -> JSONResponse:
     """PagerDuty Events API v2: `routing_key` is an AWFDRS API key of the tenant."""
-    try:
-        raw = json.loads(await read_json_body(request, settings.max_body_bytes * 8))
-        event = PagerDutyEvent.model_validate(raw)
-        if event.event_action == "trigger" and event.payload is None:
-            return _pd_invalid(["'payload' is missing or blank"])
-        if event.event_action != "trigger" and not event.dedup_key:
-            return _pd_invalid(["'dedup_key' is missing or blank"])
-    except (ValueError, UnsupportedMediaType) as exc:
-        errors = (
-            [f"'{'.'.join(str(p) for p in e['loc'])}' {e['msg']}" for e in exc.errors()]
-            if isinstance(exc, ValidationError)
-            else [str(exc)]
-        )
-        return _pd_invalid(errors)
+    event = await _read_pagerduty(request, settings.max_body_bytes * 8)
+    if isinstance(event, JSONResponse):
+        return event
     principal = await principal_for_key(request, event.routing_key)
     if event.event_action == "acknowledge":
         assert event.dedup_key is not None
@@ -96,9 +110,7 @@ async def pagerduty(
     try:
         internal, key, dedup_key = pagerduty_event(event, workflow)
     except ValidationError as exc:
-        return _pd_invalid(
-            [f"'{'.'.join(str(p) for p in e['loc'])}' {e['msg']}" for e in exc.errors()]
-        )
+        return _pd_refused(field_errors(exc, relocate=PAGERDUTY_SOURCES))
     [outcome] = await _submit(request, principal, [(internal, key)])
     if isinstance(outcome, Rejected):
         raise NotFound(outcome.error)
@@ -130,6 +142,15 @@ async def _acknowledge(
         log.info("pagerduty acknowledge for %s dropped: %s", dedup_key, exc)
 
 
+def _valid_items(converted: list[Converted]) -> list[tuple[EventIn, str]]:
+    """The items to store; the 422 listing every problem when no item is valid."""
+    valid = [item for item in converted if not isinstance(item, InvalidItem)]
+    refused = [item for item in converted if isinstance(item, InvalidItem)]
+    if refused and not valid:
+        raise invalid([error for item in refused for error in item.errors])
+    return valid
+
+
 @router.post(
     "/alertmanager",
     operation_id="alertmanagerWebhook",
@@ -139,22 +160,28 @@ async def alertmanager(
     request: Request, principal: IngestPrincipal, workflow: WorkflowParam, settings: SettingsDep
 ) -> dict[str, Any]:
     """Alertmanager webhook (version 4): one event per alert; `resolved` resolves."""
-    raw = await read_json_body(request, settings.max_body_bytes * 16)
+    body = json_body(await read_json_body(request, settings.max_body_bytes * 16))
     try:
-        note = AlertmanagerNotification.model_validate_json(raw)
-        items = alertmanager_events(note, workflow)
+        note = AlertmanagerNotification.model_validate(body)
     except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
-    outcomes = await _submit(request, principal, items)
+        raise invalid(field_errors(exc)) from None
+    converted = alertmanager_events(note, workflow)
+    outcomes = await _submit(request, principal, _valid_items(converted))
     rejected = [o for o in outcomes if isinstance(o, Rejected)]
     if rejected:
         raise NotFound(rejected[0].error)
-    return {
+    result: dict[str, Any] = {
         "status": "success",
-        "alerts": len(items),
+        "alerts": len(converted),
         "accepted": sum(getattr(o, "status", 0) == 202 for o in outcomes),
         "duplicates": sum(getattr(o, "status", 0) == 200 for o in outcomes),
     }
+    refused = [item for item in converted if isinstance(item, InvalidItem)]
+    if refused:
+        # Alertmanager does not resend on 4xx: the valid alerts are stored, the rest reported.
+        errors = [error.model_dump() for item in refused for error in item.errors]
+        result.update(status="partial", rejected=len(refused), errors=errors)
+    return result
 
 
 @router.post(
@@ -170,14 +197,14 @@ async def cloudevents(
     workflow: OptionalWorkflow = None,
 ) -> JSONResponse:
     """CloudEvents 1.0: binary, structured and batch modes; `source` + `id` is the key."""
-    events = await _read_cloudevents(request, settings.max_body_bytes * 16)
-    try:
-        items = [cloud_event(event, workflow) for event in events]
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
-    outcomes = await _submit(request, principal, items)
-    results = []
-    for outcome in outcomes:
+    converted = await _read_cloudevents(request, settings.max_body_bytes * 16, workflow)
+    outcomes = iter(await _submit(request, principal, _valid_items(converted)))
+    results: list[dict[str, Any]] = []
+    for item in converted:
+        if isinstance(item, InvalidItem):
+            results.append({"status": "rejected", "errors": [e.model_dump() for e in item.errors]})
+            continue
+        outcome = next(outcomes)
         if isinstance(outcome, Rejected):
             raise NotFound(outcome.error)
         if outcome.status == 409:
@@ -191,26 +218,24 @@ async def cloudevents(
     return JSONResponse({"results": results}, status_code=202)
 
 
-async def _read_cloudevents(request: Request, limit: int) -> list[CloudEvent]:
+async def _read_cloudevents(request: Request, limit: int, workflow: str | None) -> list[Converted]:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await read_body(request, limit)
-    try:
-        if media == CE_BATCH:
-            return [CloudEvent.model_validate(item) for item in json.loads(body)]
-        if media == "application/cloudevents+json":
-            return [CloudEvent.model_validate_json(body)]
-        if "ce-id" in request.headers:
-            attributes = {k[3:]: v for k, v in request.headers.items() if k.startswith("ce-")}
-            data = json.loads(body) if body and media.endswith("json") else None
-            return [
-                CloudEvent.model_validate({**attributes, "datacontenttype": media, "data": data})
-            ]
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
-    except (ValueError, TypeError) as exc:
-        raise RequestValidationError(
-            [{"loc": ["body"], "msg": f"not JSON: {exc}", "type": "json_invalid"}]
-        ) from None
+    if media == CE_BATCH:
+        batch = json_body(body)
+        if not isinstance(batch, list):
+            raise invalid([FieldError(loc=["body"], msg="must be a JSON array", type="list_type")])
+        return [
+            cloud_event_item(item, default_workflow=workflow, prefix=(index,))
+            for index, item in enumerate(batch)
+        ]
+    if media == "application/cloudevents+json":
+        return [cloud_event_item(json_body(body), default_workflow=workflow)]
+    if "ce-id" in request.headers:
+        attributes = {k[3:]: v for k, v in request.headers.items() if k.startswith("ce-")}
+        data = json_body(body) if body and media.endswith("json") else None
+        event = {**attributes, "datacontenttype": media, "data": data}
+        return [cloud_event_item(event, default_workflow=workflow, relocate=binary_mode_source)]
     raise UnsupportedMediaType(
         f"send application/cloudevents+json, {CE_BATCH}, or binary mode with ce-* headers"
     )

@@ -20,7 +20,7 @@ from models.schemas.safety import (
     KillSwitchOut,
     VendorOut,
 )
-from rules.circuit_breaker import CircuitBreaker, breaker_key
+from rules.circuit_breaker import CircuitBreaker, breaker_key, breaker_prefix
 from rules.policy import Policies
 
 router = APIRouter(tags=["safety"])
@@ -122,7 +122,7 @@ async def list_vendors(
     """Every configured vendor, and any with breaker state, with its live circuit state."""
     policies: Policies = request.app.state.policies
     names = set(policies.vendors.vendors)
-    prefix = f"cb:{principal.tenant_id}:"
+    prefix = breaker_prefix(str(principal.tenant_id))
     async for key in redis.scan_iter(match=f"{prefix}*", count=500):
         names.add((key.decode() if isinstance(key, bytes) else str(key))[len(prefix) :])
     return [await _vendor(request, redis, principal.tenant_id, name) for name in sorted(names)]

@@ -9,16 +9,40 @@ incident signature follows the source system's de-duplication.
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
-from datetime import UTC, datetime
-from typing import Any, Literal
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field, ValidationError
 
+from api.validation import InvalidItem, invalid_item
+from models.schemas.common import relocator
 from models.schemas.events import EventIn
+from models.schemas.storable import Loc, StorableModel, UtcDateTime
 
 ALERT_CODE = "ALERT"
+Converted = tuple[EventIn, str] | InvalidItem
+# Where each internal field came from, so that a refused value is named as the client sent it.
+PAGERDUTY_SOURCES = relocator(
+    {
+        "step": ("dedup_key",),
+        "occurred_at": ("payload", "timestamp"),
+        "error.message": ("payload", "summary"),
+    }
+)
+ALERT_SOURCES = relocator({"occurred_at": ("startsAt",)})
+CLOUDEVENT_SOURCES = relocator(
+    {
+        "workflow": ("data", "workflow"),
+        "event_type": ("type",),
+        "step": ("data", "step"),
+        "vendor": ("data", "vendor"),
+        "occurred_at": ("time",),
+        "error": ("data", "error"),
+        "payload": ("data", "payload"),
+    }
+)
 
 
 def _key(*parts: str) -> str:
@@ -33,21 +57,21 @@ def _summary(text: str | None) -> str | None:
 # --- PagerDuty Events API v2 ---------------------------------------------------------------
 
 
-class PagerDutyPayload(BaseModel):
+class PagerDutyPayload(StorableModel):
     """The `payload` of a trigger."""
 
     model_config = ConfigDict(extra="allow")
     summary: str = Field(min_length=1, max_length=1024)
     source: str = Field(min_length=1, max_length=255)
     severity: Literal["critical", "error", "warning", "info"]
-    timestamp: datetime | None = None
+    timestamp: UtcDateTime | None = None
     component: str | None = None
     group: str | None = None
     class_: str | None = Field(default=None, alias="class")
     custom_details: dict[str, Any] | None = None
 
 
-class PagerDutyEvent(BaseModel):
+class PagerDutyEvent(StorableModel):
     """A `/v2/enqueue` body."""
 
     model_config = ConfigDict(extra="allow")
@@ -71,7 +95,7 @@ def pagerduty_event(event: PagerDutyEvent, workflow: str) -> tuple[EventIn, str,
         workflow=workflow,
         event_type="step.failed",
         step=dedup_key,
-        occurred_at=_aware(payload.timestamp),
+        occurred_at=_isoformat(payload.timestamp),
         error={"code": ALERT_CODE, "message": _summary(payload.summary)},
         payload={
             "pagerduty": event.model_dump(mode="json", exclude={"routing_key"}, by_alias=True)
@@ -81,16 +105,15 @@ def pagerduty_event(event: PagerDutyEvent, workflow: str) -> tuple[EventIn, str,
     return internal, _key("pd", dedup_key, str(uuid.uuid4())), dedup_key
 
 
-def _aware(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+def _isoformat(value: datetime | None) -> str | None:
+    # `UtcDateTime` already read a naive timestamp as UTC.
+    return value.isoformat() if value is not None else None
 
 
 # --- Alertmanager webhook v4 ---------------------------------------------------------------
 
 
-class AlertmanagerAlert(BaseModel):
+class AlertmanagerAlert(StorableModel):
     """One alert of a notification."""
 
     model_config = ConfigDict(extra="allow")
@@ -103,51 +126,67 @@ class AlertmanagerAlert(BaseModel):
     fingerprint: str = Field(min_length=1, max_length=100)
 
 
-class AlertmanagerNotification(BaseModel):
+class AlertmanagerNotification(StorableModel):
     """A webhook notification (version 4; unknown fields are tolerated)."""
 
     model_config = ConfigDict(extra="allow")
+    per_item_fields: ClassVar[frozenset[str]] = frozenset({"alerts"})
     version: str
     groupKey: str = Field(max_length=2000)
     status: Literal["firing", "resolved"]
-    alerts: list[AlertmanagerAlert] = Field(min_length=1, max_length=1000)
+    # Raw here: each alert is validated and stored on its own, like the items of a batch.
+    alerts: list[Any] = Field(
+        min_length=1, max_length=1000, json_schema_extra={"items": {"type": "object"}}
+    )
 
 
-def alertmanager_events(note: AlertmanagerNotification, workflow: str) -> list[tuple[EventIn, str]]:
-    """One event per alert, idempotent per (group key, fingerprint, status, startsAt)."""
-    items = []
-    for alert in note.alerts:
-        step = f"{alert.labels.get('alertname', 'alert')}:{alert.fingerprint}"[:200]
-        key = _key("am", note.groupKey, alert.fingerprint, alert.status, alert.startsAt)
-        if alert.status == "resolved":
-            event = EventIn(workflow=workflow, event_type="step.succeeded", step=step)
-        else:
-            event = EventIn(
-                workflow=workflow,
-                event_type="step.failed",
-                step=step,
-                occurred_at=alert.startsAt,
-                error={
-                    "code": ALERT_CODE,
-                    "message": _summary(
-                        alert.annotations.get("summary") or alert.labels.get("alertname")
-                    ),
-                },
-                payload={
-                    "labels": alert.labels,
-                    "annotations": alert.annotations,
-                    "generatorURL": alert.generatorURL,
-                    "groupKey": note.groupKey,
-                },
-            )
-        items.append((event, key))
-    return items
+def alertmanager_events(note: AlertmanagerNotification, workflow: str) -> list[Converted]:
+    """One event per alert, or why that alert is refused; the others are unaffected."""
+    converted: list[Converted] = []
+    for index, raw in enumerate(note.alerts):
+        try:
+            alert = AlertmanagerAlert.model_validate(raw)
+        except ValidationError as exc:
+            converted.append(invalid_item(exc, prefix=("alerts", index)))
+            continue
+        try:
+            converted.append(_alert_event(note, alert, workflow))
+        except ValidationError as exc:
+            converted.append(invalid_item(exc, prefix=("alerts", index), relocate=ALERT_SOURCES))
+    return converted
+
+
+def _alert_event(
+    note: AlertmanagerNotification, alert: AlertmanagerAlert, workflow: str
+) -> tuple[EventIn, str]:
+    """Map one alert, idempotent per (group key, fingerprint, status, startsAt)."""
+    step = f"{alert.labels.get('alertname', 'alert')}:{alert.fingerprint}"[:200]
+    key = _key("am", note.groupKey, alert.fingerprint, alert.status, alert.startsAt)
+    if alert.status == "resolved":
+        return EventIn(workflow=workflow, event_type="step.succeeded", step=step), key
+    event = EventIn(
+        workflow=workflow,
+        event_type="step.failed",
+        step=step,
+        occurred_at=alert.startsAt,
+        error={
+            "code": ALERT_CODE,
+            "message": _summary(alert.annotations.get("summary") or alert.labels.get("alertname")),
+        },
+        payload={
+            "labels": alert.labels,
+            "annotations": alert.annotations,
+            "generatorURL": alert.generatorURL,
+            "groupKey": note.groupKey,
+        },
+    )
+    return event, key
 
 
 # --- CloudEvents 1.0 -----------------------------------------------------------------------
 
 
-class CloudEvent(BaseModel):
+class CloudEvent(StorableModel):
     """A CloudEvent (structured JSON form); `data` carries the workflow failure."""
 
     model_config = ConfigDict(extra="allow")
@@ -195,6 +234,31 @@ def cloud_event(event: CloudEvent, default_workflow: str | None) -> tuple[EventI
     )
 
 
-def structured_json(raw: bytes) -> Any:
-    """Parse a JSON body (raises ValueError with the parser's message)."""
-    return json.loads(raw)
+def cloud_event_item(
+    raw: object,
+    *,
+    default_workflow: str | None,
+    prefix: Loc = (),
+    relocate: Callable[[Loc], Loc] = lambda loc: loc,
+) -> Converted:
+    """Validate and map one CloudEvent, or say why it is refused; `relocate` is for binary mode."""
+    try:
+        event = CloudEvent.model_validate(raw)
+    except ValidationError as exc:
+        return invalid_item(exc, prefix=prefix, relocate=relocate)
+    try:
+        return cloud_event(event, default_workflow)
+    except ValidationError as exc:
+        return invalid_item(
+            exc, prefix=prefix, relocate=lambda loc: relocate(CLOUDEVENT_SOURCES(loc))
+        )
+
+
+def binary_mode_source(loc: Loc) -> Loc:
+    """Name where a binary-mode CloudEvent value came from: a `ce-` header or the body."""
+    if not loc:
+        return loc
+    if loc[0] == "data":
+        return ("body", *loc[1:])
+    header = "content-type" if loc[0] == "datacontenttype" else f"ce-{loc[0]}"
+    return ("header", header, *loc[1:])

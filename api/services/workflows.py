@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
+import httpx
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -41,17 +42,50 @@ def host_allowed(host: str, allowed: list[str]) -> bool:
     return False
 
 
+def _refuse(field: str, message: str) -> InvalidRegistration:
+    return InvalidRegistration(
+        f"{field}: {message}",
+        errors=[{"loc": ["body", field], "msg": message, "type": "url_invalid"}],
+    )
+
+
+def _split_url(field: str, url: str) -> tuple[SplitResult, int | None]:
+    if any(char.isspace() or not char.isprintable() for char in url):
+        raise _refuse(field, "must not contain whitespace or control characters")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unbalanced IPv6 bracket
+        raise _refuse(field, f"is not a valid URL ({exc})") from None
+    try:
+        port = parts.port
+    except ValueError:  # not digits, or above 65535
+        raise _refuse(field, "port must be a number from 1 to 65535") from None
+    return parts, port
+
+
 def check_target_url(field: str, url: str, allowed: list[str]) -> str:
-    """Accept only http(s) URLs without credentials whose host is allow-listed."""
-    parts = urlsplit(url)
+    """Accept only http(s) URLs that httpx can call, without credentials, on allow-listed hosts."""
+    parts, port = _split_url(field, url)
     if parts.scheme not in {"http", "https"}:
-        raise InvalidRegistration(f"{field}: only http and https URLs are allowed")
-    if parts.username or parts.password:
-        raise InvalidRegistration(f"{field}: credentials in URLs are not allowed")
-    if not parts.hostname or not host_allowed(parts.hostname, allowed):
-        raise InvalidRegistration(
-            f"{field}: host {parts.hostname!r} is not in AWFDRS_ALLOWED_CALLBACK_HOSTS"
-        )
+        raise _refuse(field, "only http and https URLs are allowed")
+    if "@" in parts.netloc:
+        raise _refuse(field, "credentials in URLs are not allowed")
+    host = parts.hostname
+    if not host:
+        raise _refuse(field, "must name a host")
+    if port == 0:
+        raise _refuse(field, "port must be a number from 1 to 65535")
+    if not host.isascii():
+        raise _refuse(field, "host must be ASCII (write an international name in punycode)")
+    try:
+        target = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise _refuse(field, f"cannot be called ({exc})") from None
+    # The allow-list is checked on this parser's host; the call goes where httpx's points.
+    if target.raw_host.decode("ascii", "replace").lower() != host:
+        raise _refuse(field, "is ambiguous: its host reads differently to different parsers")
+    if not host_allowed(host, allowed):
+        raise _refuse(field, f"host {host!r} is not in AWFDRS_ALLOWED_CALLBACK_HOSTS")
     return url
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from models.schemas.common import NAME_PATTERN, StrictBody
+from models.schemas.common import NAME_PATTERN, FieldError, StrictBody
+from models.schemas.storable import utc_representable
 
 EventType = Literal[
     "step.failed", "step.succeeded", "workflow.failed", "workflow.succeeded", "workflow.started"
@@ -68,6 +69,7 @@ class EventIn(StrictBody):
             raise ValueError("must be an RFC 3339 timestamp, e.g. 2026-11-26T10:00:00Z") from exc
         if parsed.tzinfo is None:
             raise ValueError("must carry a UTC offset (Z or ±hh:mm)")
+        utc_representable(parsed)
         if parsed - datetime.now(UTC) > MAX_CLOCK_SKEW:
             raise ValueError("is more than a day in the future")
         return parsed
@@ -95,7 +97,11 @@ class EventAccepted(BaseModel):
 class EventBatchIn(StrictBody):
     """Up to 1,000 events; each is validated and stored on its own."""
 
-    events: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
+    per_item_fields: ClassVar[frozenset[str]] = frozenset({"events"})
+    # Items stay raw here so that one bad event is rejected alone, at its index.
+    events: list[Any] = Field(
+        min_length=1, max_length=MAX_BATCH, json_schema_extra={"items": {"type": "object"}}
+    )
 
 
 class BatchItemResult(BaseModel):
@@ -107,6 +113,9 @@ class BatchItemResult(BaseModel):
     incident_key: str | None = None
     remediation: Literal["normal", "suppressed"] | None = None
     error: str | None = None
+    errors: list[FieldError] | None = Field(
+        default=None, description="422 only: each problem, at its path in the batch body"
+    )
 
 
 class BatchResult(BaseModel):

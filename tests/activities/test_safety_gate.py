@@ -2,30 +2,78 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import text
 
-from activities.safety import MAX_WAIT_S, SafetyGate, spread_wait
+from activities.safety import MAX_WAIT_S, SafetyGate, budget_key, rate_key, spread_wait
 from models.db import create_engine
-from rules.policy import load_policies
+from rules.circuit_breaker import IDLE_TTL_S, CircuitBreaker, breaker_key
+from rules.policy import CircuitBreakerSettings, Policies, VendorSettings, load_policies
+from rules.rate_limit import RateLimiter
 from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
-from workflows.incident_types import GateRequest
+from workflows.incident_types import GateDecision, GateRequest
+
+# A vendor whose breaker opens after two failures for one second, then lets three probes by.
+FLAKY = "flaky-vendor"
+FLAKY_SETTINGS = VendorSettings(
+    circuit_breaker=CircuitBreakerSettings(
+        window_size=4,
+        minimum_calls=2,
+        failure_rate_threshold=0.5,
+        open_duration_s=1,
+        half_open_probes=3,
+    ),
+    rate_limit_per_s=3,
+    call_timeout_s=5,
+)
+FLAKY_INTERVAL_US = 1_000_000 // 3
+GateFactory = Callable[[int], SafetyGate]
+
+
+def _policies() -> Policies:
+    shipped = load_policies()
+    vendors = {**shipped.vendors.vendors, FLAKY: FLAKY_SETTINGS}
+    return shipped.model_copy(
+        update={"vendors": shipped.vendors.model_copy(update={"vendors": vendors})}
+    )
 
 
 @pytest.fixture
-async def gate(settings: Settings) -> AsyncIterator[SafetyGate]:
-    """A gate with a tiny hourly budget."""
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    """A client on the session's Valkey, to count what the gate spent."""
+    client = Redis.from_url(settings.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def make_gate(settings: Settings, redis: Redis) -> AsyncIterator[GateFactory]:
+    """Gates with a given hourly budget, sharing one engine and one Redis."""
     engine = create_engine(settings)
-    redis = Redis.from_url(settings.redis_url)
-    yield SafetyGate(engine=engine, redis=redis, policies=load_policies(), calls_per_hour=2)
-    await redis.aclose()
+    yield lambda calls_per_hour: SafetyGate(
+        engine=engine, redis=redis, policies=_policies(), calls_per_hour=calls_per_hour
+    )
     await engine.dispose()
+
+
+@pytest.fixture
+async def gate(make_gate: GateFactory) -> SafetyGate:
+    """A gate with a tiny hourly budget."""
+    return make_gate(2)
+
+
+@pytest.fixture
+async def registered(http: httpx.AsyncClient, tenant: TenantCredentials) -> None:
+    """The tenant's `billing-sync` workflow, registered and active."""
+    await register_workflow(http, tenant)
 
 
 def _request(
@@ -41,6 +89,31 @@ def _request(
     )
 
 
+async def _half_open(redis: Redis, tenant: TenantCredentials) -> str:
+    """Open the flaky vendor's breaker with two failures and let its open period pass."""
+    key = breaker_key(str(tenant.id), FLAKY)
+    for _ in range(2):
+        await CircuitBreaker(redis).record(key, FLAKY_SETTINGS.circuit_breaker, success=False)
+    await asyncio.sleep(FLAKY_SETTINGS.circuit_breaker.open_duration_s + 0.1)
+    return key
+
+
+async def _spent(redis: Redis, tenant: TenantCredentials) -> tuple[object, ...]:
+    """Everything a permit would change: budget used, rate TAT, probes issued."""
+    tenant_id = str(tenant.id)
+    return (
+        await redis.hget(budget_key(tenant_id, "billing-sync"), "used"),
+        await redis.get(rate_key(tenant_id, FLAKY)),
+        await redis.hget(breaker_key(tenant_id, FLAKY), "probes"),
+    )
+
+
+async def _now_us(redis: Redis) -> int:
+    seconds, micros = await redis.time()
+    return int(seconds) * 1_000_000 + int(micros)
+
+
+@pytest.mark.usefixtures("registered")
 async def test_permits_until_the_hourly_budget_is_spent(
     gate: SafetyGate, tenant: TenantCredentials
 ) -> None:
@@ -51,15 +124,81 @@ async def test_permits_until_the_hourly_budget_is_spent(
     assert 0 < waiting.wait_s <= 3600 + 1  # until the hour ends, plus at most 1 s of jitter
 
 
+@pytest.mark.usefixtures("registered")
+async def test_half_open_admits_exactly_the_probes_and_waiters_spend_nothing(
+    make_gate: GateFactory, tenant: TenantCredentials, redis: Redis
+) -> None:
+    gates = [make_gate(100), make_gate(100)]  # two workers' gates share the probes
+    breaker = await _half_open(redis, tenant)
+    started_us = await _now_us(redis)
+    decisions = await asyncio.gather(
+        *(gates[n % 2].check_gate(_request(tenant, vendor=FLAKY)) for n in range(8))
+    )
+    permits = [d for d in decisions if d.verdict == "permit"]
+    assert len(permits) == 3 and all(d.probe for d in permits)
+    assert {d.reason for d in decisions if d.verdict != "permit"} == {"circuit half-open: wait"}
+    used, tat, probes = await _spent(redis, tenant)
+    assert (used, probes) == (b"3", b"3")
+    assert isinstance(tat, bytes) and (int(tat) - started_us) // FLAKY_INTERVAL_US == 3
+    spent_before = await _spent(redis, tenant)
+    for _ in range(5):
+        assert (await gates[0].check_gate(_request(tenant, vendor=FLAKY))).verdict == "wait"
+    assert await _spent(redis, tenant) == spent_before
+    tenant_id = str(tenant.id)
+    assert 0 < await redis.ttl(budget_key(tenant_id, "billing-sync")) <= 3600
+    assert 0 < await redis.pttl(rate_key(tenant_id, FLAKY)) <= 3 * FLAKY_INTERVAL_US // 1000 + 1000
+    assert IDLE_TTL_S - 60 < await redis.ttl(breaker) <= IDLE_TTL_S
+
+
+@pytest.mark.usefixtures("registered")
+async def test_a_rate_limit_wait_takes_no_probe_and_no_budget(
+    make_gate: GateFactory, tenant: TenantCredentials, redis: Redis
+) -> None:
+    gate, breaker = make_gate(100), await _half_open(redis, tenant)
+    limiter, key = RateLimiter(redis), rate_key(str(tenant.id), FLAKY)
+    while (await limiter.acquire(key, rate_per_s=3, burst=3)).allowed:
+        pass  # another caller spent the vendor's rate
+    decision = await gate.check_gate(_request(tenant, vendor=FLAKY))
+    assert (decision.verdict, decision.reason) == ("wait", f"{FLAKY} rate limit")
+    assert await redis.hget(breaker, "probes") is None
+    assert await redis.hget(budget_key(str(tenant.id), "billing-sync"), "used") is None
+    await asyncio.sleep(FLAKY_INTERVAL_US / 1_000_000 + 0.05)
+    probe = await gate.check_gate(_request(tenant, vendor=FLAKY))
+    assert (probe.verdict, probe.probe) == ("permit", True)
+
+
+@pytest.mark.usefixtures("registered")
+async def test_a_budget_wait_takes_no_probe_and_no_rate(
+    make_gate: GateFactory, tenant: TenantCredentials, redis: Redis
+) -> None:
+    assert (await make_gate(1).check_gate(_request(tenant, vendor=None))).verdict == "permit"
+    breaker = await _half_open(redis, tenant)
+    decision = await make_gate(1).check_gate(_request(tenant, vendor=FLAKY))
+    assert (decision.verdict, decision.reason) == ("wait", "hourly budget of 1 calls exhausted")
+    assert await redis.get(rate_key(str(tenant.id), FLAKY)) is None
+    assert await redis.hget(breaker, "probes") is None
+    probe = await make_gate(10).check_gate(_request(tenant, vendor=FLAKY))
+    assert (probe.verdict, probe.probe) == ("permit", True)  # the probe was never held
+
+
+async def test_a_legacy_untagged_forced_open_breaker_still_holds_calls(
+    make_gate: GateFactory, tenant: TenantCredentials, redis: Redis, registered: None
+) -> None:
+    await redis.hset(f"cb:{tenant.id}:{FLAKY}", "state", "forced_open")
+    decision = await make_gate(10).check_gate(_request(tenant, vendor=FLAKY))
+    assert decision.reason == "circuit forced open by an operator"
+    assert await redis.ttl(breaker_key(str(tenant.id), FLAKY)) == -1
+
+
+@pytest.mark.usefixtures("registered")
 async def test_attempt_cap_denies(gate: SafetyGate, tenant: TenantCredentials) -> None:
     decision = await gate.check_gate(_request(tenant, attempt=6))
-    assert (decision.verdict, decision.kill) == ("deny", False)
+    assert (decision.verdict, decision.kill, decision.suppress) == ("deny", False, False)
 
 
 async def test_an_active_kill_switch_denies_and_kills_even_without_a_signal(
-    gate: SafetyGate, tenant: TenantCredentials, http: httpx.AsyncClient
+    gate: SafetyGate, tenant: TenantCredentials, http: httpx.AsyncClient, registered: None
 ) -> None:
-    await register_workflow(http, tenant)
     created = await http.post(
         "/api/v1/kill-switches",
         headers=tenant.headers,
@@ -74,8 +213,55 @@ async def test_an_active_kill_switch_denies_and_kills_even_without_a_signal(
     )
     other_vendor = await gate.check_gate(_request(tenant, vendor="sendgrid"))
     assert other_vendor.verdict == "permit"
+    deactivated = await http.patch(
+        "/api/v1/workflows/billing-sync", headers=tenant.headers, json={"active": False}
+    )
+    assert deactivated.status_code == 200
+    both = await gate.check_gate(_request(tenant))
+    assert (both.kill, both.suppress, both.reason) == (True, False, "kill switch: INC-9")
 
 
+def _suppressed(reason: str) -> GateDecision:
+    return GateDecision("deny", reason=reason, suppress=True)
+
+
+async def test_a_deactivated_workflow_suppresses_and_spends_nothing(
+    gate: SafetyGate, tenant: TenantCredentials, http: httpx.AsyncClient, redis: Redis
+) -> None:
+    await register_workflow(http, tenant)
+    assert (await gate.check_gate(_request(tenant))).verdict == "permit"
+    deactivated = await http.patch(
+        "/api/v1/workflows/billing-sync", headers=tenant.headers, json={"active": False}
+    )
+    assert deactivated.status_code == 200
+    assert await gate.check_gate(_request(tenant)) == _suppressed(
+        "workflow 'billing-sync' was deactivated"
+    )
+    assert await redis.hget(budget_key(str(tenant.id), "billing-sync"), "used") == b"1"
+
+
+async def test_a_workflow_no_longer_registered_suppresses(
+    gate: SafetyGate, tenant: TenantCredentials
+) -> None:
+    assert await gate.check_gate(_request(tenant, vendor=None)) == _suppressed(
+        "workflow 'billing-sync' is no longer registered"
+    )
+
+
+@pytest.mark.usefixtures("registered")
+async def test_a_deactivated_tenant_suppresses(
+    gate: SafetyGate, tenant: TenantCredentials, settings: Settings
+) -> None:
+    engine = create_engine(settings)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE tenants SET active = false WHERE id = :id"), {"id": tenant.id}
+        )
+    await engine.dispose()
+    assert await gate.check_gate(_request(tenant)) == _suppressed("tenant was deactivated")
+
+
+@pytest.mark.usefixtures("registered")
 async def test_unreachable_redis_means_wait(settings: Settings, tenant: TenantCredentials) -> None:
     engine = create_engine(settings)
     redis = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
