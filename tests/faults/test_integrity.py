@@ -15,6 +15,7 @@ from temporalio.client import Client
 
 from devstack.http_target import CallbackServer, Reply
 from devstack.temporal import EmbeddedTemporal
+from tests.conftest import ADMIN_TOKEN
 from tests.faults.conftest import Pipeline, PipelineFactory
 from tests.faults.support import QUICK, first_call, incident_result
 from tests.utils.builders import failure_event, register_workflow
@@ -265,3 +266,34 @@ async def test_a_malformed_row_is_dead_lettered_at_once(
     [letter] = await _dead_letters(p, expected=1)
     assert letter["failures"] == 1 and "malformed outbox key" in letter["error"]
     await drained(p)
+
+
+@pytest.mark.parametrize("what", ["workflow", "tenant"])
+async def test_deactivation_ends_a_backing_off_incident_without_another_call(
+    pipeline: PipelineFactory, what: str
+) -> None:
+    p: Pipeline = await pipeline()
+    backoff = {**QUICK, "initial_interval_s": 2, "max_interval_s": 2}
+    async with (
+        activity_set(p.settings) as own,
+        build_worker(p.temporal, own, p.settings.task_queue),
+        CallbackServer([Reply(503)]) as server,
+    ):
+        await register_workflow(p.http, p.tenant, callback_url=server.url, retry_policy=backoff)
+        [key] = await send_batch(p, [failed(0)])
+        await first_call(server)
+        if what == "workflow":
+            changed = await p.http.patch(
+                "/api/v1/workflows/billing-sync", json={"active": False}, headers=p.tenant.headers
+            )
+        else:
+            changed = await p.http.patch(
+                f"/api/v1/tenants/{p.tenant.id}",
+                json={"active": False},
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            )
+        assert changed.status_code == 200, changed.text
+        result = await incident_result(p, key)
+        await asyncio.sleep(2.5)  # another backoff's worth: nothing more may arrive
+    assert (result.status, len(server.calls)) == ("suppressed", 1)
+    assert "deactivated" in (result.reason or "")

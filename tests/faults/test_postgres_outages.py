@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,9 @@ async def _watch_readiness(p: Pipeline, seen: list[dict[str, Any]]) -> None:
         await asyncio.sleep(0.25)
 
 
-async def _during(task: Callable[[], Awaitable[None]], body: Callable[[], Awaitable[None]]) -> None:
+async def _during(
+    task: Callable[[], Coroutine[Any, Any, None]], body: Callable[[], Awaitable[None]]
+) -> None:
     watcher = asyncio.create_task(task())
     try:
         await body()
