@@ -1,4 +1,4 @@
-"""The `awfdrs` command: `up`, `demo`, `migrate`, and the operator commands over REST."""
+"""The `awfdrs` command: `up`, `demo`, `migrate`, `retention`, and the operator commands."""
 
 from __future__ import annotations
 
@@ -29,9 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="apply database migrations to AWFDRS_DATABASE_URL")
     demo = commands.add_parser("demo", help="run a failure scenario against `awfdrs up`")
     demo.add_argument("--data-dir", type=Path, default=Path(".awfdrs"))
-    from devstack.operator_cli import add_operator_commands
+    from devstack.operator_cli import add_operator_commands, add_retention_command
 
     add_operator_commands(commands)
+    add_retention_command(commands)
     return parser
 
 
@@ -61,6 +62,10 @@ def main(argv: list[str] | None = None) -> None:
             from devstack.operator_cli import run_operator_command
 
             run_operator_command(args)
+        elif args.command == "retention":
+            from devstack.operator_cli import run_retention_command
+
+            run_retention_command(args)
         elif args.command == "migrate":
             from models.migrate import upgrade_database
             from settings import load_settings

@@ -30,12 +30,20 @@ DETECTOR = "mock-detector-v1"
 RCA = "mock-rca-v1"
 SIMILARITY = "mock-similarity-v1"
 RULES = "rules-v1"
+# The key is claimed in `decision_keys` by the same statement: `decisions` is partitioned by
+# month, so only that table can stop a retry stored in a later month from recording it twice.
 _INSERT_DECISION = text("""
+WITH claimed AS (
+    INSERT INTO decision_keys (incident_id, decision_key, decision_id)
+    VALUES (:incident_id, :decision_key, gen_random_uuid())
+    ON CONFLICT (incident_id, decision_key) DO NOTHING
+    RETURNING decision_id
+)
 INSERT INTO decisions (id, tenant_id, incident_id, decision_key, decision_type, reasoning,
                        confidence, ai_model, input_digest, output)
-VALUES (gen_random_uuid(), :tenant_id, :incident_id, :decision_key, :decision_type, :reasoning,
-        :confidence, :ai_model, :input_digest, CAST(:output AS jsonb))
-ON CONFLICT (incident_id, decision_key) DO NOTHING
+SELECT decision_id, :tenant_id, :incident_id, :decision_key, :decision_type, :reasoning,
+       :confidence, :ai_model, :input_digest, CAST(:output AS jsonb)
+FROM claimed
 """)
 _PAST_INCIDENTS = text("""
 SELECT id, title, source_workflow, step, error_code, vendor, status, attempts

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
-from activities.outbound import TenantSecrets, canonical_json, host_allowed, post_signed, sign
+from activities.outbound import (
+    HttpResult,
+    TenantSecrets,
+    canonical_json,
+    host_allowed,
+    post_signed,
+    sign,
+)
 from activities.records import write_action
 from activities.remediation import count_action
 from workflows.incident_types import ActionRequest, EscalationOutcome, EscalationRequest
@@ -14,11 +23,19 @@ from workflows.incident_types import ActionRequest, EscalationOutcome, Escalatio
 WEBHOOK_TIMEOUT_S = 10.0
 
 
+def escalation_key(req: EscalationRequest) -> str:
+    """The page's idempotency key and action key: one per incident and level."""
+    # Keyed by incident, not workflow ID: a signature that recurs after its incident closed
+    # runs under the same workflow ID, and its new incident must page and be audited again.
+    return f"{req.incident_id}:escalate:{req.level}"
+
+
 def pagerduty_body(req: EscalationRequest, ui_url: str) -> dict[str, object]:
-    """Build an Events API v2 `trigger` whose dedup_key is the incident's workflow ID."""
+    """Build an Events API v2 `trigger` whose dedup_key is the incident id."""
     return {
         "event_action": "trigger",
-        "dedup_key": req.workflow_id,
+        # PagerDuty folds triggers with one dedup_key into one alert: a new incident is a new one.
+        "dedup_key": req.incident_id,
         "payload": {
             "summary": req.summary[:1024],
             "source": req.source_workflow,
@@ -59,8 +76,8 @@ class EscalationActivities:
 
     @activity.defn(name="send_escalation")
     async def send_escalation(self, req: EscalationRequest) -> EscalationOutcome:
-        """POST the page; a missing or refused webhook is recorded, never retried forever."""
-        key = f"{req.workflow_id}:escalate:{req.level}"
+        """POST the page; a target that is missing, down or refuses is a failed action."""
+        key = escalation_key(req)
         action = ActionRequest(
             tenant_id=req.tenant_id,
             incident_id=req.incident_id,
@@ -74,8 +91,13 @@ class EscalationActivities:
         url = req.step.webhook_url
         if not url or not host_allowed(url, self._allowed_hosts):
             detail = "no escalation webhook configured" if not url else "webhook host not allowed"
-            await write_action(self._engine, _final(action, False, detail))
-            return EscalationOutcome(False, detail)
+            return await self._finish(action, delivered=False, detail=detail)
+        result = await self._page(req, key, url)
+        delivered = result.status is not None and 200 <= result.status < 300
+        detail = f"HTTP {result.status}" if result.status else (result.error or "no response")
+        return await self._finish(action, delivered=delivered, detail=detail)
+
+    async def _page(self, req: EscalationRequest, key: str, url: str) -> HttpResult:
         ui_url = f"{self._ui_base_url}/namespaces/{self._namespace}/workflows/{req.workflow_id}"
         body = canonical_json(pagerduty_body(req, ui_url))
         headers = {
@@ -84,24 +106,19 @@ class EscalationActivities:
             "X-Correlation-ID": req.correlation_id,
             "X-AWFDRS-Signature": sign(body, await self._secrets.get(req.tenant_id)),
         }
-        result = await post_signed(
+        # Every failure to build or send the request comes back as the result's error.
+        return await post_signed(
             self._http, url, body, headers=headers, timeout_s=WEBHOOK_TIMEOUT_S
         )
-        delivered = result.status is not None and 200 <= result.status < 300
-        detail = f"HTTP {result.status}" if result.status else (result.error or "no response")
-        await write_action(self._engine, _final(action, delivered, detail))
+
+    async def _finish(
+        self, action: ActionRequest, *, delivered: bool, detail: str
+    ) -> EscalationOutcome:
+        final = replace(
+            action,
+            status="succeeded" if delivered else "failed",
+            result={"delivered": delivered, "detail": detail},
+        )
+        await write_action(self._engine, final)
         count_action("escalate", "delivered" if delivered else "failed")
         return EscalationOutcome(delivered, detail)
-
-
-def _final(action: ActionRequest, delivered: bool, detail: str) -> ActionRequest:
-    return ActionRequest(
-        tenant_id=action.tenant_id,
-        incident_id=action.incident_id,
-        action_type=action.action_type,
-        attempt=action.attempt,
-        idempotency_key=action.idempotency_key,
-        status="succeeded" if delivered else "failed",
-        parameters=action.parameters,
-        result={"delivered": delivered, "detail": detail},
-    )

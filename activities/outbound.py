@@ -6,9 +6,14 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
+import math
+import re
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,9 +22,16 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
+log = logging.getLogger("awfdrs.outbound")
 MAX_RESPONSE_BYTES = 64 * 1024
 HEARTBEAT_EVERY_S = 1.0
 SECRET_TTL_S = 60.0
+# A `Retry-After` beyond a day does not describe a transient overload: it is a misconfigured
+# server, a clock far off, or a date in the wrong century. Ignoring it leaves the wait to the
+# retry policy's own backoff instead of parking the incident for days.
+MAX_RETRY_AFTER_S = 24 * 3600.0
+# delta-seconds is digits only; a decimal fraction is tolerated, signs and exponents are not.
+_DELTA_SECONDS = re.compile(r"[0-9]+\.?[0-9]*|\.[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -44,20 +56,40 @@ def canonical_json(document: dict[str, Any]) -> bytes:
 
 def host_allowed(url: str, allowed: list[str]) -> bool:
     """Check the URL's scheme and host against the allow-list (exact or `*.suffix`)."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:  # e.g. an unbalanced IPv6 bracket: no host to check
+        return False
     if parts.scheme not in {"http", "https"} or not host:
         return False
     return any(host == e or (e.startswith("*.") and host.endswith(e[1:])) for e in allowed)
 
 
-def _retry_after(value: str | None) -> float | None:
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` (delta-seconds or HTTP-date); None when unusable."""
     if value is None:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
+    value = value.strip()
+    if _DELTA_SECONDS.fullmatch(value):
+        seconds: float | None = float(value)
+    else:
+        seconds = _seconds_until(value, now or datetime.now(UTC))
+    if seconds is None or not math.isfinite(seconds) or seconds > MAX_RETRY_AFTER_S:
         return None
+    return seconds
+
+
+def _seconds_until(http_date: str, now: datetime) -> float | None:
+    # IMF-fixdate and the obsolete RFC 850 and asctime forms; measured against this worker's
+    # clock, so skew between the two hosts shifts the wait by the same amount.
+    try:
+        when = parsedate_to_datetime(http_date)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # asctime and "-0000" carry no zone; HTTP-dates are always GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
 
 
 class TenantSecrets:
@@ -86,14 +118,19 @@ class TenantSecrets:
 async def post_signed(
     http: httpx.AsyncClient, url: str, body: bytes, *, headers: dict[str, str], timeout_s: float
 ) -> HttpResult:
-    """POST without following redirects, reading at most 64 KiB, heartbeating while waiting."""
+    """POST without following redirects, reading at most 64 KiB, heartbeating while waiting.
+
+    Never raises but for cancellation: a request that cannot be built or sent is a result
+    whose `error` says why.
+    """
     request = asyncio.ensure_future(_post(http, url, body, headers, timeout_s))
     try:
         while True:
             done, _ = await asyncio.wait({request}, timeout=HEARTBEAT_EVERY_S)
             if done:
                 return request.result()
-            activity.heartbeat()
+            if activity.in_activity():
+                activity.heartbeat()
     finally:
         if not request.done():
             request.cancel()
@@ -117,9 +154,21 @@ async def _post(
             return HttpResult(
                 response.status_code,
                 text_body,
-                retry_after_s=_retry_after(response.headers.get("retry-after")),
+                retry_after_s=parse_retry_after(response.headers.get("retry-after")),
             )
     except httpx.TimeoutException:
         return HttpResult(None, "", error=f"timed out after {timeout_s:g}s")
-    except httpx.TransportError as exc:
-        return HttpResult(None, "", error=f"{type(exc).__name__}: {exc}"[:300])
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        return HttpResult(None, "", error=_describe(exc))
+    except Exception as exc:
+        # Below httpx, a URL that cannot be called also surfaces as anyio's exception groups
+        # (port 99999: OverflowError) or codec errors (a non-ASCII header): for the tenant it
+        # is the same failed call, never a failed activity. Cancellation is not an Exception.
+        log.warning("outbound POST failed outside httpx's errors", exc_info=True)
+        return HttpResult(None, "", error=_describe(exc))
+
+
+def _describe(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"[:300]

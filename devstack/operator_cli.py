@@ -1,4 +1,5 @@
-"""Operator commands of `awfdrs`: events, incidents, kill switches and vendors over REST.
+"""Operator commands of `awfdrs`: events, incidents, kill switches and vendors over REST,
+and `retention`, which works in the database itself.
 
 Credentials, in order: --api-url/--api-key, AWFDRS_API_URL/AWFDRS_API_KEY, the JSON config file
 (AWFDRS_CLI_CONFIG, default ~/.config/awfdrs/cli.json: {"api_url": …, "api_key": …}), and
@@ -8,10 +9,12 @@ finally the local `awfdrs up` stack in --data-dir.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +90,51 @@ def add_operator_commands(commands: Any) -> None:
         "action", nargs="?", default="list", choices=("list", "open", "close", "reset")
     )
     vendors.add_argument("name", nargs="?")
+
+
+def add_retention_command(commands: Any) -> None:
+    """Register `retention`, which drops old partitions straight in the database."""
+    retention = commands.add_parser(
+        "retention",
+        help="drop months of events, decisions and transitions older than a cut",
+        description="Drop whole monthly partitions entirely older than the cut (never rows), "
+        "with their idempotency keys, and create the coming months' partitions. It is DDL: "
+        "run it as the owner of the tables, with AWFDRS_DATABASE_URL.",
+    )
+    retention.add_argument(
+        "--older-than",
+        type=_age,
+        metavar="AGE",
+        help="e.g. 90d (default: AWFDRS_RETENTION_DAYS days)",
+    )
+    retention.add_argument("--dry-run", action="store_true", help="report, change nothing")
+
+
+def _age(text: str) -> timedelta:
+    from models.retention import parse_age
+
+    try:
+        return parse_age(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def run_retention_command(args: argparse.Namespace) -> None:
+    """Apply retention to AWFDRS_DATABASE_URL and print what was dropped, kept and created."""
+    import asyncpg
+
+    from models.retention import RetentionBusy, apply_retention
+    from settings import load_settings
+
+    settings = load_settings()
+    older_than = args.older_than or timedelta(days=settings.retention_days)
+    try:
+        report = asyncio.run(apply_retention(settings, older_than=older_than, dry_run=args.dry_run))
+    except (RetentionBusy, asyncpg.PostgresError, OSError) as exc:
+        raise CliError(f"awfdrs retention: {exc}") from None
+    sys.stdout.write("\n".join(report.lines()) + "\n")
+    if not report.complete:
+        raise CliError("awfdrs retention: some partitions were busy; run it again")
 
 
 def credentials(args: argparse.Namespace) -> tuple[str, str]:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import models  # noqa: F401  (registers every table on the metadata)
 from models.base import metadata
+from models.partitions import include_in_autogenerate
 from settings import load_settings
 
 
@@ -21,7 +22,12 @@ def _url() -> str:
 
 
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=metadata, compare_type=True)
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        compare_type=True,
+        include_name=include_in_autogenerate,  # monthly partitions are not in the models
+    )
     with context.begin_transaction():
         context.run_migrations()
 

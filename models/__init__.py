@@ -1,6 +1,7 @@
 """SQLModel tables, API schemas and database helpers."""
 
 from models.event import DeadLetter, Event, EventOutbox
+from models.idempotency import DecisionKey, EventKey
 from models.incident import Action, Decision, Incident, IncidentTransition
 from models.registry import KillSwitch, Vendor, Workflow
 from models.tenant import ApiKey, Tenant
@@ -10,7 +11,9 @@ __all__ = [
     "ApiKey",
     "DeadLetter",
     "Decision",
+    "DecisionKey",
     "Event",
+    "EventKey",
     "EventOutbox",
     "Incident",
     "IncidentTransition",

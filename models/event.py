@@ -12,7 +12,6 @@ from sqlalchemy import (
     Column,
     Index,
     Text,
-    UniqueConstraint,
     Uuid,
     text,
 )
@@ -20,6 +19,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 from models.base import check_in, created_at_field, id_field, jsonb_field, timestamp_field
+from models.partitions import partition_time_field
 
 EVENT_TYPES = (
     "step.failed",
@@ -32,11 +32,17 @@ REMEDIATION_MODES = ("normal", "suppressed")
 
 
 class Event(SQLModel, table=True):
-    """One failure or success reported by a client; a trigger forbids UPDATE and DELETE."""
+    """One failure or success reported by a client; a trigger forbids UPDATE and DELETE.
+
+    Partitioned by month of `received_at` (models.partitions). Its idempotency keys live in
+    `event_keys`: a unique key of a partitioned table must include the partition key, so on
+    this table it would not stop a key reused next month.
+    """
 
     __tablename__: ClassVar[str] = "events"
+    # The database key is (id, received_at); rows are still found by `id` alone.
+    __mapper_args__: ClassVar[dict[str, Any]] = {"primary_key": ["id"]}
     __table_args__ = (
-        UniqueConstraint("tenant_id", "idempotency_key"),
         CheckConstraint(check_in("event_type", EVENT_TYPES), name="event_type"),
         CheckConstraint(check_in("remediation", REMEDIATION_MODES), name="remediation"),
         Index("ix_events_tenant_id_occurred_at", "tenant_id", "occurred_at"),
@@ -69,6 +75,7 @@ class Event(SQLModel, table=True):
             "occurred_at",
             postgresql_where=text("event_type = 'workflow.succeeded'"),
         ),
+        {"postgresql_partition_by": "RANGE (received_at)"},
     )
 
     id: uuid.UUID = id_field()
@@ -92,7 +99,7 @@ class Event(SQLModel, table=True):
     )
     correlation_id: str = Field(max_length=100)
     occurred_at: datetime = timestamp_field(nullable=False)
-    received_at: datetime = created_at_field()
+    received_at: datetime = partition_time_field()
 
 
 class EventOutbox(SQLModel, table=True):
@@ -108,7 +115,9 @@ class EventOutbox(SQLModel, table=True):
     id: int | None = Field(
         default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
     )
-    event_id: uuid.UUID = Field(foreign_key="events.id", unique=True)
+    # No foreign key: `events` is partitioned and its unique key includes `received_at`;
+    # `awfdrs retention` keeps every partition an outbox row still points into.
+    event_id: uuid.UUID = Field(unique=True)
     tenant_id: uuid.UUID = Field(foreign_key="tenants.id")
     incident_key: str = Field(max_length=300)
     attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})

@@ -10,6 +10,7 @@ from sqlalchemy import BigInteger, CheckConstraint, Column, Index, Text, UniqueC
 from sqlmodel import Field, SQLModel
 
 from models.base import check_in, created_at_field, id_field, jsonb_field, timestamp_field
+from models.partitions import partition_time_field
 
 INCIDENT_STATUSES = (
     "open",
@@ -92,12 +93,17 @@ class Incident(SQLModel, table=True):
 
 
 class Decision(SQLModel, table=True):
-    """An immutable record of why the system chose what it did (rule or mock AI)."""
+    """An immutable record of why the system chose what it did (rule or mock AI).
+
+    Partitioned by month of `created_at` (models.partitions). The workflow names each
+    decision, and `decision_keys` holds those names so an activity retry cannot store a
+    decision twice, whichever month the retry lands in.
+    """
 
     __tablename__: ClassVar[str] = "decisions"
+    # The database key is (id, created_at); rows are still found by `id` alone.
+    __mapper_args__: ClassVar[dict[str, Any]] = {"primary_key": ["id"]}
     __table_args__ = (
-        # The workflow names each decision, so an activity retry cannot store it twice.
-        UniqueConstraint("incident_id", "decision_key"),
         Index("ix_decisions_tenant_id_created_at", "tenant_id", "created_at"),
         Index(
             "ix_decisions_tenant_id_incident_id_created_at",
@@ -105,6 +111,7 @@ class Decision(SQLModel, table=True):
             "incident_id",
             "created_at",
         ),
+        {"postgresql_partition_by": "RANGE (created_at)"},
     )
 
     id: uuid.UUID = id_field()
@@ -117,7 +124,7 @@ class Decision(SQLModel, table=True):
     ai_model: str = Field(max_length=100)
     input_digest: str = Field(max_length=64)
     output: dict[str, Any] = jsonb_field()
-    created_at: datetime = created_at_field()
+    created_at: datetime = partition_time_field()
 
 
 class Action(SQLModel, table=True):
@@ -151,11 +158,17 @@ class Action(SQLModel, table=True):
 
 
 class IncidentTransition(SQLModel, table=True):
-    """One lifecycle change of an incident and why it happened (append-only)."""
+    """One lifecycle change of an incident and why it happened (append-only).
+
+    Partitioned by month of `at` (models.partitions).
+    """
 
     __tablename__: ClassVar[str] = "incident_transitions"
+    # The database key is (id, at); rows are still found by `id` alone.
+    __mapper_args__: ClassVar[dict[str, Any]] = {"primary_key": ["id"]}
     __table_args__ = (
         Index("ix_incident_transitions_tenant_id_incident_id_at", "tenant_id", "incident_id", "at"),
+        {"postgresql_partition_by": "RANGE (at)"},
     )
 
     id: int | None = Field(
@@ -165,4 +178,4 @@ class IncidentTransition(SQLModel, table=True):
     incident_id: uuid.UUID = Field(foreign_key="incidents.id")
     status: str = Field(max_length=16)
     reason: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
-    at: datetime = created_at_field()
+    at: datetime = partition_time_field()

@@ -26,15 +26,19 @@ WITH input AS (
     ) AS t(id, idempotency_key, body_sha256, workflow, event_type, step, vendor, error_code,
            error_message, http_status, payload, signature, incident_key, remediation,
            correlation_id, occurred_at, dispatch)
+), claimed AS (
+    INSERT INTO event_keys (tenant_id, idempotency_key, event_id, received_at)
+    SELECT $1, idempotency_key, id, now() FROM input
+    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+    RETURNING event_id, received_at
 ), inserted AS (
     INSERT INTO events (id, tenant_id, idempotency_key, body_sha256, workflow, event_type, step,
                         vendor, error_code, error_message, http_status, payload, signature,
-                        incident_key, remediation, correlation_id, occurred_at)
+                        incident_key, remediation, correlation_id, occurred_at, received_at)
     SELECT id, $1, idempotency_key, body_sha256, workflow, event_type, step, vendor, error_code,
            error_message, http_status, payload::jsonb, signature, incident_key, remediation,
-           correlation_id, occurred_at
-    FROM input
-    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+           correlation_id, occurred_at, claimed.received_at
+    FROM input JOIN claimed ON claimed.event_id = input.id
     RETURNING id, incident_key
 ), outbox AS (
     INSERT INTO event_outbox (event_id, tenant_id, incident_key)
@@ -45,8 +49,9 @@ WITH input AS (
 SELECT id FROM inserted
 """
 _EXISTING = """
-SELECT idempotency_key, id, body_sha256, incident_key, remediation
-FROM events WHERE tenant_id = $1 AND idempotency_key = ANY($2::text[])
+SELECT k.idempotency_key, e.id, e.body_sha256, e.incident_key, e.remediation
+FROM event_keys k JOIN events e ON e.id = k.event_id AND e.received_at = k.received_at
+WHERE k.tenant_id = $1 AND k.idempotency_key = ANY($2::text[])
 """
 _WORKFLOWS = """
 SELECT w.name, w.active,
@@ -177,8 +182,10 @@ async def store_events(
     correlation_id: str,
 ) -> list[StoreOutcome]:
     """Insert events and outbox rows atomically; replay or refuse reused keys."""
-    # One statement inserts events and outbox rows: atomic without an explicit transaction,
-    # and idempotent, so the caller may safely repeat it after a dropped connection.
+    # One statement claims the keys and inserts events and outbox rows: atomic without an
+    # explicit transaction, and idempotent, so the caller may safely repeat it after a dropped
+    # connection. A key is claimed in `event_keys` because `events` is partitioned by month
+    # and so cannot hold a unique key that spans months.
     rows = await conn.fetch(_INSERT, tenant_id, *_columns(events, correlation_id))
     inserted = {row["id"] for row in rows}
     outcomes: dict[uuid.UUID, StoreOutcome] = {

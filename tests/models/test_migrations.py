@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from models.base import metadata
 from models.migrate import downgrade_database, upgrade_database
+from models.partitions import include_in_autogenerate
 from settings import Settings, load_settings
 from tests.conftest import TenantCredentials
 
@@ -31,7 +32,10 @@ TABLES = {
     "kill_switches",
     "incident_transitions",
     "dead_letters",
+    "event_keys",
+    "decision_keys",
 }
+PARTITIONED = ("events", "decisions", "incident_transitions")
 
 
 @pytest.fixture
@@ -47,12 +51,16 @@ async def scratch_database(settings: Settings) -> AsyncIterator[str]:
 
 
 async def _tables(url: str) -> set[str]:
+    """The tables of the schema, counting a partitioned table once (not its partitions)."""
     conn = await asyncpg.connect(url.replace("+asyncpg", ""))
     try:
-        rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        rows = await conn.fetch(
+            "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace "
+            "AND relkind IN ('r', 'p') AND NOT relispartition"
+        )
     finally:
         await conn.close()
-    return {row["tablename"] for row in rows} - {"alembic_version"}
+    return {row["relname"] for row in rows} - {"alembic_version"}
 
 
 async def test_upgrade_downgrade_upgrade_round_trip(scratch_database: str) -> None:
@@ -66,7 +74,11 @@ async def test_upgrade_downgrade_upgrade_round_trip(scratch_database: str) -> No
 
 async def test_models_and_migration_agree(settings: Settings) -> None:
     def diff(connection: Connection) -> list[object]:
-        return list(compare_metadata(MigrationContext.configure(connection), metadata))
+        # Partitions are created at run time, not modelled; Alembic's env skips them the same way.
+        context = MigrationContext.configure(
+            connection, opts={"include_name": include_in_autogenerate}
+        )
+        return list(compare_metadata(context, metadata))
 
     engine = create_async_engine(settings.async_database_url)
     async with engine.connect() as connection:
@@ -132,5 +144,89 @@ async def test_decisions_reject_update_and_delete(
             await conn.execute(f"UPDATE decisions SET reasoning = 'rewritten' {scope}", incident_id)
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="DELETE on decisions"):
             await conn.execute(f"DELETE FROM decisions {scope}", incident_id)
+    finally:
+        await conn.close()
+
+
+async def _seed_0003(conn: asyncpg.Connection) -> uuid.UUID:
+    """One row in each table 0004 rebuilds, the event 200 days old; return the tenant."""
+    tenant_id, incident_id, event_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO tenants (id, name, hmac_secret) VALUES ($1, 't', 's')", tenant_id
+    )
+    await conn.execute(
+        """INSERT INTO incidents (id, tenant_id, workflow_id, run_id, title, source_workflow,
+               signature, first_seen_at, last_seen_at)
+           VALUES ($1, $2, 'incident:x', 'run-1', '', 'billing', 'sig', now(), now())""",
+        incident_id,
+        tenant_id,
+    )
+    await conn.execute(
+        """INSERT INTO events (id, tenant_id, idempotency_key, body_sha256, workflow, event_type,
+               signature, correlation_id, occurred_at, received_at)
+           VALUES ($1, $2, 'k1', 'h', 'billing', 'step.failed', 's', 'c', now(),
+               now() - interval '200 days')""",
+        event_id,
+        tenant_id,
+    )
+    await conn.execute(
+        """INSERT INTO decisions (id, tenant_id, incident_id, decision_key, decision_type,
+               reasoning, confidence, ai_model, input_digest)
+           VALUES (gen_random_uuid(), $1, $2, 'classify', 'classification', 'r', 0.9, 'm', 'd')""",
+        tenant_id,
+        incident_id,
+    )
+    await conn.execute(
+        "INSERT INTO incident_transitions (tenant_id, incident_id, status) VALUES ($1, $2, 'open')",
+        tenant_id,
+        incident_id,
+    )
+    return tenant_id
+
+
+async def _layout(conn: asyncpg.Connection) -> dict[str, tuple[str, int]]:
+    """Each rebuilt table's kind ('p' partitioned, 'r' plain) and row count."""
+    kind = "SELECT relkind::text FROM pg_class WHERE oid = $1::regclass"
+    return {
+        table: (
+            await conn.fetchval(kind, table),
+            await conn.fetchval(f"SELECT count(*) FROM {table}"),
+        )
+        for table in PARTITIONED
+    }
+
+
+async def test_rows_survive_upgrade_and_downgrade(scratch_database: str) -> None:
+    await asyncio.to_thread(upgrade_database, scratch_database, "0003")
+    conn = await asyncpg.connect(scratch_database.replace("+asyncpg", ""))
+    try:
+        tenant_id = await _seed_0003(conn)
+        await asyncio.to_thread(upgrade_database, scratch_database)
+        assert await _layout(conn) == dict.fromkeys(PARTITIONED, ("p", 1))
+        keys = "SELECT (SELECT count(*) FROM event_keys), (SELECT count(*) FROM decision_keys)"
+        assert tuple(await conn.fetchrow(keys)) == (1, 1)
+        # The 200-day-old event got a partition of its own month.
+        placed = await conn.fetchrow(
+            "SELECT tableoid::regclass::text, "
+            """to_char(received_at AT TIME ZONE 'UTC', '"events_p"YYYY_MM') FROM events"""
+        )
+        assert placed[0] == placed[1]
+        await asyncio.to_thread(downgrade_database, scratch_database, "0003")
+        assert await _layout(conn) == dict.fromkeys(PARTITIONED, ("r", 1))
+        # The plain table's unique key and the outbox's foreign key are back.
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await conn.execute(
+                """INSERT INTO events (id, tenant_id, idempotency_key, body_sha256, workflow,
+                       event_type, signature, correlation_id, occurred_at)
+                   VALUES ($1, $2, 'k1', 'h', 'billing', 'step.failed', 's', 'c', now())""",
+                uuid.uuid4(),
+                tenant_id,
+            )
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            await conn.execute(
+                "INSERT INTO event_outbox (event_id, tenant_id, incident_key) VALUES ($1, $2, 'k')",
+                uuid.uuid4(),
+                tenant_id,
+            )
     finally:
         await conn.close()

@@ -136,7 +136,7 @@ async def test_always_failing_escalates_after_max_attempts_and_ack_then_resolve_
         assert len(server.calls) == POLICY["max_attempts"]
         page = pager.calls[0].body
         assert page["event_action"] == "trigger"
-        assert page["dedup_key"] == handle.id
+        assert page["dedup_key"] == (await handle.query(IncidentWorkflow.status)).incident_id
         assert page["payload"]["severity"] == "error"
         await handle.signal(IncidentWorkflow.acknowledge)
         await _eventually_status(handle, "acknowledged")

@@ -1,0 +1,181 @@
+"""`send_escalation` against real local webhooks and PostgreSQL: failures are failed actions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.testing import ActivityEnvironment
+
+from activities.escalation import EscalationActivities
+from activities.records import IncidentRecords
+from devstack.http_target import CallbackServer, Reply
+from devstack.process import free_port
+from models.db import create_engine
+from settings import Settings
+from tests.conftest import TenantCredentials
+from workflows.incident_types import (
+    EscalationOutcome,
+    EscalationRequest,
+    EscalationStep,
+    RecordIncidentRequest,
+)
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """An engine on the session's database."""
+    engine = create_engine(settings, pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def escalation(
+    settings: Settings, engine: AsyncEngine
+) -> AsyncIterator[EscalationActivities]:
+    """The escalation activities as the worker builds them."""
+    async with httpx.AsyncClient(follow_redirects=False) as http:
+        yield EscalationActivities(
+            http=http,
+            engine=engine,
+            allowed_hosts=settings.allowed_callback_hosts,
+            ui_base_url="http://ui.test",
+            namespace="default",
+        )
+
+
+async def _incident(engine: AsyncEngine, tenant: TenantCredentials, workflow_id: str) -> str:
+    """A new incident row (a new run) of the given incident workflow ID."""
+    return await IncidentRecords(engine).record_incident(
+        RecordIncidentRequest(
+            tenant_id=str(tenant.id),
+            workflow_id=workflow_id,
+            run_id=uuid.uuid4().hex,
+            source_workflow="billing-sync",
+            step="charge-card",
+            signature=workflow_id.rsplit(":", 1)[-1],
+            error_code="VENDOR_TIMEOUT",
+            vendor="stripe",
+            status="escalated",
+            severity="high",
+            category="transient",
+            event_count=1,
+            attempts=3,
+            first_seen_at=None,
+            last_seen_at=None,
+        )
+    )
+
+
+def _request(
+    tenant: TenantCredentials, incident_id: str, workflow_id: str, webhook_url: str | None
+) -> EscalationRequest:
+    return EscalationRequest(
+        tenant_id=str(tenant.id),
+        incident_id=incident_id,
+        workflow_id=workflow_id,
+        level=1,
+        step=EscalationStep("on-call", webhook_url, 900, "error"),
+        summary="billing-sync VENDOR_TIMEOUT at stripe: all 3 attempts failed",
+        source_workflow="billing-sync",
+        error_code="VENDOR_TIMEOUT",
+        vendor="stripe",
+        event_count=1,
+        attempts=3,
+        correlation_id="corr-test",
+    )
+
+
+async def _escalate(
+    escalation: EscalationActivities,
+    engine: AsyncEngine,
+    tenant: TenantCredentials,
+    webhook_url: str | None,
+    workflow_id: str | None = None,
+) -> tuple[EscalationOutcome, str]:
+    workflow_id = workflow_id or f"incident:{tenant.id}:{uuid.uuid4().hex}"
+    incident_id = await _incident(engine, tenant, workflow_id)
+    request = _request(tenant, incident_id, workflow_id, webhook_url)
+    outcome = await ActivityEnvironment().run(escalation.send_escalation, request)
+    return outcome, incident_id
+
+
+async def _rows(engine: AsyncEngine, tenant: TenantCredentials) -> list[dict[str, Any]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT incident_id::text AS incident_id, idempotency_key, status, result, "
+                "finished_at IS NOT NULL AS finished FROM actions "
+                "WHERE tenant_id = :t AND action_type = 'escalate' ORDER BY created_at"
+            ),
+            {"t": tenant.id},
+        )
+        return [dict(row) for row in rows.mappings()]
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("down", "ConnectError"),
+        ("500", "HTTP 500"),
+        ("http://127.0.0.1:99999/page", "port must be 0-65535"),
+        ("http://127.0.0.1:abc/page", "InvalidURL"),
+        ("http://[::1/page", "webhook host not allowed"),
+        (None, "no escalation webhook configured"),
+    ],
+)
+async def test_a_page_that_cannot_be_delivered_is_a_failed_action(
+    escalation: EscalationActivities,
+    engine: AsyncEngine,
+    tenant: TenantCredentials,
+    target: str | None,
+    reason: str,
+) -> None:
+    async with CallbackServer([Reply(500)]) as failing:
+        url = {"down": f"http://127.0.0.1:{free_port()}/page", "500": failing.url}.get(
+            target or "", target
+        )
+        outcome, incident_id = await _escalate(escalation, engine, tenant, url)
+    assert outcome.delivered is False
+    assert reason in outcome.detail
+    [row] = await _rows(engine, tenant)
+    assert (row["incident_id"], row["status"], row["finished"]) == (incident_id, "failed", True)
+    assert row["result"] == {"delivered": False, "detail": outcome.detail}
+    assert len(failing.calls) == (1 if target == "500" else 0)
+
+
+async def test_a_delivered_page_is_keyed_by_its_incident(
+    escalation: EscalationActivities, engine: AsyncEngine, tenant: TenantCredentials
+) -> None:
+    async with CallbackServer([Reply(202)]) as pager:
+        outcome, incident_id = await _escalate(escalation, engine, tenant, pager.url)
+    assert (outcome.delivered, outcome.detail) == (True, "HTTP 202")
+    [call] = pager.calls
+    assert call.body["dedup_key"] == incident_id
+    assert call.headers["idempotency-key"] == f"{incident_id}:escalate:1"
+    [row] = await _rows(engine, tenant)
+    assert (row["idempotency_key"], row["status"]) == (f"{incident_id}:escalate:1", "succeeded")
+
+
+async def test_a_recurring_signature_pages_again_with_its_own_row(
+    escalation: EscalationActivities, engine: AsyncEngine, tenant: TenantCredentials
+) -> None:
+    workflow_id = f"incident:{tenant.id}:{uuid.uuid4().hex}"
+    async with CallbackServer([Reply(202)]) as pager:
+        first, first_id = await _escalate(escalation, engine, tenant, pager.url, workflow_id)
+        second, second_id = await _escalate(escalation, engine, tenant, pager.url, workflow_id)
+    assert first.delivered and second.delivered
+    assert first_id != second_id
+    assert [c.body["dedup_key"] for c in pager.calls] == [first_id, second_id]
+    assert len({c.headers["idempotency-key"] for c in pager.calls}) == 2
+    rows = await _rows(engine, tenant)
+    assert [(r["incident_id"], r["status"]) for r in rows] == [
+        (first_id, "succeeded"),
+        (second_id, "succeeded"),
+    ]

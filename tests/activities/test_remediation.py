@@ -1,0 +1,178 @@
+"""`call_callback` against real local callbacks and PostgreSQL: the registry names the URL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.testing import ActivityEnvironment
+
+from activities.records import IncidentRecords
+from activities.remediation import CALLBACK_URL_TTL_S, NOT_REGISTERED, RemediationActivities
+from devstack.http_target import Call, CallbackServer, Reply
+from models.db import create_engine
+from settings import Settings
+from tests.conftest import TenantCredentials
+from tests.utils.builders import register_workflow
+from workflows.incident_types import CallbackOutcome, CallbackRequest, RecordIncidentRequest
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """An engine on the session's database."""
+    engine = create_engine(settings, pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def remediation(
+    settings: Settings, engine: AsyncEngine
+) -> AsyncIterator[RemediationActivities]:
+    """The callback activity as the worker builds it."""
+    async with httpx.AsyncClient(follow_redirects=False) as client:
+        yield RemediationActivities(
+            http=client, engine=engine, allowed_hosts=settings.allowed_callback_hosts
+        )
+
+
+async def _request(
+    engine: AsyncEngine, tenant: TenantCredentials, callback_url: str, attempt: int = 1
+) -> CallbackRequest:
+    signature = uuid.uuid4().hex
+    workflow_id = f"incident:{tenant.id}:{signature}"
+    incident_id = await IncidentRecords(engine).record_incident(
+        RecordIncidentRequest(
+            tenant_id=str(tenant.id),
+            workflow_id=workflow_id,
+            run_id=uuid.uuid4().hex,
+            source_workflow="billing-sync",
+            step="charge-card",
+            signature=signature,
+            error_code="VENDOR_TIMEOUT",
+            vendor="stripe",
+            status="remediating",
+            severity="high",
+            category="transient",
+            event_count=1,
+            attempts=attempt,
+            first_seen_at=None,
+            last_seen_at=None,
+        )
+    )
+    return CallbackRequest(
+        tenant_id=str(tenant.id),
+        incident_id=incident_id,
+        workflow_id=workflow_id,
+        attempt=attempt,
+        idempotency_key=f"{incident_id}:{attempt}",
+        callback_url=callback_url,
+        source_workflow="billing-sync",
+        step="charge-card",
+        vendor="stripe",
+        error_code="VENDOR_TIMEOUT",
+        error_message="upstream timed out",
+        payload={"invoice": "inv-1"},
+        correlation_id="corr-test",
+        timeout_s=5,
+    )
+
+
+async def _call(remediation: RemediationActivities, req: CallbackRequest) -> CallbackOutcome:
+    return await ActivityEnvironment().run(remediation.call_callback, req)
+
+
+async def _action(engine: AsyncEngine, key: str) -> tuple[str, dict[str, object]]:
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text("SELECT status, result FROM actions WHERE idempotency_key = :k"), {"k": key}
+            )
+        ).one()
+    return row.status, row.result
+
+
+async def test_a_503_with_an_http_date_retry_after_carries_the_seconds(
+    remediation: RemediationActivities,
+    engine: AsyncEngine,
+    http: httpx.AsyncClient,
+    tenant: TenantCredentials,
+) -> None:
+    async with CallbackServer([Reply(503)]) as server:
+
+        async def two_seconds_ahead(call: Call) -> None:
+            # Dated when the server answers, as a real server would date it.
+            ahead = datetime.now(UTC) + timedelta(seconds=2)
+            server.script[0].headers["Retry-After"] = format_datetime(ahead, usegmt=True)
+
+        server.on_call = two_seconds_ahead
+        await register_workflow(http, tenant, callback_url=server.url)
+        outcome = await _call(remediation, await _request(engine, tenant, server.url))
+    assert (outcome.outcome, outcome.http_status) == ("retryable", 503)
+    # An HTTP-date has whole seconds: "2 s ahead" is between 1 and 2 s away.
+    assert outcome.retry_after_s is not None and 0.9 <= outcome.retry_after_s <= 2.0
+
+
+async def test_the_registered_callback_url_is_called_not_the_planned_one(
+    remediation: RemediationActivities,
+    engine: AsyncEngine,
+    http: httpx.AsyncClient,
+    tenant: TenantCredentials,
+) -> None:
+    async with CallbackServer() as planned, CallbackServer() as current:
+        await register_workflow(http, tenant, callback_url=planned.url)
+        first = await _call(remediation, await _request(engine, tenant, planned.url))
+        assert first.outcome == "success"
+        changed = await http.patch(
+            "/api/v1/workflows/billing-sync",
+            headers=tenant.headers,
+            json={"callback_url": current.url},
+        )
+        assert changed.status_code == 200, changed.text
+        await asyncio.sleep(CALLBACK_URL_TTL_S + 0.1)
+        req = await _request(engine, tenant, planned.url, attempt=2)
+        outcome = await _call(remediation, req)
+    assert outcome.outcome == "success"
+    assert (len(planned.calls), len(current.calls)) == (1, 1)
+    assert current.keys() == [req.idempotency_key]
+    status, result = await _action(engine, req.idempotency_key)
+    assert (status, result["callback_url"]) == ("succeeded", current.url)
+
+
+async def test_a_workflow_no_longer_registered_is_fatal_without_a_call(
+    remediation: RemediationActivities,
+    engine: AsyncEngine,
+    http: httpx.AsyncClient,
+    tenant: TenantCredentials,
+) -> None:
+    async with CallbackServer() as server:
+        await register_workflow(http, tenant, callback_url=server.url)
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM workflows WHERE tenant_id = :t"), {"t": tenant.id})
+        req = await _request(engine, tenant, server.url)
+        outcome = await _call(remediation, req)
+    assert (outcome.outcome, outcome.http_status, outcome.detail) == ("fatal", None, NOT_REGISTERED)
+    assert server.calls == []
+    status, result = await _action(engine, req.idempotency_key)
+    assert (status, result["detail"]) == ("failed", NOT_REGISTERED)
+
+
+async def test_the_allow_list_applies_to_the_url_actually_called(
+    engine: AsyncEngine, http: httpx.AsyncClient, tenant: TenantCredentials
+) -> None:
+    async with CallbackServer() as server, httpx.AsyncClient() as client:
+        await register_workflow(http, tenant, callback_url=server.url)  # host 127.0.0.1
+        only_localhost = RemediationActivities(
+            http=client, engine=engine, allowed_hosts=["localhost"]
+        )
+        planned = server.url.replace("127.0.0.1", "localhost")
+        outcome = await _call(only_localhost, await _request(engine, tenant, planned))
+    assert (outcome.outcome, outcome.detail) == ("fatal", "callback host is not allow-listed")
+    assert server.calls == []
