@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,6 +71,16 @@ def failure(
         correlation_id="corr-test",
         payload=fields.pop("payload", {"invoice": "inv-1"}),
     )
+
+
+HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+
+
+async def keep_history(handle: WorkflowHandle[IncidentWorkflow, IncidentResult], name: str) -> None:
+    """Refresh `tests/histories/<name>.json` when AWFDRS_RECORD_HISTORIES=1 (see README)."""
+    if os.environ.get("AWFDRS_RECORD_HISTORIES") == "1":
+        history = await handle.fetch_history()
+        (HISTORIES / f"{name}.json").write_text(history.to_json())
 
 
 # Outbox sequence numbers for digests built by tests: one increasing sequence per session.

@@ -21,7 +21,7 @@ from models.migrate import upgrade_database
 from settings import Settings
 from tests.conftest import ADMIN_TOKEN, TenantCredentials
 from tests.utils.builders import register_workflow
-from tests.utils.incidents import IncidentStarter
+from tests.utils.incidents import IncidentStarter, keep_history
 from worker import activity_set, build_worker
 from workflows.incident_types import IncidentResult
 from workflows.incident_workflow import IncidentWorkflow
@@ -82,6 +82,8 @@ async def test_an_unreachable_target_is_a_failed_page_and_level_2_follows_on_sch
         description = await handle.describe()
         view = await handle.query(IncidentWorkflow.status)
         await handle.signal(IncidentWorkflow.kill)
+        await handle.result()  # finished here: nothing may hold up the shared test server
+        await keep_history(handle, "escalation_target_down")
     assert description.status is not None and description.status.name == "RUNNING"
     assert view.status == "escalated" and "L2" in (view.latest_action or "")
     assert await _escalations(settings.plain_database_url, tenant.id) == [
@@ -144,6 +146,7 @@ async def test_postgres_down_during_a_page_leaves_the_incident_escalated(
             description = await handle.describe()
             view = await handle.query(IncidentWorkflow.status)
             await handle.signal(IncidentWorkflow.kill)
+            await handle.result()  # finished here: nothing may hold up the shared test server
     assert pager.calls, "the page was never attempted"
     assert description.status is not None and description.status.name == "RUNNING"
     assert view.status == "escalated"

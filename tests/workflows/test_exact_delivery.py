@@ -16,7 +16,7 @@ from devstack.http_target import CallbackServer, Reply
 from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
-from tests.utils.incidents import IncidentStarter, digest, failure
+from tests.utils.incidents import IncidentStarter, digest, failure, keep_history
 from workflows.incident_types import (
     DIGEST_SIGNAL,
     EventDigest,
@@ -108,6 +108,7 @@ async def test_a_group_redelivered_after_its_incident_closed_opens_nothing(
 
     again = await _redeliver(live, handle.id, original)
     result = await again.result()
+    await keep_history(again, "redelivery_discarded")
     assert (result.status, result.event_count) == ("suppressed", 0)
     assert "redelivery" in (result.reason or "")
     assert await _incident_rows(settings, handle.id) == 1

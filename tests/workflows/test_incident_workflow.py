@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import os
 from collections.abc import Callable
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -19,7 +17,7 @@ from devstack.http_target import CallbackServer, Reply
 from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
-from tests.utils.incidents import IncidentStarter, failure
+from tests.utils.incidents import IncidentStarter, failure, keep_history
 from workflows.incident_types import EventBatch, IncidentResult, KillRequest
 from workflows.incident_workflow import IncidentWorkflow
 
@@ -37,16 +35,6 @@ async def _eventually(check: Callable[[], bool], timeout: float = 20) -> None:
     while not check():
         assert asyncio.get_running_loop().time() < deadline, "condition never held"
         await asyncio.sleep(0.05)
-
-
-HISTORIES = Path(__file__).resolve().parent.parent / "histories"
-
-
-async def keep_history(handle: WorkflowHandle[IncidentWorkflow, IncidentResult], name: str) -> None:
-    """Refresh `tests/histories/<name>.json` when AWFDRS_RECORD_HISTORIES=1 (see README)."""
-    if os.environ.get("AWFDRS_RECORD_HISTORIES") == "1":
-        history = await handle.fetch_history()
-        (HISTORIES / f"{name}.json").write_text(history.to_json())
 
 
 async def _result(handle: WorkflowHandle[IncidentWorkflow, IncidentResult]) -> IncidentResult:
