@@ -103,6 +103,7 @@ async def activity_set(settings: Settings) -> AsyncIterator[Sequence[Callable[..
         allowed_hosts=settings.allowed_callback_hosts,
         ui_base_url=settings.temporal_ui_url,
         namespace=settings.temporal_namespace,
+        policy=policies.escalation,
     )
     try:
         yield [

@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import uuid
+from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import text
@@ -35,7 +36,10 @@ RULES = "rules-v1"
 _INSERT_DECISION = text("""
 WITH claimed AS (
     INSERT INTO decision_keys (incident_id, decision_key, decision_id)
-    VALUES (:incident_id, :decision_key, gen_random_uuid())
+    -- Only for an incident of this tenant: a forged request stores nothing and fails nothing.
+    SELECT CAST(:incident_id AS uuid), :decision_key, gen_random_uuid()
+    WHERE EXISTS (SELECT 1 FROM incidents
+                  WHERE id = CAST(:incident_id AS uuid) AND tenant_id = CAST(:tenant_id AS uuid))
     ON CONFLICT (incident_id, decision_key) DO NOTHING
     RETURNING decision_id
 )
@@ -51,6 +55,10 @@ FROM incidents
 WHERE tenant_id = :tenant_id AND id <> :incident_id
   AND status IN ('resolved', 'killed', 'escalated', 'acknowledged')
 ORDER BY last_seen_at DESC LIMIT 200
+""")
+# The message of the failure being classified lives in PostgreSQL, not in workflow history.
+_MESSAGE = text("""
+SELECT error_message FROM events WHERE tenant_id = :tenant_id AND id = CAST(:event_id AS uuid)
 """)
 _WORKFLOW = text("""
 SELECT callback_url, escalation_webhook_url, retry_policy FROM workflows
@@ -124,11 +132,12 @@ class AnalysisActivities:
         """Detector: category, severity and retryability from the code, else the message."""
         catalog = self._policies.error_codes
         code, how, confidence = catalog.default_code, "nothing matched", 0.3
+        message = req.error_message or await self._message(req)
         if req.error_code and catalog.canonical(req.error_code) in catalog.codes:
             code = catalog.canonical(req.error_code)
             exact = code == req.error_code.upper()
             how, confidence = ("catalogue code" if exact else "alias"), (0.95 if exact else 0.9)
-        elif req.error_message and (matched := catalog.match_message(req.error_message)):
+        elif message and (matched := catalog.match_message(message)):
             code, how, confidence = matched, "message pattern", 0.7
         entry = catalog.codes[code]
         summary = f"{code} ({entry.category}, {entry.severity}, " + (
@@ -144,10 +153,18 @@ class AnalysisActivities:
             DETECTOR,
             f"Matched by {how}: {summary}. {entry.description}",
             confidence,
-            result.__dict__,
-            {"code": req.error_code, "message": req.error_message},
+            asdict(result),
+            {"code": req.error_code, "message": message},
         )
         return result
+
+    async def _message(self, req: DecisionRequest) -> str | None:
+        if not req.event_id:
+            return None
+        params = {"tenant_id": uuid.UUID(req.tenant_id), "event_id": req.event_id}
+        async with self._engine.connect() as conn:
+            message = (await conn.execute(_MESSAGE, params)).scalar_one_or_none()
+        return None if message is None else str(message)
 
     @activity.defn(name="analyse_incident")
     async def analyse(self, req: DecisionRequest) -> Analysis:
@@ -296,7 +313,7 @@ class AnalysisActivities:
             RULES,
             summary,
             1.0,
-            {"policy": retry.__dict__, "escalation_levels": len(escalation)},
+            {"policy": asdict(retry), "escalation_levels": len(escalation)},
             {"override": override, "vendor": req.vendor, "category": category},
         )
         return Plan(

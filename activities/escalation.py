@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from dataclasses import replace
 
 import httpx
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
@@ -16,11 +19,21 @@ from activities.outbound import (
     post_signed,
     sign,
 )
-from activities.records import write_action
+from activities.records import NOT_BACKED, running_workflow_id, write_action
 from activities.remediation import count_action
+from rules.policy import EscalationPolicy
 from workflows.incident_types import ActionRequest, EscalationOutcome, EscalationRequest
 
+log = logging.getLogger("awfdrs.escalation")
 WEBHOOK_TIMEOUT_S = 10.0
+# The page goes where the policy and the registry say now, for an incident the tenant's stored
+# events name; the URL in the request (planned earlier, or forged) is not the authority.
+_TARGET = text("""
+SELECT w.escalation_webhook_url,
+       EXISTS (SELECT 1 FROM events WHERE tenant_id = w.tenant_id AND incident_key = :key)
+         AS backed
+FROM workflows w WHERE w.tenant_id = :tenant_id AND w.name = :workflow
+""")
 
 
 def escalation_key(req: EscalationRequest) -> str:
@@ -66,9 +79,11 @@ class EscalationActivities:
         allowed_hosts: list[str],
         ui_base_url: str,
         namespace: str,
+        policy: EscalationPolicy,
     ) -> None:
         self._http = http
         self._engine = engine
+        self._policy = policy
         self._secrets = TenantSecrets(engine)
         self._allowed_hosts = allowed_hosts
         self._ui_base_url = ui_base_url
@@ -77,6 +92,10 @@ class EscalationActivities:
     @activity.defn(name="send_escalation")
     async def send_escalation(self, req: EscalationRequest) -> EscalationOutcome:
         """POST the page; a target that is missing, down or refuses is a failed action."""
+        backed, url = await self._target(req)
+        if not backed:
+            log.warning("refused a page no stored event backs: %s", running_workflow_id())
+            return EscalationOutcome(False, NOT_BACKED)
         key = escalation_key(req)
         action = ActionRequest(
             tenant_id=req.tenant_id,
@@ -85,10 +104,9 @@ class EscalationActivities:
             attempt=req.level,
             idempotency_key=key,
             status="running",
-            parameters={"level": req.step.name, "webhook_url": req.step.webhook_url},
+            parameters={"level": req.step.name, "webhook_url": url},
         )
         await write_action(self._engine, action)
-        url = req.step.webhook_url
         if not url or not host_allowed(url, self._allowed_hosts):
             detail = "no escalation webhook configured" if not url else "webhook host not allowed"
             return await self._finish(action, delivered=False, detail=detail)
@@ -97,8 +115,24 @@ class EscalationActivities:
         detail = f"HTTP {result.status}" if result.status else (result.error or "no response")
         return await self._finish(action, delivered=delivered, detail=detail)
 
+    async def _target(self, req: EscalationRequest) -> tuple[bool, str | None]:
+        """Whether stored events back the incident, and the level's webhook as of now."""
+        params = {
+            "tenant_id": uuid.UUID(req.tenant_id),
+            "workflow": req.source_workflow,
+            "key": running_workflow_id(),
+        }
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(_TARGET, params)).first()
+        levels = self._policy.levels
+        if row is None or not 1 <= req.level <= len(levels):
+            return row is not None and bool(row.backed), None
+        webhook = levels[req.level - 1].webhook
+        return bool(row.backed), row.escalation_webhook_url if webhook == "workflow" else webhook
+
     async def _page(self, req: EscalationRequest, key: str, url: str) -> HttpResult:
-        ui_url = f"{self._ui_base_url}/namespaces/{self._namespace}/workflows/{req.workflow_id}"
+        workflow_id = running_workflow_id()
+        ui_url = f"{self._ui_base_url}/namespaces/{self._namespace}/workflows/{workflow_id}"
         body = canonical_json(pagerduty_body(req, ui_url))
         headers = {
             "Content-Type": "application/json",

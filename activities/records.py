@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import asdict
 from datetime import datetime
@@ -20,7 +21,9 @@ from workflows.incident_types import (
     RecordIncidentRequest,
 )
 
-FINAL_ACTION_STATUSES = ("succeeded", "failed", "cancelled")
+log = logging.getLogger("awfdrs.records")
+NOT_BACKED = "refused: no stored event of this tenant names this incident"
+REDELIVERY = "redelivery: its events were already counted"
 
 _UPSERT_INCIDENT = text("""
 WITH previous AS (
@@ -30,10 +33,14 @@ WITH previous AS (
                            source_workflow, step, signature, error_code, vendor, event_count,
                            attempts, first_seen_at, last_seen_at, closed_at, updated_at,
                            watermarks)
-    VALUES (gen_random_uuid(), :tenant_id, :workflow_id, :run_id, :status, :severity, :category,
-            :title, :source_workflow, :step, :signature, :error_code, :vendor, :event_count,
-            :attempts, coalesce(:first_seen_at, now()), coalesce(:last_seen_at, now()),
-            CASE WHEN :closed THEN now() END, now(), CAST(:watermarks AS jsonb))
+    SELECT gen_random_uuid(), :tenant_id, :workflow_id, :run_id, :status, :severity, :category,
+           :title, :source_workflow, :step, :signature, :error_code, :vendor, :event_count,
+           :attempts, coalesce(:first_seen_at, now()), coalesce(:last_seen_at, now()),
+           CASE WHEN :closed THEN now() END, now(), CAST(:watermarks AS jsonb)
+    -- A new row only for an incident its tenant's stored events name (not a forged start).
+    WHERE EXISTS (SELECT 1 FROM previous)
+       OR EXISTS (SELECT 1 FROM events WHERE tenant_id = CAST(:tenant_id AS uuid)
+                                         AND incident_key = :workflow_id)
     ON CONFLICT (workflow_id, run_id) DO UPDATE SET
         status = excluded.status, severity = excluded.severity, category = excluded.category,
         error_code = excluded.error_code, event_count = excluded.event_count,
@@ -58,6 +65,11 @@ FROM (SELECT watermarks FROM incidents WHERE workflow_id = :workflow_id AND run_
      jsonb_each_text(earlier.watermarks) AS mark
 GROUP BY mark.key
 """)
+# A run of IncidentWorkflow acts only for an incident its tenant's stored events name: a start
+# forged by hand (another tenant's id, a made-up signature) has none.
+_BACKED = text("""
+SELECT EXISTS (SELECT 1 FROM events WHERE tenant_id = :tenant_id AND incident_key = :key)
+""")
 # The newest success that closes failures of this (workflow, step): one index probe each.
 _LATEST_SUCCESS = text("""
 (SELECT id, occurred_at FROM events
@@ -76,8 +88,11 @@ ORDER BY occurred_at DESC LIMIT 1
 _INSERT_ACTION = text("""
 INSERT INTO actions (id, tenant_id, incident_id, action_type, attempt, idempotency_key, status,
                      parameters, result, created_at)
-VALUES (gen_random_uuid(), :tenant_id, :incident_id, :action_type, :attempt, :idempotency_key,
-        :status, CAST(:parameters AS jsonb), CAST(:result AS jsonb), now())
+SELECT gen_random_uuid(), incidents.tenant_id, incidents.id, :action_type, :attempt,
+       :idempotency_key, :status, CAST(:parameters AS jsonb), CAST(:result AS jsonb), now()
+FROM incidents
+-- Only for an incident of this tenant: a forged request stores nothing and fails nothing.
+WHERE incidents.id = CAST(:incident_id AS uuid) AND incidents.tenant_id = CAST(:tenant_id AS uuid)
 ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
 """)
 _FINISH_ACTION = text("""
@@ -92,6 +107,11 @@ WHERE tenant_id = :tenant_id AND idempotency_key = :idempotency_key
 """)
 
 
+def running_workflow_id() -> str:
+    """The id of the workflow this activity runs for, as the Temporal server says."""
+    return activity.info().workflow_id or ""
+
+
 class IncidentRecords:
     """Writes the incident, decision and action rows the API and operators read."""
 
@@ -102,7 +122,9 @@ class IncidentRecords:
     async def record_incident(self, req: RecordIncidentRequest) -> str:
         """Create or refresh the incident row of this workflow run; return its id."""
         async with self._engine.begin() as conn:
-            incident_id = (await conn.execute(_UPSERT_INCIDENT, _incident_params(req))).scalar_one()
+            incident_id = (
+                await conn.execute(_UPSERT_INCIDENT, _incident_params(req))
+            ).scalar_one_or_none()
         return str(incident_id)
 
     @activity.defn(name="open_incident")
@@ -110,6 +132,12 @@ class IncidentRecords:
         """Open a new run's incident unless earlier runs counted every event in hand."""
         record = req.record
         async with self._engine.begin() as conn:
+            backed = await conn.execute(
+                _BACKED, {"tenant_id": uuid.UUID(record.tenant_id), "key": running_workflow_id()}
+            )
+            if not backed.scalar_one():
+                log.warning("refused to open an incident no stored event names: %s", record)
+                return OpenIncidentResult("", refused=NOT_BACKED)
             rows = await conn.execute(
                 _EARLIER_WATERMARKS, {"workflow_id": record.workflow_id, "run_id": record.run_id}
             )
@@ -118,7 +146,7 @@ class IncidentRecords:
                 seq > earlier.get(key, 0) for key, seq in req.pending.items()
             )
             if not fresh:
-                return OpenIncidentResult("", earlier)
+                return OpenIncidentResult("", earlier, refused=REDELIVERY)
             incident_id = (
                 await conn.execute(_UPSERT_INCIDENT, _incident_params(record))
             ).scalar_one()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-import time
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import httpx
 from sqlalchemy import text
@@ -21,18 +22,29 @@ from activities.outbound import (
     post_signed,
     sign,
 )
-from activities.records import write_action
+from activities.records import NOT_BACKED, running_workflow_id, write_action
 from workflows.incident_types import ActionRequest, CallbackOutcome, CallbackRequest
 
 log = logging.getLogger("awfdrs.remediation")
 RETRYABLE_4XX = (408, 429)
-# How stale a callback URL may be: a PATCH of `callback_url` is used by every attempt that
-# starts more than this long after it commits (the API cannot reach the workers' caches).
-CALLBACK_URL_TTL_S = 1.0
 NOT_REGISTERED = "workflow no longer registered"
-_CALLBACK_URL = text(
-    "SELECT callback_url FROM workflows WHERE tenant_id = :tenant_id AND name = :name"
-)
+# Everything a callback sends comes from PostgreSQL, found by references: the registered
+# workflow's current URL, and the incident's newest failure (the one the workflow names if it
+# is stored, else the newest of the incident key). No stored failure of this tenant under the
+# workflow's own id means the start was forged: nothing is called.
+_TARGET = text("""
+SELECT w.callback_url, e.id AS event_id, e.error_message, e.payload::text AS payload,
+       e.correlation_id
+FROM workflows w
+LEFT JOIN LATERAL (
+    SELECT id, error_message, payload, correlation_id FROM events
+    WHERE tenant_id = w.tenant_id AND incident_key = :key
+      AND event_type IN ('step.failed', 'workflow.failed')
+    ORDER BY (id = CAST(:event_id AS uuid)) DESC NULLS LAST, occurred_at DESC
+    LIMIT 1
+) e ON true
+WHERE w.tenant_id = :tenant_id AND w.name = :workflow
+""")
 
 
 def classify_response(result: HttpResult) -> CallbackOutcome:
@@ -59,24 +71,43 @@ def count_action(action_type: str, outcome: str) -> None:
     ).add(1, {"type": action_type, "outcome": outcome})
 
 
-class CallbackUrls:
-    """The registered callback URL of each workflow, read when a callback starts."""
+@dataclass(frozen=True)
+class CallbackTarget:
+    """Where and what to call, resolved from references at call time."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._cache: dict[tuple[str, str], tuple[float, str | None]] = {}
+    url: str | None
+    event_id: str | None = None
+    message: str | None = None
+    payload: Any = None
+    correlation_id: str = ""
 
-    async def get(self, tenant_id: str, workflow: str) -> str | None:
-        """Return the current callback URL, or None when the workflow is not registered."""
-        key = (tenant_id, workflow)
-        cached = self._cache.get(key)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        async with self._engine.connect() as conn:
-            params = {"tenant_id": uuid.UUID(tenant_id), "name": workflow}
-            url = (await conn.execute(_CALLBACK_URL, params)).scalar_one_or_none()
-        self._cache[key] = (time.monotonic() + CALLBACK_URL_TTL_S, url)
-        return None if url is None else str(url)
+
+async def load_target(engine: AsyncEngine, req: CallbackRequest) -> CallbackTarget:
+    """Resolve the callback's URL and the failure it retries from the registry and events."""
+    params = {
+        "tenant_id": uuid.UUID(req.tenant_id),
+        "workflow": req.source_workflow,
+        "key": running_workflow_id(),
+        "event_id": req.event_id or None,
+    }
+    async with engine.connect() as conn:
+        row = (await conn.execute(_TARGET, params)).first()
+    if row is None:
+        return CallbackTarget(None)
+    return CallbackTarget(
+        str(row.callback_url),
+        str(row.event_id) if row.event_id else None,
+        row.error_message,
+        _json_or_none(row.payload),
+        row.correlation_id or "",
+    )
+
+
+def _json_or_none(raw: str | None) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:  # stored by PostgreSQL, refused by Python (a 5,000-digit number)
+        return None
 
 
 class RemediationActivities:
@@ -88,7 +119,6 @@ class RemediationActivities:
         self._http = http
         self._engine = engine
         self._secrets = TenantSecrets(engine)
-        self._urls = CallbackUrls(engine)
         self._allowed_hosts = allowed_hosts
 
     @activity.defn(name="call_callback")
@@ -96,14 +126,18 @@ class RemediationActivities:
         """Retry the failed step once at the workflow's current callback URL; record it."""
         # The registry, not `req.callback_url` (fixed when the incident was planned), is the
         # authority: a callback_url changed by the tenant is used from the next attempt on.
-        url = await self._urls.get(req.tenant_id, req.source_workflow)
+        target = await load_target(self._engine, req)
+        if target.url is not None and target.event_id is None:
+            log.warning("refused a callback no stored event backs: %s", running_workflow_id())
+            return CallbackOutcome("fatal", None, NOT_BACKED)
+        url = target.url
         await self._action(req, "running", url=url)
         if url is None or not host_allowed(url, self._allowed_hosts):
             detail = NOT_REGISTERED if url is None else "callback host is not allow-listed"
             outcome = CallbackOutcome("fatal", None, detail)
             await self._action(req, "failed", outcome, url=url)
             return outcome
-        result = await self._post(req, url)
+        result = await self._post(req, target)
         outcome = classify_response(result)
         count_action("retry", outcome.outcome)
         status = "succeeded" if outcome.outcome == "success" else "failed"
@@ -116,23 +150,25 @@ class RemediationActivities:
         )
         return outcome
 
-    async def _post(self, req: CallbackRequest, url: str) -> HttpResult:
+    async def _post(self, req: CallbackRequest, target: CallbackTarget) -> HttpResult:
+        url = target.url
+        assert url is not None
         body = canonical_json(
             {
                 "incident_id": req.incident_id,
-                "incident_key": req.workflow_id,
+                "incident_key": running_workflow_id(),
                 "attempt": req.attempt,
                 "workflow": req.source_workflow,
                 "step": req.step,
                 "vendor": req.vendor,
-                "error": {"code": req.error_code, "message": req.error_message},
-                "payload": req.payload,
+                "error": {"code": req.error_code, "message": target.message},
+                "payload": target.payload,
             }
         )
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": req.idempotency_key,
-            "X-Correlation-ID": req.correlation_id,
+            "X-Correlation-ID": target.correlation_id or req.correlation_id,
             "X-AWFDRS-Signature": sign(body, await self._secrets.get(req.tenant_id)),
             "User-Agent": "awfdrs/0.1",
         }

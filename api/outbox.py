@@ -7,7 +7,6 @@ dispatchers (one per API replica) from delivering the same key's rows side by si
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +17,6 @@ from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSear
 
 from workflows.incident_types import (
     FAILURE_TYPES,
-    MAX_PAYLOAD_BYTES,
     EventDigest,
     EventSummary,
     IncidentInput,
@@ -33,8 +31,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 CLAIM = """
 SELECT o.id AS seq, o.incident_key, o.tenant_id, o.failures, o.created_at AS queued_at,
-       o.event_id, e.event_type, e.workflow, e.step, e.vendor, e.error_code, e.error_message,
-       e.http_status, e.payload::text AS payload, e.correlation_id, e.occurred_at, e.signature
+       o.event_id, e.event_type, e.workflow, e.step, e.vendor, e.error_code, e.http_status,
+       e.correlation_id, e.occurred_at, e.signature
 FROM event_outbox o LEFT JOIN events e ON e.id = o.event_id
 WHERE o.available_at <= now()
   AND NOT EXISTS (SELECT 1 FROM event_outbox w
@@ -128,19 +126,12 @@ def group_rows(rows: list[asyncpg.Record]) -> list[Group]:
     return [Group(key, members) for key, members in groups.items()]
 
 
-def _payload(raw: str | None) -> dict[str, Any] | None:
-    if not raw or len(raw) > MAX_PAYLOAD_BYTES:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:  # e.g. an integer Python refuses to parse: deliver the event without it
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def summarise(row: asyncpg.Record) -> EventSummary:
-    """The full form of one event (the newest failure or success of a digest)."""
-    message = row["error_message"]
+    """The reference form of one event: what the incident needs, none of the client's data.
+
+    The message and the payload stay in PostgreSQL; activities read them by `event_id` when
+    they call out, so Temporal's history never holds them.
+    """
     return EventSummary(
         event_id=str(row["event_id"]),
         event_type=row["event_type"],
@@ -148,10 +139,8 @@ def summarise(row: asyncpg.Record) -> EventSummary:
         step=row["step"],
         vendor=row["vendor"],
         error_code=row["error_code"],
-        error_message=message[:500] if message else None,
         http_status=row["http_status"],
         correlation_id=row["correlation_id"],
-        payload=_payload(row["payload"]),
         seq=row["seq"],
     )
 

@@ -47,7 +47,7 @@ async def test_worker_metrics_count_incidents_actions_and_gate_answers(
         build_worker(client, activities, queue),
     ):
         await register_workflow(http, tenant, callback_url=server.url, retry_policy=POLICY)
-        handle = await IncidentStarter(client, tenant, queue).start()
+        handle = await IncidentStarter(client, tenant, queue, settings.plain_database_url).start()
         assert (await asyncio.wait_for(handle.result(), 30)).status == "resolved"
         await asyncio.sleep(1.5)  # the exporter refreshes periodically
         async with httpx.AsyncClient() as scraper:

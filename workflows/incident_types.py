@@ -240,12 +240,14 @@ class OpenIncidentRequest:
 
 @dataclass
 class OpenIncidentResult:
-    """The new incident's id ("" for a pure redelivery), earlier marks and the latest success."""
+    """The new incident's id ("" when refused), earlier marks and the latest success."""
 
     incident_id: str
     watermarks: dict[str, int] = field(default_factory=dict)
     latest_success_at: datetime | None = None
     latest_success_id: str | None = None
+    # Why no incident was opened: a pure redelivery, or no stored events back this start.
+    refused: str = ""
 
 
 @dataclass
@@ -262,6 +264,8 @@ class DecisionRequest:
     vendor: str | None
     event_count: int
     failure_count: int
+    # The newest failure: its message is read from PostgreSQL, never carried in history.
+    event_id: str = ""
 
 
 @dataclass
@@ -349,7 +353,12 @@ class ActionRequest:
 
 @dataclass
 class CallbackRequest:
-    """One retry of the failed step through the client's callback (DESIGN §10)."""
+    """One retry of the failed step: references the activity resolves in PostgreSQL.
+
+    The URL, the secret, the message and the payload are read from the registry and the
+    stored event (`event_id`) at call time; `callback_url`, `error_message` and `payload` stay
+    for histories recorded before, and are ignored.
+    """
 
     tenant_id: str
     incident_id: str
@@ -365,6 +374,7 @@ class CallbackRequest:
     payload: dict[str, Any] | None
     correlation_id: str
     timeout_s: float
+    event_id: str = ""
 
 
 @dataclass

@@ -77,8 +77,8 @@ class IncidentWorkflow(IncidentCore):
         try:
             if not self._s.incident_id:
                 if workflow.patched(OPEN_WITH_WATERMARKS):
-                    if not await self._open():
-                        return await self._discard()
+                    if refused := await self._open():
+                        return await self._discard(refused)
                 else:
                     self._s.incident_id = await self._steps.record(self._record_request())
                 count_incident("opened")
@@ -101,8 +101,8 @@ class IncidentWorkflow(IncidentCore):
 
     # --- opening --------------------------------------------------------------------------
 
-    async def _open(self) -> bool:
-        """Open this run's incident; False when every event in hand was counted before."""
+    async def _open(self) -> str:
+        """Open this run's incident; return why not ("" when opened)."""
         s = self._s
         tentative = copy.deepcopy(s)
         for digest in self._inbox:
@@ -121,18 +121,18 @@ class IncidentWorkflow(IncidentCore):
         s.watermarks = dict(opened.watermarks)
         self._take_inbox()
         if not opened.incident_id:
-            return False
+            return opened.refused or "redelivery: its events were already counted"
         s.incident_id = opened.incident_id
         success_at = opened.latest_success_at
         if success_at and s.last_failure_at and success_resolves(s, success_at):
             # The success was stored before this incident existed, so no signal carried it.
             self._close("resolved", f"success event {opened.latest_success_id} followed")
-        return True
+        return ""
 
-    async def _discard(self) -> IncidentResult:
-        """End a run started only by redelivered events: no incident, nothing to do."""
+    async def _discard(self, reason: str) -> IncidentResult:
+        """End a run that opens no incident (a redelivery, a forged start): nothing to do."""
         s = self._s
-        s.status, s.close_reason = "suppressed", "redelivery: its events were already counted"
+        s.status, s.close_reason = "suppressed", reason
         self._publish()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return IncidentResult(s.status, 0, 0, s.close_reason)
@@ -166,6 +166,7 @@ class IncidentWorkflow(IncidentCore):
             vendor=self._inp.vendor,
             event_count=s.event_count,
             failure_count=s.failure_count,
+            event_id=s.latest_event.event_id if s.latest_event else "",
         )
         verdict = await self._steps.classify(request)
         s.error_code, s.category = verdict.code, verdict.category
@@ -288,10 +289,11 @@ class IncidentWorkflow(IncidentCore):
             step=self._inp.step,
             vendor=self._inp.vendor,
             error_code=s.error_code,
-            error_message=latest.error_message if latest else None,
-            payload=latest.payload if latest else None,
+            error_message=None,
+            payload=None,
             correlation_id=(latest.correlation_id if latest else "") or self._inp.correlation_id,
             timeout_s=s.call_timeout_s,
+            event_id=latest.event_id if latest else "",
         )
         self._callback = self._steps.start_callback(
             request, f"retry #{attempt} → {self._inp.vendor or self._inp.source_workflow}"

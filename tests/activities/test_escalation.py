@@ -10,15 +10,16 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.testing import ActivityEnvironment
 
 from activities.escalation import EscalationActivities
 from activities.records import IncidentRecords
 from devstack.http_target import CallbackServer, Reply
 from devstack.process import free_port
 from models.db import create_engine
+from rules.policy import load_policies
 from settings import Settings
 from tests.conftest import TenantCredentials
+from tests.utils.incidents import activity_env, failure, store_events
 from workflows.incident_types import (
     EscalationOutcome,
     EscalationRequest,
@@ -47,6 +48,7 @@ async def escalation(
             allowed_hosts=settings.allowed_callback_hosts,
             ui_base_url="http://ui.test",
             namespace="default",
+            policy=load_policies(None).escalation,
         )
 
 
@@ -100,9 +102,23 @@ async def _escalate(
     workflow_id: str | None = None,
 ) -> tuple[EscalationOutcome, str]:
     workflow_id = workflow_id or f"incident:{tenant.id}:{uuid.uuid4().hex}"
+    database_url = engine.url.render_as_string(hide_password=False).replace("+asyncpg", "")
+    await store_events(database_url, tenant.id, workflow_id, [failure()])
     incident_id = await _incident(engine, tenant, workflow_id)
-    request = _request(tenant, incident_id, workflow_id, webhook_url)
-    outcome = await ActivityEnvironment().run(escalation.send_escalation, request)
+    # Level 1 pages the workflow's registered webhook, whatever the request says; written
+    # directly, since registration refuses the unusable URLs some cases need.
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO workflows (id, tenant_id, name, description, callback_url,"
+                " escalation_webhook_url) VALUES (gen_random_uuid(), :t, 'billing-sync', '',"
+                " 'http://127.0.0.1:9/cb', :url) ON CONFLICT (tenant_id, name)"
+                " DO UPDATE SET escalation_webhook_url = excluded.escalation_webhook_url"
+            ),
+            {"t": tenant.id, "url": webhook_url},
+        )
+    request = _request(tenant, incident_id, workflow_id, "http://planned.invalid/page")
+    outcome = await activity_env(workflow_id).run(escalation.send_escalation, request)
     return outcome, incident_id
 
 

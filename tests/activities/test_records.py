@@ -14,6 +14,7 @@ from activities.records import IncidentRecords, write_action
 from models.db import create_engine
 from settings import Settings
 from tests.conftest import TenantCredentials
+from tests.utils.incidents import failure, store_events
 from workflows.incident_types import ActionRequest, RecordIncidentRequest
 
 
@@ -26,10 +27,13 @@ async def worker_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 
 
 async def _incident(engine: AsyncEngine, tenant: TenantCredentials) -> str:
+    workflow_id = f"incident:{tenant.id}:{uuid.uuid4().hex}"
+    database_url = engine.url.render_as_string(hide_password=False).replace("+asyncpg", "")
+    await store_events(database_url, tenant.id, workflow_id, [failure()])
     return await IncidentRecords(engine).record_incident(
         RecordIncidentRequest(
             tenant_id=str(tenant.id),
-            workflow_id=f"incident:{tenant.id}:{uuid.uuid4().hex}",
+            workflow_id=workflow_id,
             run_id=uuid.uuid4().hex,
             source_workflow="billing-sync",
             step="charge-card",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -12,15 +11,15 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.testing import ActivityEnvironment
 
 from activities.records import IncidentRecords
-from activities.remediation import CALLBACK_URL_TTL_S, NOT_REGISTERED, RemediationActivities
+from activities.remediation import NOT_REGISTERED, RemediationActivities
 from devstack.http_target import Call, CallbackServer, Reply
 from models.db import create_engine
 from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
+from tests.utils.incidents import activity_env, failure, store_events
 from workflows.incident_types import CallbackOutcome, CallbackRequest, RecordIncidentRequest
 
 
@@ -48,6 +47,8 @@ async def _request(
 ) -> CallbackRequest:
     signature = uuid.uuid4().hex
     workflow_id = f"incident:{tenant.id}:{signature}"
+    database_url = engine.url.render_as_string(hide_password=False).replace("+asyncpg", "")
+    await store_events(database_url, tenant.id, workflow_id, [failure()])
     incident_id = await IncidentRecords(engine).record_incident(
         RecordIncidentRequest(
             tenant_id=str(tenant.id),
@@ -86,7 +87,7 @@ async def _request(
 
 
 async def _call(remediation: RemediationActivities, req: CallbackRequest) -> CallbackOutcome:
-    return await ActivityEnvironment().run(remediation.call_callback, req)
+    return await activity_env(req.workflow_id).run(remediation.call_callback, req)
 
 
 async def _action(engine: AsyncEngine, key: str) -> tuple[str, dict[str, object]]:
@@ -136,7 +137,6 @@ async def test_the_registered_callback_url_is_called_not_the_planned_one(
             json={"callback_url": current.url},
         )
         assert changed.status_code == 200, changed.text
-        await asyncio.sleep(CALLBACK_URL_TTL_S + 0.1)
         req = await _request(engine, tenant, planned.url, attempt=2)
         outcome = await _call(remediation, req)
     assert outcome.outcome == "success"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -10,16 +12,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from api.outbox import KEYWORDS
 from devstack.temporal import SEARCH_ATTRIBUTES
+from settings import Settings
 from tests.conftest import TenantCredentials
 from worker import build_worker
 from workflows.incident_logic import EPOCH
@@ -106,11 +110,20 @@ def digest(events: list[EventSummary], source: str) -> EventDigest:
 class IncidentStarter:
     """Starts incidents for one tenant on one client and task queue."""
 
-    def __init__(self, client: Client, tenant: TenantCredentials, task_queue: str) -> None:
+    def __init__(
+        self, client: Client, tenant: TenantCredentials, task_queue: str, database_url: str
+    ) -> None:
         self.client = client
         self.tenant = tenant
         self.task_queue = task_queue
+        self.database_url = database_url
         self.last_group: EventDigest | None = None  # the signal the last start carried
+
+    async def store(
+        self, events: list[EventSummary], *, key: str, workflow: str = "billing-sync"
+    ) -> None:
+        """Store events under an incident key, as the intake would."""
+        await store_events(self.database_url, self.tenant.id, key, events, workflow)
 
     async def start(
         self,
@@ -121,10 +134,12 @@ class IncidentStarter:
         events: list[EventSummary] | None = None,
         **inp: Any,
     ) -> WorkflowHandle[IncidentWorkflow, IncidentResult]:
-        """Signal-with-start a new incident, as the dispatcher does."""
+        """Store the events and signal-with-start a new incident, as intake and dispatcher do."""
         signature = uuid.uuid4().hex
         key = f"incident:{self.tenant.id}:{signature}"
-        first = digest(events or [failure(code=code, vendor=vendor)], key)
+        stored = events or [failure(code=code, vendor=vendor)]
+        await self.store(stored, key=key, workflow=workflow)
+        first = digest(stored, key)
         self.last_group = first
         return await self.client.start_workflow(
             IncidentWorkflow.run,
@@ -157,23 +172,75 @@ class IncidentStarter:
         )
 
 
+_STORE = """
+INSERT INTO events (id, tenant_id, idempotency_key, body_sha256, workflow, event_type, step,
+                    vendor, error_code, error_message, http_status, payload, signature,
+                    incident_key, remediation, correlation_id, occurred_at)
+SELECT e.id, $1, 'test-' || e.id, 'h', $2, e.event_type, e.step, e.vendor, e.error_code,
+       e.error_message, e.http_status, e.payload::jsonb, 'sig', $3, 'normal', 'corr-test',
+       e.occurred_at
+FROM jsonb_to_recordset($4::jsonb) AS e(id uuid, event_type text, step text, vendor text,
+     error_code text, error_message text, http_status int, payload jsonb, occurred_at timestamptz)
+"""
+
+
+def activity_env(workflow_id: str) -> ActivityEnvironment:
+    """An activity environment that runs as if scheduled by workflow `workflow_id`."""
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, workflow_id=workflow_id)
+    return env
+
+
+async def store_events(
+    database_url: str,
+    tenant_id: uuid.UUID,
+    key: str,
+    events: list[EventSummary],
+    workflow: str = "billing-sync",
+) -> None:
+    """Store events under an incident key, as the intake would (what activities trust)."""
+    rows = [
+        {
+            "id": e.event_id,
+            "event_type": e.event_type,
+            "step": e.step,
+            "vendor": e.vendor,
+            "error_code": e.error_code,
+            "error_message": e.error_message,
+            "http_status": e.http_status,
+            "payload": e.payload or {},
+            "occurred_at": e.occurred_at.isoformat(),
+        }
+        for e in events
+    ]
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(_STORE, tenant_id, workflow, key, json.dumps(rows))
+    finally:
+        await conn.close()
+
+
 @pytest.fixture
 async def skipping(
     skipping_env: WorkflowEnvironment,
     activities: Sequence[Callable[..., Any]],
     tenant: TenantCredentials,
+    settings: Settings,
 ) -> AsyncIterator[IncidentStarter]:
     """A worker on the time-skipping server and a starter for the test's tenant."""
     queue = f"test-{uuid.uuid4().hex}"
     async with build_worker(skipping_env.client, activities, queue):
-        yield IncidentStarter(skipping_env.client, tenant, queue)
+        yield IncidentStarter(skipping_env.client, tenant, queue, settings.plain_database_url)
 
 
 @pytest.fixture
 async def live(
-    temporal_client: Client, activities: Sequence[Callable[..., Any]], tenant: TenantCredentials
+    temporal_client: Client,
+    activities: Sequence[Callable[..., Any]],
+    tenant: TenantCredentials,
+    settings: Settings,
 ) -> AsyncIterator[IncidentStarter]:
     """A worker on the real dev server (wall-clock time) and a starter."""
     queue = f"test-{uuid.uuid4().hex}"
     async with build_worker(temporal_client, activities, queue):
-        yield IncidentStarter(temporal_client, tenant, queue)
+        yield IncidentStarter(temporal_client, tenant, queue, settings.plain_database_url)

@@ -6,7 +6,6 @@ import asyncio
 
 import httpx
 
-from activities.remediation import CALLBACK_URL_TTL_S
 from devstack.http_target import CallbackServer, Reply
 from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
@@ -14,7 +13,7 @@ from tests.utils.incidents import IncidentStarter
 from workflows.incident_workflow import IncidentWorkflow
 
 # The backoff outlasts the worker's callback URL cache, so the second attempt sees the change.
-BACKOFF_S = CALLBACK_URL_TTL_S + 2
+BACKOFF_S = 2
 POLICY = {
     "max_attempts": 3,
     "initial_interval_s": BACKOFF_S,

@@ -136,7 +136,9 @@ async def test_postgres_down_during_a_page_leaves_the_incident_escalated(
         )
         queue = f"test-{uuid.uuid4().hex}"
         async with build_worker(skipping_env.client, activities, queue):
-            handle = await IncidentStarter(skipping_env.client, tenant, queue).start()
+            handle = await IncidentStarter(
+                skipping_env.client, tenant, queue, own.plain_database_url
+            ).start()
             await _escalated_to(skipping_env, handle, 1)
             for _ in range(100):  # until the page's outcome is recorded, PostgreSQL back
                 with contextlib.suppress(OSError, asyncpg.PostgresError):

@@ -158,7 +158,9 @@ async def test_worker_killed_during_backoff_recovers_and_each_attempt_keeps_its_
         await register_workflow(http, tenant, callback_url=server.url, retry_policy=policy)
         worker = start_worker()
         try:
-            handle = await IncidentStarter(temporal_client, tenant, queue).start()
+            handle = await IncidentStarter(
+                temporal_client, tenant, queue, settings.plain_database_url
+            ).start()
             for _ in range(300):
                 if len(server.calls) >= 1:
                     break

@@ -134,7 +134,9 @@ async def test_redis_down_holds_remediation_and_never_fails_ingestion(
         queue = f"redis-down-{tenant.id}"
         async with build_worker(temporal_client, activities, queue):
             await register_workflow(http, tenant, callback_url=server.url, retry_policy=policy)
-            handle = await IncidentStarter(temporal_client, tenant, queue).start()
+            handle = await IncidentStarter(
+                temporal_client, tenant, queue, own.plain_database_url
+            ).start()
             await _view_until(handle, lambda v: v.attempts == 1 and v.status == "waiting")
             own_redis.stop()
             view = await _view_until(handle, lambda v: "redis" in (v.gate_reason or ""))
