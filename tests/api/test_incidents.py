@@ -88,8 +88,7 @@ async def test_read_filter_control_and_timeline_of_a_live_incident(
 
     timeline = (await http.get(f"{path}/timeline", headers=tenant.headers)).json()
     kinds = {entry["kind"] for entry in timeline["entries"]}
-    # Started directly on Temporal here, so no stored events; the 10,000-event test covers them.
-    assert kinds == {"decision", "action", "state"}
+    assert kinds == {"events", "decision", "action", "state"}
     assert timeline["entries"] == sorted(timeline["entries"], key=lambda e: e["at"])
     assert all(entry["cause"] for entry in timeline["entries"])
     states = [e["summary"] for e in timeline["entries"] if e["kind"] == "state"]

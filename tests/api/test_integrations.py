@@ -6,6 +6,7 @@ import asyncio
 import copy
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -250,7 +251,10 @@ async def test_pagerduty_dedup_key_semantics_end_to_end(
             temporal_client.get_workflow_handle(key, run_id=first_run).result(), 30
         )
         assert result["status"] == "resolved"
-        assert (await http.post(url, json=_pd(tenant))).status_code == 202
+        # A new occurrence carries its own detection time: after the resolve, not 2015's.
+        again = _pd(tenant)
+        again["payload"]["timestamp"] = datetime.now(UTC).isoformat()
+        assert (await http.post(url, json=again)).status_code == 202
         second_run = await _running_run(temporal_client, key)
         assert second_run != first_run  # after resolve, the same key opens a new incident
         await temporal_client.get_workflow_handle(key).signal("kill")

@@ -15,8 +15,8 @@ from devstack.http_target import CallbackServer, Reply
 from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
-from tests.utils.incidents import IncidentStarter, failure
-from workflows.incident_types import EventBatch, IncidentInput, IncidentResult, KillRequest
+from tests.utils.incidents import IncidentStarter, digest, failure
+from workflows.incident_types import DIGEST_SIGNAL, IncidentInput, IncidentResult, KillRequest
 from workflows.incident_workflow import IncidentWorkflow
 
 Handle = WorkflowHandle[IncidentWorkflow, IncidentResult]
@@ -32,6 +32,9 @@ async def _eventually(check: Callable[[], bool], timeout: float = 30) -> None:
 async def _fail(live: IncidentStarter, signature: str) -> Handle:
     """Signal-with-start the incident of `signature` with one failure, as the dispatcher does."""
     tenant_id = str(live.tenant.id)
+    key = f"incident:{tenant_id}:{signature}"
+    events = [failure()]
+    await live.store(events, key=key)
     return await live.client.start_workflow(
         IncidentWorkflow.run,
         IncidentInput(
@@ -43,10 +46,10 @@ async def _fail(live: IncidentStarter, signature: str) -> Handle:
             vendor="stripe",
             correlation_id="corr-test",
         ),
-        id=f"incident:{tenant_id}:{signature}",
+        id=key,
         task_queue=live.task_queue,
-        start_signal="events",
-        start_signal_args=[EventBatch([failure()])],
+        start_signal=DIGEST_SIGNAL,
+        start_signal_args=[digest(events, key)],
     )
 
 
