@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     dispatcher_max_failures: int = Field(default=10, ge=1, le=1000)
     # `awfdrs retention` drops partitions of events, decisions and transitions older than this.
     retention_days: int = Field(default=90, ge=1, le=36_500)
+    # Largest request body on any route, refused before routing and auth; unset: the batch limit.
+    max_request_bytes: int | None = Field(default=None, ge=1024)
+    # When set, `GET /metrics` answers only `Authorization: Bearer <this token>`.
+    metrics_token: SecretStr | None = None
+    # When set, `python -m api` serves `/metrics` on this port instead of the API port.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     @field_validator("ai_mode")
     @classmethod

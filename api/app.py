@@ -16,6 +16,7 @@ from api.auth import PrincipalCache
 from api.dispatcher import OutboxDispatcher, supervise
 from api.errors import install_error_handlers
 from api.intake import Intake
+from api.limits import BodyLimitMiddleware, request_body_limit
 from api.metrics import ApiMetrics
 from api.middleware import CorrelationIdMiddleware
 from api.routes import (
@@ -154,9 +155,12 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         lifespan=lifespan,
         dependencies=[Depends(reject_unstorable_parameters)],
     )
+    # Inside the correlation middleware (so the 413 carries the id), before routing and auth.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=request_body_limit(settings))
     app.add_middleware(CorrelationIdMiddleware)
     install_error_handlers(app)
-    app.include_router(metrics.router)
+    if settings.metrics_port is None:  # otherwise `python -m api` serves it on its own port
+        app.include_router(metrics.router)
     for router in (
         health.router,
         events.router,
