@@ -18,6 +18,7 @@ from activities.outbound import (
 )
 from activities.records import write_action
 from activities.remediation import count_action
+from clients import workflow_ui_url
 from workflows.incident_types import ActionRequest, EscalationOutcome, EscalationRequest
 
 WEBHOOK_TIMEOUT_S = 10.0
@@ -30,9 +31,9 @@ def escalation_key(req: EscalationRequest) -> str:
     return f"{req.incident_id}:escalate:{req.level}"
 
 
-def pagerduty_body(req: EscalationRequest, ui_url: str) -> dict[str, object]:
+def pagerduty_body(req: EscalationRequest, ui_url: str | None) -> dict[str, object]:
     """Build an Events API v2 `trigger` whose dedup_key is the incident id."""
-    return {
+    body: dict[str, object] = {
         "event_action": "trigger",
         # PagerDuty folds triggers with one dedup_key into one alert: a new incident is a new one.
         "dedup_key": req.incident_id,
@@ -51,8 +52,10 @@ def pagerduty_body(req: EscalationRequest, ui_url: str) -> dict[str, object]:
                 "event_count": req.event_count,
             },
         },
-        "links": [{"href": ui_url, "text": "Incident timeline (Temporal Web UI)"}],
     }
+    if ui_url is not None:
+        body["links"] = [{"href": ui_url, "text": "Incident timeline (Temporal Web UI)"}]
+    return body
 
 
 class EscalationActivities:
@@ -64,7 +67,7 @@ class EscalationActivities:
         http: httpx.AsyncClient,
         engine: AsyncEngine,
         allowed_hosts: list[str],
-        ui_base_url: str,
+        ui_base_url: str | None,
         namespace: str,
     ) -> None:
         self._http = http
@@ -98,7 +101,7 @@ class EscalationActivities:
         return await self._finish(action, delivered=delivered, detail=detail)
 
     async def _page(self, req: EscalationRequest, key: str, url: str) -> HttpResult:
-        ui_url = f"{self._ui_base_url}/namespaces/{self._namespace}/workflows/{req.workflow_id}"
+        ui_url = workflow_ui_url(self._ui_base_url, self._namespace, req.workflow_id)
         body = canonical_json(pagerduty_body(req, ui_url))
         headers = {
             "Content-Type": "application/json",
