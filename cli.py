@@ -26,7 +26,17 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--temporal-port", type=_port, default=7233)
     up.add_argument("--ui-port", type=_port, default=8233)
     up.add_argument("--data-dir", type=Path, default=Path(".awfdrs"))
-    commands.add_parser("migrate", help="apply database migrations to AWFDRS_DATABASE_URL")
+    migrate = commands.add_parser(
+        "migrate",
+        help="apply database migrations as the owner (AWFDRS_MIGRATION_DATABASE_URL, "
+        "else AWFDRS_DATABASE_URL)",
+    )
+    migrate.add_argument(
+        "--ensure-app-login",
+        action="store_true",
+        help="then create the login role AWFDRS_DATABASE_URL names (or set its password) "
+        "as a member of the least-privilege role awfdrs_app",
+    )
     demo = commands.add_parser("demo", help="run a failure scenario against `awfdrs up`")
     demo.add_argument("--data-dir", type=Path, default=Path(".awfdrs"))
     from devstack.operator_cli import add_operator_commands, add_retention_command
@@ -67,12 +77,35 @@ def main(argv: list[str] | None = None) -> None:
 
             run_retention_command(args)
         elif args.command == "migrate":
-            from models.migrate import upgrade_database
-            from settings import load_settings
-
-            upgrade_database(load_settings().async_database_url)
+            migrate(ensure_app_login=args.ensure_app_login)
     except SettingsError as exc:
         sys.exit(f"awfdrs: {exc}")
+
+
+def migrate(*, ensure_app_login: bool) -> None:
+    """Apply the migrations as the owner; optionally set up the application's login role."""
+    import asyncio
+
+    import asyncpg
+
+    from devstack import db_roles
+    from models.migrate import upgrade_database
+    from settings import load_settings
+
+    settings = load_settings()
+    owner = settings.owner_settings()
+    upgrade_database(owner.async_database_url)
+    if not ensure_app_login:
+        return
+    try:
+        user = asyncio.run(
+            db_roles.ensure_app_login(
+                owner_url=owner.plain_database_url, app_url=settings.plain_database_url
+            )
+        )
+    except (db_roles.AppLoginError, asyncpg.PostgresError, OSError) as exc:
+        sys.exit(f"awfdrs migrate: {exc}")
+    sys.stdout.write(f"login role {user} is a member of {db_roles.APP_ROLE}\n")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "AWFDRS_"
@@ -38,7 +45,8 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     task_queue: str = Field(default=TASK_QUEUE, min_length=1, max_length=200)
-    temporal_ui_url: str = "http://127.0.0.1:8233"
+    # Base of the Web UI links given to tenants; unset: no links (development: the local UI).
+    temporal_ui_url: str | None = None
     admin_token: SecretStr | None = None
     ai_mode: str = "mock"
     allowed_callback_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -76,6 +84,93 @@ class Settings(BaseSettings):
     dispatcher_max_failures: int = Field(default=10, ge=1, le=1000)
     # `awfdrs retention` drops partitions of events, decisions and transitions older than this.
     retention_days: int = Field(default=90, ge=1, le=36_500)
+    # Largest request body on any route, refused before routing and auth; unset: the batch limit.
+    max_request_bytes: int | None = Field(default=None, ge=1024)
+    # When set, `GET /metrics` answers only `Authorization: Bearer <this token>`.
+    metrics_token: SecretStr | None = None
+    # When set, `python -m api` serves `/metrics` on this port instead of the API port.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+
+    # Schema owner for migrations and `awfdrs retention`; unset: AWFDRS_DATABASE_URL.
+    migration_database_url: str | None = None
+    # PEM CA bundle the Temporal server certificate is checked against (unset: system roots).
+    temporal_tls_ca_path: Path | None = None
+    # PEM client certificate for mTLS to Temporal; needs AWFDRS_TEMPORAL_TLS_KEY_PATH.
+    temporal_tls_cert_path: Path | None = None
+    # Its PEM private key; validated even when unset, so a certificate alone is refused.
+    temporal_tls_key_path: Path | None = Field(default=None, validate_default=True)
+    # Name the Temporal certificate must carry (and the SNI), when it is not the dialled host.
+    temporal_tls_server_name: str | None = None
+    # Temporal Cloud API key, sent as `Authorization: Bearer`; implies TLS unless turned off.
+    temporal_api_key: SecretStr | None = None
+    # TLS to Temporal; unset: on as soon as a TLS path, the server name or the API key is set.
+    temporal_tls: bool | None = None
+
+    @field_validator("migration_database_url")
+    @classmethod
+    def _migration_postgres_url(cls, value: str | None) -> str | None:
+        return None if value is None else cls._postgres_url(value)
+
+    @field_validator("temporal_tls_ca_path", "temporal_tls_cert_path", "temporal_tls_key_path")
+    @classmethod
+    def _readable_pem(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        try:
+            content = value.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"cannot read {value}: {exc.strerror or exc}") from None
+        if b"-----BEGIN " not in content:
+            raise ValueError(f"{value} is not a PEM file")
+        return value
+
+    @field_validator("temporal_tls_key_path")
+    @classmethod
+    def _key_with_certificate(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if "temporal_tls_cert_path" not in info.data:
+            return value  # the certificate failed on its own; that error is reported already
+        if (value is None) != (info.data["temporal_tls_cert_path"] is None):
+            raise ValueError(
+                f"{ENV_PREFIX}TEMPORAL_TLS_CERT_PATH and {ENV_PREFIX}TEMPORAL_TLS_KEY_PATH "
+                "must be set together (mTLS needs the certificate and its key)"
+            )
+        return value
+
+    @field_validator("temporal_tls")
+    @classmethod
+    def _tls_off_means_no_tls_options(cls, value: bool | None, info: ValidationInfo) -> bool | None:
+        options = ("temporal_tls_ca_path", "temporal_tls_cert_path", "temporal_tls_server_name")
+        given = [f"{ENV_PREFIX}{name.upper()}" for name in options if info.data.get(name)]
+        if value is False and given:
+            raise ValueError(f"is false, but {', '.join(given)} only work over TLS")
+        return value
+
+    @model_validator(mode="after")
+    def _development_ui_link(self) -> Settings:
+        # Production hands tenants a Web UI link only when one is configured on purpose.
+        if self.env == "development" and self.temporal_ui_url is None:
+            self.temporal_ui_url = "http://127.0.0.1:8233"
+        return self
+
+    @property
+    def temporal_tls_enabled(self) -> bool:
+        """Tell whether the Temporal connection uses TLS (as set, or implied by a TLS option)."""
+        if self.temporal_tls is not None:
+            return self.temporal_tls
+        return any(
+            value is not None
+            for value in (
+                self.temporal_tls_ca_path,
+                self.temporal_tls_cert_path,
+                self.temporal_tls_server_name,
+                self.temporal_api_key,
+            )
+        )
+
+    def owner_settings(self) -> Settings:
+        """Return these settings connecting as the schema owner (AWFDRS_MIGRATION_DATABASE_URL)."""
+        owner_url = self.migration_database_url or self.database_url
+        return self.model_copy(update={"database_url": owner_url})
 
     @field_validator("ai_mode")
     @classmethod
@@ -127,7 +222,9 @@ class Settings(BaseSettings):
 
     @field_validator("temporal_ui_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if urlsplit(value).scheme not in {"http", "https"}:
             raise ValueError(f"must be an http(s) URL (got {value!r})")
         return value.rstrip("/")

@@ -21,8 +21,7 @@ from activities.escalation import EscalationActivities
 from activities.records import IncidentRecords
 from activities.remediation import RemediationActivities
 from activities.safety import SafetyGate
-from api.app import connect_temporal, create_redis
-from models.db import create_engine
+from clients import connect_temporal, create_engine, create_redis
 from observability import configure_logging
 from rules.policy import load_policies
 from settings import Settings, load_settings

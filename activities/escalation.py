@@ -21,6 +21,7 @@ from activities.outbound import (
 )
 from activities.records import NOT_BACKED, running_workflow_id, write_action
 from activities.remediation import count_action
+from clients import workflow_ui_url
 from rules.policy import EscalationPolicy
 from workflows.incident_types import ActionRequest, EscalationOutcome, EscalationRequest
 
@@ -43,9 +44,9 @@ def escalation_key(req: EscalationRequest) -> str:
     return f"{req.incident_id}:escalate:{req.level}"
 
 
-def pagerduty_body(req: EscalationRequest, ui_url: str) -> dict[str, object]:
+def pagerduty_body(req: EscalationRequest, ui_url: str | None) -> dict[str, object]:
     """Build an Events API v2 `trigger` whose dedup_key is the incident id."""
-    return {
+    body: dict[str, object] = {
         "event_action": "trigger",
         # PagerDuty folds triggers with one dedup_key into one alert: a new incident is a new one.
         "dedup_key": req.incident_id,
@@ -64,8 +65,10 @@ def pagerduty_body(req: EscalationRequest, ui_url: str) -> dict[str, object]:
                 "event_count": req.event_count,
             },
         },
-        "links": [{"href": ui_url, "text": "Incident timeline (Temporal Web UI)"}],
     }
+    if ui_url is not None:
+        body["links"] = [{"href": ui_url, "text": "Incident timeline (Temporal Web UI)"}]
+    return body
 
 
 class EscalationActivities:
@@ -77,7 +80,7 @@ class EscalationActivities:
         http: httpx.AsyncClient,
         engine: AsyncEngine,
         allowed_hosts: list[str],
-        ui_base_url: str,
+        ui_base_url: str | None,
         namespace: str,
         policy: EscalationPolicy,
     ) -> None:
@@ -131,8 +134,7 @@ class EscalationActivities:
         return bool(row.backed), row.escalation_webhook_url if webhook == "workflow" else webhook
 
     async def _page(self, req: EscalationRequest, key: str, url: str) -> HttpResult:
-        workflow_id = running_workflow_id()
-        ui_url = f"{self._ui_base_url}/namespaces/{self._namespace}/workflows/{workflow_id}"
+        ui_url = workflow_ui_url(self._ui_base_url, self._namespace, running_workflow_id())
         body = canonical_json(pagerduty_body(req, ui_url))
         headers = {
             "Content-Type": "application/json",

@@ -8,14 +8,13 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 from fastapi import Depends, FastAPI
-from redis.asyncio import Redis
 from temporalio.client import Client
-from temporalio.runtime import Runtime
 
 from api.auth import PrincipalCache
 from api.dispatcher import OutboxDispatcher, supervise
 from api.errors import install_error_handlers
 from api.intake import Intake
+from api.limits import BodyLimitMiddleware, request_body_limit
 from api.metrics import ApiMetrics
 from api.middleware import CorrelationIdMiddleware
 from api.routes import (
@@ -31,36 +30,13 @@ from api.routes import (
 )
 from api.services.ingest import WorkflowStateCache
 from api.validation import reject_unstorable_parameters
-from models.db import create_engine, create_session_factory
+from clients import connect_temporal, create_engine, create_redis
+from models.db import create_session_factory
 from rules.policy import load_policies
 from rules.rate_limit import RateLimiter
 from settings import Settings, load_settings
-from workflows.converter import DATA_CONVERTER
 
 API_PREFIX = "/api/v1"
-
-
-def create_redis(settings: Settings) -> Redis:
-    """Create the Redis client with short timeouts so an outage fails fast."""
-    return Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.redis_timeout_s,
-        socket_connect_timeout=settings.redis_timeout_s,
-        health_check_interval=10,
-    )
-
-
-async def connect_temporal(
-    settings: Settings, *, lazy: bool, runtime: Runtime | None = None
-) -> Client:
-    """Connect to Temporal with the pydantic converter; `lazy` defers the first dial."""
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=DATA_CONVERTER,
-        lazy=lazy,
-        runtime=runtime,
-    )
 
 
 async def end_open_transaction(conn: asyncpg.Connection) -> None:
@@ -154,9 +130,12 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         lifespan=lifespan,
         dependencies=[Depends(reject_unstorable_parameters)],
     )
+    # Inside the correlation middleware (so the 413 carries the id), before routing and auth.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=request_body_limit(settings))
     app.add_middleware(CorrelationIdMiddleware)
     install_error_handlers(app)
-    app.include_router(metrics.router)
+    if settings.metrics_port is None:  # otherwise `python -m api` serves it on its own port
+        app.include_router(metrics.router)
     for router in (
         health.router,
         events.router,

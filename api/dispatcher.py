@@ -51,6 +51,7 @@ class DispatcherHealth:
     enabled: bool = True
     last_success_at: float | None = None  # monotonic
     last_error: str | None = None
+    last_error_kind: str | None = None  # what readiness shows: `pass`, `temporal` or `crash`
     failing: bool = False
     restarts: int = 0
     started_at: float = field(default_factory=time.monotonic)
@@ -298,6 +299,7 @@ class OutboxDispatcher:
     def _failed(self, kind: str, exc: BaseException) -> None:
         self.health.failing = True
         self.health.last_error = f"{kind}: {type(exc).__name__}: {exc}"[:300]
+        self.health.last_error_kind = kind
         self._count_error(kind)
 
     def _count_error(self, kind: str) -> None:

@@ -14,8 +14,9 @@ import httpx
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from clients import connect_temporal, workflow_ui_url
 from devstack.http_target import CallbackServer, Reply
-from workflows.converter import DATA_CONVERTER
+from settings import load_settings
 from workflows.incident_types import IncidentView
 from workflows.incident_workflow import IncidentWorkflow
 
@@ -141,7 +142,8 @@ async def run_demo(endpoints: Endpoints) -> None:
         keys.add(
             await _send(http, "demo-payments", f"charge-card-{run}", "VENDOR_UNAVAILABLE", "stripe")
         )
-        client = await Client.connect(endpoints.temporal_address, data_converter=DATA_CONVERTER)
+        settings = load_settings(temporal_address=endpoints.temporal_address)
+        client = await connect_temporal(settings, lazy=False)
         views = await asyncio.gather(*(_follow(client, key) for key in sorted(keys)))
     say("")
     for view in views:
@@ -149,7 +151,11 @@ async def run_demo(endpoints: Endpoints) -> None:
             f"{view.source_workflow}: {view.status} after {view.attempts} attempt(s), "
             f"{view.event_count} event(s) — {view.close_reason or view.latest_action or ''}"
         )
-        say(f"  {endpoints.ui_url}/namespaces/default/workflows/{view.workflow_id}")
+        link = workflow_ui_url(
+            endpoints.ui_url or None, settings.temporal_namespace, view.workflow_id
+        )
+        if link is not None:
+            say(f"  {link}")
         if view.status == "escalated":
             say(
                 f"  acknowledge: temporal workflow signal --address {endpoints.temporal_address}"

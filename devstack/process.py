@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import ctypes
 import os
+import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sysconfig
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 _PR_SET_PDEATHSIG = 1
 
@@ -43,15 +46,25 @@ def spawn(
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            user=user,
+            **run_as(user),
             env=env,
             cwd=cwd,
             process_group=0,
             preexec_fn=die_with_parent,
+            # Data the servers write (AOF, SQLite, logs) is theirs alone, like their data dirs.
+            umask=0o077,
         )
     finally:
         if log_path:
             log.close()  # type: ignore[union-attr]
+
+
+def run_as(user: str | None) -> dict[str, Any]:
+    """Return the Popen arguments that drop to `user`, with its own group and no others."""
+    if user is None:
+        return {}
+    # Switching the uid alone would keep root's groups, and with them access to root's files.
+    return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
 
 
 def stop(proc: subprocess.Popen[bytes], *, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
@@ -66,6 +79,17 @@ def stop(proc: subprocess.Popen[bytes], *, sig: int = signal.SIGTERM, timeout: f
         proc.wait(timeout=5)
     except ProcessLookupError:
         proc.wait(timeout=5)
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` and its missing parents as owner-only (0700); tighten `path` if present."""
+    missing = [parent for parent in [path, *path.parents] if not parent.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+        # mkdir's mode passes through the umask, which can only take bits away: set it exactly.
+        directory.chmod(0o700)
+    path.chmod(stat.S_IMODE(path.stat().st_mode) & ~0o077)
+    return path
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -14,14 +14,17 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.postgres import EmbeddedPostgres
-from devstack.process import port_in_use
+from devstack.db_roles import ensure_app_login
+from devstack.postgres import EmbeddedPostgres, share_with_server_user
+from devstack.process import port_in_use, private_dir
 from devstack.supervisor import ChildSpec, Supervisor
 from devstack.temporal import EmbeddedTemporal
 from devstack.valkey import EmbeddedValkey
 
 log = logging.getLogger("awfdrs.up")
 DEMO_TENANT = "demo"
+# The embedded database's login for the API and the worker: a member of `awfdrs_app`.
+APP_LOGIN = "awfdrs_service"
 
 
 class PortTaken(SystemExit):
@@ -42,10 +45,13 @@ class UpOptions:
 class Endpoints:
     """Where each server of the running stack listens."""
 
-    database_url: str
+    database_url: str  # what the API and the worker connect as
+    migration_database_url: str  # the owner of the tables, for migrations
     redis_url: str
     temporal_address: str
     ui_url: str
+    # Whether `awfdrs up` runs PostgreSQL itself, and so sets up the application's login.
+    embedded_database: bool = False
 
 
 def check_ports(options: UpOptions, env: dict[str, str]) -> None:
@@ -58,16 +64,22 @@ def check_ports(options: UpOptions, env: dict[str, str]) -> None:
             raise PortTaken(f"awfdrs up: port {port} ({option}) is already in use; pick another")
 
 
+def _database(stack: ExitStack, options: UpOptions, env: dict[str, str]) -> tuple[str, str]:
+    """Return the application's and the owner's database URLs, starting PostgreSQL if needed."""
+    if url := env.get("AWFDRS_DATABASE_URL"):
+        return url, env.get("AWFDRS_MIGRATION_DATABASE_URL") or url
+    share_with_server_user(options.data_dir)
+    pg = EmbeddedPostgres(options.data_dir / "postgres")
+    stack.callback(pg.stop)
+    pg.start()
+    return pg.url_for(APP_LOGIN), pg.url
+
+
 @contextmanager
 def embedded_servers(options: UpOptions, env: dict[str, str]) -> Iterator[Endpoints]:
     """Start each server not replaced by an env var; stop them all on exit."""
     with ExitStack() as stack:
-        database_url = env.get("AWFDRS_DATABASE_URL")
-        if not database_url:
-            pg = EmbeddedPostgres(options.data_dir / "postgres")
-            stack.callback(pg.stop)
-            pg.start()
-            database_url = pg.url
+        database_url, migration_url = _database(stack, options, env)
         redis_url = env.get("AWFDRS_REDIS_URL")
         if not redis_url:
             valkey = EmbeddedValkey(options.data_dir / "valkey")
@@ -84,7 +96,12 @@ def embedded_servers(options: UpOptions, env: dict[str, str]) -> Iterator[Endpoi
             temporal.start()
             temporal_address, ui_url = temporal.address, temporal.ui_url
         yield Endpoints(
-            database_url, redis_url, temporal_address, ui_url or "http://127.0.0.1:8233"
+            database_url,
+            migration_url,
+            redis_url,
+            temporal_address,
+            ui_url or "http://127.0.0.1:8233",
+            embedded_database=not env.get("AWFDRS_DATABASE_URL"),
         )
 
 
@@ -101,7 +118,7 @@ def admin_token(data_dir: Path, env: dict[str, str]) -> str:
 
 
 def _write_secret(path: Path, value: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(value + "\n")
@@ -148,8 +165,7 @@ def child_env(options: UpOptions, endpoints: Endpoints, token: str) -> dict[str,
 
 def write_endpoints(options: UpOptions, endpoints: Endpoints) -> None:
     """Tell `awfdrs demo` and other tools where the running stack listens."""
-    run = options.data_dir / "run"
-    run.mkdir(parents=True, exist_ok=True)
+    run = private_dir(options.data_dir / "run")
     (run / "endpoints.json").write_text(
         json.dumps(
             {
@@ -202,18 +218,27 @@ async def supervise(options: UpOptions, env: dict[str, str], message: str) -> No
     await supervisor.stop()
 
 
-def up(options: UpOptions) -> None:
-    """Bring the whole stack up and keep it running until interrupted."""
+def prepare_database(endpoints: Endpoints) -> None:
+    """Migrate as the owner; on the embedded database, create the application's login too."""
     from models.migrate import upgrade_database
     from settings import load_settings
 
+    owner = load_settings(database_url=endpoints.migration_database_url)
+    upgrade_database(owner.async_database_url)
+    if endpoints.embedded_database:
+        asyncio.run(
+            ensure_app_login(owner_url=owner.plain_database_url, app_url=endpoints.database_url)
+        )
+
+
+def up(options: UpOptions) -> None:
+    """Bring the whole stack up and keep it running until interrupted."""
     env = dict(os.environ)
     check_ports(options, env)
-    options.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(options.data_dir)
     token = admin_token(options.data_dir, env)
     with embedded_servers(options, env) as endpoints:
-        async_url = load_settings(database_url=endpoints.database_url).async_database_url
-        upgrade_database(async_url)
+        prepare_database(endpoints)
         demo_key = asyncio.run(
             ensure_demo_tenant(endpoints.database_url, options.data_dir / "demo_api_key")
         )

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack.process import die_with_parent
+from devstack.process import die_with_parent, private_dir
 
 log = logging.getLogger("awfdrs.supervisor")
 MAX_BACKOFF_S = 30.0
@@ -51,7 +51,7 @@ class Supervisor:
 
     async def start(self) -> None:
         """Start every child and its watchdog."""
-        self._run_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self._run_dir)
         for child in self._children:
             await self._spawn(child)
             self._tasks.append(asyncio.create_task(self._watch(child)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from devstack.process import free_port, script_path, spawn, stop, wait_until
+from devstack.process import free_port, private_dir, script_path, spawn, stop, wait_until
 
 SEARCH_ATTRIBUTES = (
     "TenantId",
@@ -81,7 +81,7 @@ class EmbeddedTemporal:
 
     def start(self) -> None:
         """Start the server and wait until its frontend answers health checks."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         self._proc = spawn(self.argv(), log_path=self.log_path)
         wait_until(
             self._healthy,

@@ -5,7 +5,15 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from devstack.process import EmbeddedServerError, free_port, port_in_use, spawn, stop, wait_until
+from devstack.process import (
+    EmbeddedServerError,
+    free_port,
+    port_in_use,
+    private_dir,
+    spawn,
+    stop,
+    wait_until,
+)
 
 
 def _server_binary() -> str:
@@ -34,7 +42,7 @@ class EmbeddedValkey:
 
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         argv = [
             _server_binary(),
             "--port",

@@ -1,4 +1,4 @@
-"""Alembic environment: runs migrations over asyncpg against `AWFDRS_DATABASE_URL`."""
+"""Alembic environment: runs migrations over asyncpg as the owner of the schema."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ def _url() -> str:
     configured = context.config.get_main_option("sqlalchemy.url")
     if configured:
         return configured
-    return load_settings().async_database_url
+    # Migrations change the schema: they run as its owner, not as the application.
+    return load_settings().owner_settings().async_database_url
 
 
 def _run(connection: Connection) -> None:

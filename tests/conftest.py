@@ -20,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from api.services.tenants import create_tenant
-from devstack.postgres import EmbeddedPostgres
+from devstack.postgres import EmbeddedPostgres, share_with_server_user
 from devstack.process import script_path
 from devstack.temporal import EmbeddedTemporal
 from devstack.valkey import EmbeddedValkey
@@ -36,8 +36,8 @@ ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 @pytest.fixture(scope="session")
 def stack_dir() -> Iterator[Path]:
     """A scratch directory for the session's embedded servers."""
-    path = Path(tempfile.mkdtemp(prefix="awfdrs-test-"))
-    path.chmod(0o755)
+    # Private, but the embedded PostgreSQL's user may pass through to its data dir.
+    path = share_with_server_user(Path(tempfile.mkdtemp(prefix="awfdrs-test-")))
     yield path
     shutil.rmtree(path, ignore_errors=True)
 

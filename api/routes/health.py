@@ -3,21 +3,53 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Literal
 
+import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from redis import exceptions as redis_errors
 from sqlalchemy import text
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import RedisDep, SessionFactoryDep, SettingsDep, TemporalDep
 from api.dispatcher import OutboxDispatcher
 from api.errors import problem
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger("awfdrs.health")
 CHECK_TIMEOUT_S = 2.0
+# Probe failures as readiness reports them: stable words, never the exception's text (which
+# carries hosts, ports and DSNs). The first kind matching anywhere in the cause chain wins.
+FailureKind = tuple[str, tuple[type[BaseException], ...], frozenset[RPCStatusCode]]
+FAILURE_KINDS: tuple[FailureKind, ...] = (
+    (
+        "authentication failed",
+        (
+            asyncpg.InvalidAuthorizationSpecificationError,
+            redis_errors.AuthenticationError,
+            redis_errors.AuthorizationError,
+        ),
+        frozenset({RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED}),
+    ),
+    (
+        "timed out",
+        (TimeoutError, redis_errors.TimeoutError),
+        frozenset({RPCStatusCode.DEADLINE_EXCEEDED}),
+    ),
+    ("refused", (ConnectionRefusedError,), frozenset()),
+    (
+        "unreachable",
+        (OSError, redis_errors.ConnectionError, asyncpg.PostgresConnectionError),
+        frozenset({RPCStatusCode.UNAVAILABLE}),
+    ),
+)
+# What the Temporal client raises when its (lazy) first dial fails.
+TEMPORAL_CONNECT_FAILURE = "Failed client connect"
 
 
 class Liveness(BaseModel):
@@ -27,7 +59,7 @@ class Liveness(BaseModel):
 
 
 class DependencyCheck(BaseModel):
-    """The outcome of one dependency probe."""
+    """The outcome of one dependency probe; `error` is a fixed word, the detail is logged."""
 
     ok: bool
     latency_ms: float
@@ -40,7 +72,7 @@ class DispatcherCheck(BaseModel):
     ok: bool
     enabled: bool
     last_success_age_s: float
-    last_error: str | None = None
+    last_error: str | None = None  # the kind of the last failure: pass, temporal or crash
     restarts: int = 0
 
 
@@ -59,13 +91,42 @@ class Readiness(BaseModel):
     outbox: OutboxState | None = None
 
 
-async def _probe(check: Callable[[], Awaitable[object]]) -> DependencyCheck:
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 10:
+        seen.append(current)
+        yield current
+        # SQLAlchemy keeps the driver's exception in `orig`.
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+
+
+def _matches(cause: BaseException, kind: FailureKind) -> bool:
+    _, types, statuses = kind
+    if isinstance(cause, RPCError):
+        return cause.status in statuses
+    return isinstance(cause, types)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Name a probe failure in words that carry no host, port or credential."""
+    causes = list(_causes(exc))
+    for kind in FAILURE_KINDS:
+        if any(_matches(cause, kind) for cause in causes):
+            return kind[0]
+    if any(str(cause).startswith(TEMPORAL_CONNECT_FAILURE) for cause in causes):
+        return "unreachable"
+    return "error"
+
+
+async def _probe(name: str, check: Callable[[], Awaitable[object]]) -> DependencyCheck:
     started = time.perf_counter()
     try:
         await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
-    except Exception as exc:  # any failure means "not ready"; the type is reported
-        error = f"{type(exc).__name__}: {exc}"[:300] if str(exc) else type(exc).__name__
-        return DependencyCheck(ok=False, latency_ms=_ms(started), error=error)
+    except Exception as exc:  # any failure means "not ready"; the detail stays in the log
+        reason = failure_reason(exc)
+        log.warning("readiness: %s %s: %s: %s", name, reason, type(exc).__name__, exc)
+        return DependencyCheck(ok=False, latency_ms=_ms(started), error=reason)
     return DependencyCheck(ok=True, latency_ms=_ms(started))
 
 
@@ -101,9 +162,13 @@ async def readiness(
     async def temporal_health() -> None:
         await temporal.service_client.check_health()
 
-    names = ("postgresql", "redis", "temporal")
-    results = await asyncio.gather(_probe(postgres), _probe(redis.ping), _probe(temporal_health))
-    probes = dict(zip(names, results, strict=True))
+    dependencies: dict[str, Callable[[], Awaitable[object]]] = {
+        "postgresql": postgres,
+        "redis": redis.ping,
+        "temporal": temporal_health,
+    }
+    results = await asyncio.gather(*(_probe(name, c) for name, c in dependencies.items()))
+    probes = dict(zip(dependencies, results, strict=True))
     outbox = await _outbox(request) if probes["postgresql"].ok else None
     dispatcher = _dispatcher(request, settings.dispatcher_stale_after_s)
     checks: dict[str, DependencyCheck | DispatcherCheck] = {**probes, "dispatcher": dispatcher}
@@ -135,7 +200,7 @@ def _dispatcher(request: Request, stale_after_s: float) -> DispatcherCheck:
         ok=not health.enabled or (not health.failing and age <= stale_after_s),
         enabled=health.enabled,
         last_success_age_s=round(age, 3),
-        last_error=health.last_error,
+        last_error=health.last_error_kind,  # the kind only: the message names hosts and DSNs
         restarts=health.restarts,
     )
 

@@ -13,7 +13,7 @@ from temporalio.service import RPCError
 from api.auth import IngestPrincipal, Principal, principal_for_key
 from api.body import UnsupportedMediaType, read_body, read_json_body
 from api.deps import SettingsDep, TemporalDep
-from api.errors import Conflict, NotFound
+from api.errors import Conflict, Forbidden, NotFound
 from api.intake import Intake, Rejected
 from api.routes.responses import problem_responses
 from api.services.adapters import (
@@ -103,8 +103,12 @@ async def pagerduty(
     if isinstance(event, JSONResponse):
         return event
     principal = await principal_for_key(request, event.routing_key)
+    if event.event_action != "trigger" and principal.scope != "operator":
+        raise Forbidden("acknowledge and resolve stop paging: they need an operator key")
     if event.event_action == "acknowledge":
         assert event.dedup_key is not None
+        # Stores nothing, but is an intake all the same: it counts against the tenant's rate.
+        await _intake(request).admit(principal, 1)
         await _acknowledge(request, temporal, principal, workflow, event.dedup_key)
         return _pd_accepted(event.dedup_key)
     try:

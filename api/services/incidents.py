@@ -14,6 +14,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.errors import Conflict, NotFound, ServiceUnavailable
+from clients import workflow_ui_url
 from models.event import Event
 from models.incident import Action, Decision, Incident, IncidentTransition
 from models.schemas.incidents import (
@@ -40,15 +41,10 @@ GROUP BY 1 ORDER BY 1
 """)
 
 
-def web_ui_url(ui_base: str, namespace: str, workflow_id: str) -> str:
-    """Return the Temporal Web UI page of an incident's workflow."""
-    return f"{ui_base}/namespaces/{namespace}/workflows/{workflow_id}"
-
-
-def incident_out(row: Incident, ui_base: str, namespace: str) -> IncidentOut:
+def incident_out(row: Incident, ui_base: str | None, namespace: str) -> IncidentOut:
     """Render a stored incident."""
     return IncidentOut(
-        **row.model_dump(), web_ui_url=web_ui_url(ui_base, namespace, row.workflow_id)
+        **row.model_dump(), web_ui_url=workflow_ui_url(ui_base, namespace, row.workflow_id)
     )
 
 
@@ -77,7 +73,7 @@ async def live_state(temporal: Client, row: Incident) -> tuple[LiveState | None,
 
 
 async def incident_detail(
-    *, temporal: Client, row: Incident, ui_base: str, namespace: str
+    *, temporal: Client, row: Incident, ui_base: str | None, namespace: str
 ) -> IncidentDetail:
     """Merge the stored incident with its live state."""
     live, error = await live_state(temporal, row)
@@ -201,7 +197,7 @@ async def audit_entries(session: AsyncSession, row: Incident) -> list[TimelineEn
 
 
 async def timeline(
-    *, session: AsyncSession, row: Incident, ui_base: str, namespace: str
+    *, session: AsyncSession, row: Incident, ui_base: str | None, namespace: str
 ) -> Timeline:
     """Build the bounded, time-ordered story of one incident."""
     width = bucket_seconds(row)
@@ -209,7 +205,7 @@ async def timeline(
     entries.sort(key=lambda entry: entry.at)
     return Timeline(
         incident_id=row.id,
-        web_ui_url=web_ui_url(ui_base, namespace, row.workflow_id),
+        web_ui_url=workflow_ui_url(ui_base, namespace, row.workflow_id),
         event_count=row.event_count,
         bucket_seconds=width,
         entries=entries,

@@ -56,7 +56,7 @@ class IncidentOut(BaseModel):
     first_seen_at: datetime
     last_seen_at: datetime
     closed_at: datetime | None
-    web_ui_url: str
+    web_ui_url: str | None = Field(description="Temporal Web UI page; null when none is configured")
 
 
 class LiveState(BaseModel):
@@ -129,7 +129,7 @@ class Timeline(BaseModel):
     """An incident's story, ordered by time, bounded in size whatever the event count."""
 
     incident_id: uuid.UUID
-    web_ui_url: str
+    web_ui_url: str | None = Field(description="Temporal Web UI page; null when none is configured")
     event_count: int
     bucket_seconds: float
     entries: list[TimelineEntry]

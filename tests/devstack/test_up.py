@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -16,10 +17,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
 from devstack.process import free_port, port_in_use, script_path
+from tests.devstack.test_private_dirs import world_readable_dirs
 
 pytestmark = pytest.mark.slow
 BOOT_TIMEOUT_S = 120
@@ -141,6 +144,24 @@ def _awfdrs(data_dir: Path, *args: str) -> str:
     return result.stdout
 
 
+def _app_database_users(data_dir: Path) -> set[str]:
+    """Who the API and the worker are connected to the embedded database as."""
+    port = (data_dir / "postgres" / "pgdata" / "postmaster.pid").read_text().splitlines()[3]
+
+    async def users() -> set[str]:
+        conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{port}/awfdrs")
+        try:
+            rows = await conn.fetch(
+                "SELECT DISTINCT usename FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await conn.close()
+        return {row["usename"] for row in rows}
+
+    return asyncio.run(users())
+
+
 def _operator_cli_round_trip(data_dir: Path) -> None:
     """The operator commands against the running stack, as subprocesses."""
     sent = json.loads(
@@ -244,6 +265,8 @@ def test_up_serves_ready_api_and_ui_restarts_worker_and_stops_cleanly(
         )
 
         _operator_cli_round_trip(data_dir)
+        assert world_readable_dirs(data_dir) == []
+        assert _app_database_users(data_dir) == {"awfdrs_service"}
 
         pid_file = data_dir / "run" / "worker.pid"
         old_pid = int(pid_file.read_text())

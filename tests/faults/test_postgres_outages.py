@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from devstack.http_target import CallbackServer, Reply
-from devstack.postgres import EmbeddedPostgres
+from devstack.postgres import EmbeddedPostgres, share_with_server_user
 from models.migrate import upgrade_database
 from tests.faults.conftest import Pipeline, PipelineFactory
 from tests.faults.support import QUICK, Sender, ledger_of
@@ -59,7 +59,7 @@ class Outage:
 @pytest.fixture
 async def own_postgres(tmp_path: Path) -> AsyncIterator[EmbeddedPostgres]:
     """A durable, migrated PostgreSQL this test may stop, restart and lock out."""
-    tmp_path.chmod(0o755)
+    share_with_server_user(tmp_path)
     pg = EmbeddedPostgres(tmp_path / "pg", durable=True)
     pg.start()
     await asyncio.to_thread(
