@@ -172,6 +172,11 @@ class Settings(BaseSettings):
         owner_url = self.migration_database_url or self.database_url
         return self.model_copy(update={"database_url": owner_url})
 
+    # Fairness: caps per tenant (each tenant may override them through PATCH /tenants/{id}).
+    tenant_max_open_incidents: int = Field(default=1000, ge=1)
+    tenant_max_new_incidents_per_minute: int = Field(default=600, ge=1)
+    tenant_max_concurrent_callbacks: int = Field(default=50, ge=1)
+
     @field_validator("ai_mode")
     @classmethod
     def _only_mock_ai(cls, value: str) -> str:

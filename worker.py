@@ -90,11 +90,12 @@ async def activity_set(settings: Settings) -> AsyncIterator[Sequence[Callable[..
         redis=redis,
         policies=policies,
         calls_per_hour=settings.remediation_calls_per_hour,
+        max_callbacks=settings.tenant_max_concurrent_callbacks,
     )
     records = IncidentRecords(engine)
     analysis = AnalysisActivities(engine=engine, policies=policies)
     remediation = RemediationActivities(
-        http=http, engine=engine, allowed_hosts=settings.allowed_callback_hosts
+        http=http, engine=engine, allowed_hosts=settings.allowed_callback_hosts, redis=redis
     )
     escalation = EscalationActivities(
         http=http,

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
@@ -23,6 +25,7 @@ from activities.outbound import (
     sign,
 )
 from activities.records import NOT_BACKED, running_workflow_id, write_action
+from activities.safety import release_slot, slot_member
 from workflows.incident_types import ActionRequest, CallbackOutcome, CallbackRequest
 
 log = logging.getLogger("awfdrs.remediation")
@@ -114,16 +117,38 @@ class RemediationActivities:
     """Calls tenants' callbacks with idempotency keys and HMAC signatures."""
 
     def __init__(
-        self, *, http: httpx.AsyncClient, engine: AsyncEngine, allowed_hosts: list[str]
+        self,
+        *,
+        http: httpx.AsyncClient,
+        engine: AsyncEngine,
+        allowed_hosts: list[str],
+        redis: Redis | None = None,
     ) -> None:
         self._http = http
         self._engine = engine
+        self._redis = redis
         self._secrets = TenantSecrets(engine)
         self._allowed_hosts = allowed_hosts
 
     @activity.defn(name="call_callback")
     async def call_callback(self, req: CallbackRequest) -> CallbackOutcome:
         """Retry the failed step once at the workflow's current callback URL; record it."""
+        try:
+            return await self._call(req)
+        finally:
+            await self._release_slot(req)
+
+    async def _release_slot(self, req: CallbackRequest) -> None:
+        if self._redis is None:
+            return
+        try:
+            await release_slot(
+                self._redis, req.tenant_id, slot_member(req.incident_id, req.attempt)
+            )
+        except (RedisError, OSError) as exc:  # the lease lapses on its own
+            log.warning("callback slot not released: %s", exc)
+
+    async def _call(self, req: CallbackRequest) -> CallbackOutcome:
         # The registry, not `req.callback_url` (fixed when the incident was planned), is the
         # authority: a callback_url changed by the tenant is used from the next attempt on.
         target = await load_target(self._engine, req)

@@ -40,6 +40,7 @@ SELECT
      AND (vendor IS NULL OR vendor = :vendor)
    ORDER BY created_at LIMIT 1) AS kill_reason,
   (SELECT active FROM tenants WHERE id = :tenant_id) AS tenant_active,
+  (SELECT max_concurrent_callbacks FROM tenants WHERE id = :tenant_id) AS max_callbacks,
   (SELECT active FROM workflows WHERE tenant_id = :tenant_id AND name = :workflow)
     AS workflow_active
 """)
@@ -60,6 +61,20 @@ local function budget_commit(key, now, used)
   redis.call('EXPIREAT', key, (hour + 1) * 3600)
 end
 """
+# A tenant's callbacks in flight: a sorted set of leases (member: incident:attempt, score: when
+# the lease lapses). The callback activity releases its lease when it ends; a lease whose
+# caller vanished lapses on its own.
+_SLOTS_LUA = """
+local function slots_check(key, now, cap)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if redis.call('ZCARD', key) >= cap then return 1000000 end
+  return 0
+end
+local function slots_take(key, now, member, lease_us)
+  redis.call('ZADD', key, now + lease_us, member)
+  redis.call('PEXPIRE', key, math.ceil(lease_us / 1000) + 1000)
+end
+"""
 # The breaker, rate and budget are decided in one script that writes nothing unless all three
 # permit. Taking each in turn would spend a rate token and a budget unit on calls the breaker
 # then holds back, and a half-open probe taken before the rate or budget said wait would be
@@ -67,33 +82,38 @@ end
 # callers see the half-spent state, and a crash in between would leak it. One script is also
 # one round trip. Its keys share the `{<tenant>}` hash tag, so under Redis Cluster they are in
 # one slot.
-# KEYS: budget, then for a vendor its breaker and rate keys. ARGV: the hourly limit, then
-# `acquire_args` and `gcra_args`. Returns {permit, wait_us, blocker, breaker before, after},
-# where blocker is the breaker state, 'rate' or 'budget' that said wait.
+# KEYS: budget, callback slots, then for a vendor its breaker and rate keys. ARGV: the hourly
+# limit, the tenant's slot cap, the slot lease (µs), the slot member, then `acquire_args` and
+# `gcra_args`. Returns {permit, wait_us, blocker, breaker before, after}, where blocker is the
+# breaker state, 'rate', 'slots' or 'budget' that said wait.
 _GATE = (
     BREAKER_LUA
     + GCRA_LUA
     + _BUDGET_LUA
+    + _SLOTS_LUA
     + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local breaker, new_tat, rate_wait
-if #KEYS == 3 then
-  breaker = breaker_check(KEYS[2], now, tonumber(ARGV[2]))
+if #KEYS == 4 then
+  breaker = breaker_check(KEYS[3], now, tonumber(ARGV[5]))
   if not breaker.allowed then
     return {0, breaker.wait_us, breaker.before, breaker.before, breaker.before}
   end
-  rate_wait, new_tat = gcra_check(KEYS[3], now, tonumber(ARGV[5]), tonumber(ARGV[6]),
-                                  tonumber(ARGV[7]))
+  rate_wait, new_tat = gcra_check(KEYS[4], now, tonumber(ARGV[8]), tonumber(ARGV[9]),
+                                  tonumber(ARGV[10]))
   if rate_wait > 0 then return {0, rate_wait, 'rate', breaker.before, breaker.before} end
 end
 local before = breaker and breaker.before or ''
+local slots_wait = slots_check(KEYS[2], now, tonumber(ARGV[2]))
+if slots_wait > 0 then return {0, slots_wait, 'slots', before, before} end
 local budget_wait, used = budget_check(KEYS[1], now, tonumber(ARGV[1]))
 if budget_wait > 0 then return {0, budget_wait, 'budget', before, before} end
 budget_commit(KEYS[1], now, used)
+slots_take(KEYS[2], now, ARGV[4], tonumber(ARGV[3]))
 if breaker == nil then return {1, 0, '', '', ''} end
-gcra_commit(KEYS[3], now, new_tat)
-breaker_take(KEYS[2], now, breaker, tonumber(ARGV[3]), tonumber(ARGV[4]))
+gcra_commit(KEYS[4], now, new_tat)
+breaker_take(KEYS[3], now, breaker, tonumber(ARGV[6]), tonumber(ARGV[7]))
 return {1, 0, '', before, breaker.after}
 """
 )
@@ -107,6 +127,21 @@ def rate_key(tenant_id: str, vendor: str) -> str:
 def budget_key(tenant_id: str, workflow: str) -> str:
     """Return the Redis key of a tenant-workflow's hourly call budget."""
     return f"budget:{{{tenant_id}}}:{workflow}"
+
+
+def slots_key(tenant_id: str) -> str:
+    """Return the Redis key of a tenant's callbacks in flight."""
+    return f"slots:{{{tenant_id}}}"
+
+
+def slot_member(incident_id: str, attempt: int) -> str:
+    """The lease of one attempt (the callback's idempotency key)."""
+    return f"{incident_id}:{attempt}"
+
+
+async def release_slot(redis: Redis, tenant_id: str, member: str) -> None:
+    """Give back an attempt's callback slot (its lease would otherwise lapse on its own)."""
+    await redis.zrem(slots_key(tenant_id), member)
 
 
 def _count_transition(before: str, after: str) -> None:
@@ -151,9 +186,16 @@ class SafetyGate:
     """Decides whether the next remediation call may run, and counts outcomes."""
 
     def __init__(
-        self, *, engine: AsyncEngine, redis: Redis, policies: Policies, calls_per_hour: int
+        self,
+        *,
+        engine: AsyncEngine,
+        redis: Redis,
+        policies: Policies,
+        calls_per_hour: int,
+        max_callbacks: int = 50,
     ) -> None:
         self._engine = engine
+        self._max_callbacks = max_callbacks
         self._policies = policies
         self._breaker = CircuitBreaker(redis, on_transition=_count_transition)
         self._gate = redis.register_script(_GATE)
@@ -175,21 +217,23 @@ class SafetyGate:
         return decision
 
     async def _decide(self, req: GateRequest) -> GateDecision:
-        if denial := await self._registry(req):
+        denial, max_callbacks = await self._registry(req)
+        if denial:
             return denial
         if req.attempt > req.max_attempts:
             return GateDecision("deny", reason=f"attempt cap of {req.max_attempts} reached")
         try:
             await self._adopt_legacy_breakers()
-            return await self._redis_checks(req)
+            return await self._redis_checks(req, max_callbacks or self._max_callbacks)
         except (RedisError, OSError) as exc:
             log.warning("safety state unavailable: %s", exc)
             return _wait(0, f"safety state unavailable (redis: {type(exc).__name__})")
 
-    async def _registry(self, req: GateRequest) -> GateDecision | None:
-        """A deny when a kill switch, the tenant or the workflow's registration stops the call."""
+    async def _registry(self, req: GateRequest) -> tuple[GateDecision | None, int | None]:
+        """A deny when a kill switch, the tenant or the registration stops the call; the
+        tenant's own cap of callbacks in flight."""
         async with self._engine.connect() as conn:
-            kill_reason, tenant_active, workflow_active = (
+            kill_reason, tenant_active, max_callbacks, workflow_active = (
                 await conn.execute(
                     _REGISTRY,
                     {
@@ -199,12 +243,13 @@ class SafetyGate:
                     },
                 )
             ).one()
-        return _registry_denial(
+        denial = _registry_denial(
             kill_reason=kill_reason,
             tenant_active=tenant_active,
             workflow_active=workflow_active,
             workflow=req.source_workflow,
         )
+        return denial, max_callbacks
 
     async def _adopt_legacy_breakers(self) -> None:
         """Carry breakers of untagged keys over once per process, forced states included."""
@@ -220,11 +265,16 @@ class SafetyGate:
                 log.warning("untagged circuit breakers not adopted: %s", exc)
             self._legacy_adopted = True
 
-    async def _redis_checks(self, req: GateRequest) -> GateDecision:
-        keys: list[str] = [budget_key(req.tenant_id, req.source_workflow)]
-        args: list[float] = [self._calls_per_hour]
+    async def _redis_checks(self, req: GateRequest, max_callbacks: int) -> GateDecision:
+        vendor = self._policies.vendors.for_vendor(req.vendor)
+        keys: list[str] = [budget_key(req.tenant_id, req.source_workflow), slots_key(req.tenant_id)]
+        args: list[float | str] = [
+            self._calls_per_hour,
+            max_callbacks,
+            round((vendor.call_timeout_s + 15) * 1_000_000),  # outlasts the call it covers
+            slot_member(req.incident_id, req.attempt),
+        ]
         if req.vendor:
-            vendor = self._policies.vendors.for_vendor(req.vendor)
             keys += [breaker_key(req.tenant_id, req.vendor), rate_key(req.tenant_id, req.vendor)]
             # A probe's lease outlasts its call, so only a vanished caller's probe lapses.
             args += acquire_args(vendor.circuit_breaker, probe_lease_s=vendor.call_timeout_s + 15)
@@ -233,7 +283,7 @@ class SafetyGate:
             )
         permit, wait_us, blocker, before, after = await self._gate(keys=keys, args=args)
         if req.vendor:
-            self._breaker.report_transition(keys[1], before, after)
+            self._breaker.report_transition(keys[2], before, after)
         if permit:
             return GateDecision("permit", probe=_text(after) == "half_open")
         return self._explain(_text(blocker), int(wait_us) / 1_000_000, req.vendor)
@@ -248,6 +298,8 @@ class SafetyGate:
             return _wait(wait_s, "circuit half-open: wait")
         if blocker == "rate":
             return _wait(wait_s, f"{vendor} rate limit")
+        if blocker == "slots":
+            return _wait(wait_s, "tenant's callbacks in flight at their cap")
         return _wait(wait_s, f"hourly budget of {self._calls_per_hour} calls exhausted")
 
     @activity.defn(name="record_outcome")

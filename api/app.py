@@ -28,6 +28,7 @@ from api.routes import (
     tenants,
     workflows,
 )
+from api.services.fairness import Caps
 from api.services.ingest import WorkflowStateCache
 from api.validation import reject_unstorable_parameters
 from clients import connect_temporal, create_engine, create_redis
@@ -77,6 +78,10 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         # Lazy: the API must start (and accept events) while Temporal is still down.
         client = temporal or await connect_temporal(settings, lazy=True)
         metrics = ApiMetrics()
+        caps = Caps(
+            max_open_incidents=settings.tenant_max_open_incidents,
+            max_new_incidents_per_minute=settings.tenant_max_new_incidents_per_minute,
+        )
         dispatcher = OutboxDispatcher(
             engine=engine,
             temporal=client,
@@ -85,6 +90,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
             poll_interval_s=settings.dispatcher_poll_interval_s,
             linger_s=settings.dispatcher_linger_s,
             max_failures=settings.dispatcher_max_failures,
+            caps=caps,
             metrics=metrics,
         )
         dispatcher.health.enabled = settings.dispatcher_enabled
@@ -104,6 +110,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
             catalog=policies.error_codes,
             workflows=WorkflowStateCache(settings.registry_cache_ttl_s),
             on_stored=dispatcher.wake,
+            caps=caps,
             metrics=metrics,
         )
         task = (

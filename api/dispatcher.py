@@ -23,7 +23,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api import outbox
 from api.metrics import ApiMetrics
-from api.outbox import Group, PoisonGroup
+from api.outbox import INCIDENT_PREFIX, Group, PoisonGroup
+from api.services.fairness import Caps, admit, open_keys, tenant_loads
 from workflows.incident_types import DIGEST_SIGNAL, WORKFLOW_TYPE
 
 log = logging.getLogger("awfdrs.dispatcher")
@@ -70,6 +71,7 @@ class PassReport:
     outage: str | None = None
     failed_groups: int = 0
     dead_lettered: int = 0
+    deferred: int = 0
 
 
 class OutboxDispatcher:
@@ -85,6 +87,7 @@ class OutboxDispatcher:
         poll_interval_s: float = 1.0,
         linger_s: float = 0.05,
         max_failures: int = 10,
+        caps: Caps | None = None,
         metrics: ApiMetrics | None = None,
     ) -> None:
         self._engine = engine
@@ -94,6 +97,7 @@ class OutboxDispatcher:
         self._poll_interval_s = poll_interval_s
         self._linger_s = linger_s
         self._max_failures = max_failures
+        self._caps = caps or Caps(max_open_incidents=1000, max_new_incidents_per_minute=600)
         self._metrics = metrics
         self._wake = asyncio.Event()
         self.health = DispatcherHealth()
@@ -152,11 +156,13 @@ class OutboxDispatcher:
             self._metrics.dispatched.inc(len(report.delivered))
         if report.claimed:
             log.info(
-                "outbox pass: %d claimed, %d delivered, %d groups failed, %d dead-lettered%s",
+                "outbox pass: %d claimed, %d delivered, %d groups failed, %d dead-lettered, "
+                "%d deferred (tenant caps)%s",
                 report.claimed,
                 len(report.delivered),
                 report.failed_groups,
                 report.dead_lettered,
+                report.deferred,
                 f"; temporal unavailable: {report.outage}" if report.outage else "",
             )
         return report
@@ -167,6 +173,12 @@ class OutboxDispatcher:
         # Failures first, then successes: a success and a newer failure of the same step in
         # one pass leave the incident open (its latest state is failed), never resolved twice.
         gate = asyncio.Semaphore(CONCURRENT_SIGNALS)
+        held = await self._held_back(conn, [g for g in groups if not g.resolves])
+        if held:
+            await conn.execute(outbox.DEFERRED, [seq for g in held for seq in g.ids])
+            report.deferred = len(held)
+        waiting = {g.key for g in held}
+        groups = [g for g in groups if g.key not in waiting]
         for phase in ([g for g in groups if not g.resolves], [g for g in groups if g.resolves]):
             targets = {g.key: await self._targets(conn, g) for g in phase if g.resolves}
             outcomes = await asyncio.gather(
@@ -174,6 +186,21 @@ class OutboxDispatcher:
             )
             for group, error in zip(phase, outcomes, strict=True):
                 await self._settle(conn, group, error, report)
+
+    async def _held_back(self, conn: asyncpg.Connection, groups: list[Group]) -> list[Group]:
+        """Groups that would open an incident for a tenant at its cap: they wait."""
+        keys = [
+            g.key
+            for g in groups
+            if g.key.startswith(INCIDENT_PREFIX) and g.rows[0]["event_type"] is not None
+        ]
+        already_open = await open_keys(conn, keys)
+        new = [g for g in groups if g.key in keys and g.key not in already_open]
+        if not new:
+            return []
+        loads = await tenant_loads(conn, {g.rows[0]["tenant_id"] for g in new}, self._caps)
+        admitted = admit([(g.rows[0]["tenant_id"], g.key) for g in new], loads)
+        return [g for g in new if g.key not in admitted]
 
     async def _targets(self, conn: asyncpg.Connection, group: Group) -> list[str] | Exception:
         try:

@@ -6,7 +6,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import asyncpg
 from pydantic import ValidationError
@@ -15,6 +15,8 @@ from redis.exceptions import RedisError
 from api.auth import Principal
 from api.errors import RateLimited
 from api.metrics import ApiMetrics
+from api.outbox import INCIDENT_PREFIX
+from api.services.fairness import Caps, TenantLoad, admit, open_keys, tenant_loads
 from api.services.ingest import (
     PreparedEvent,
     StoreOutcome,
@@ -28,6 +30,8 @@ from rules.policy import ErrorCatalog
 from rules.rate_limit import RateLimiter
 
 log = logging.getLogger("awfdrs.intake")
+# How stale a tenant's load may be when intake labels events deferred (the dispatcher decides).
+LOAD_TTL_S = 1.0
 REDIS_WARNING_EVERY_S = 10.0
 
 
@@ -53,9 +57,12 @@ class Intake:
         catalog: ErrorCatalog,
         workflows: WorkflowStateCache,
         on_stored: Callable[[], None],
+        caps: Caps | None = None,
         metrics: ApiMetrics | None = None,
     ) -> None:
         self._pool = pool
+        self._caps = caps or Caps(max_open_incidents=1000, max_new_incidents_per_minute=600)
+        self._loads: dict[uuid.UUID, tuple[float, TenantLoad]] = {}
         self._limiter = limiter
         self._catalog = catalog
         self.workflows = workflows
@@ -140,6 +147,7 @@ class Intake:
                     event, key=key, tenant_id=tenant_id, catalog=self._catalog, workflow=state
                 )
             )
+        results = await self._defer_over_caps(conn, tenant_id, results)
         prepared = [item for item in results if isinstance(item, PreparedEvent)]
         stored = iter(
             await store_events(
@@ -150,6 +158,48 @@ class Intake:
         )
         return [next(stored) if isinstance(item, PreparedEvent) else item for item in results]
 
+    async def _defer_over_caps(
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: uuid.UUID,
+        results: list[ItemResult | PreparedEvent],
+    ) -> list[ItemResult | PreparedEvent]:
+        """Mark failures that would open an incident beyond the tenant's caps as deferred."""
+        keys: list[str] = list(
+            dict.fromkeys(
+                item.incident_key
+                for item in results
+                if isinstance(item, PreparedEvent)
+                and item.dispatch
+                and item.incident_key is not None
+                and item.incident_key.startswith(INCIDENT_PREFIX)
+            )
+        )
+        if not keys:
+            return results
+        load = await self._load(conn, tenant_id)
+        if load.room >= len(keys):
+            return results  # the common case: one round trip at most per second per tenant
+        new = [key for key in keys if key not in await open_keys(conn, keys)]
+        deferred = set(new) - admit([(tenant_id, key) for key in new], {tenant_id: load})
+        return [
+            replace(item, remediation="deferred")
+            if isinstance(item, PreparedEvent) and item.incident_key in deferred
+            else item
+            for item in results
+        ]
+
+    async def _load(self, conn: asyncpg.Connection, tenant_id: uuid.UUID) -> TenantLoad:
+        cached = self._loads.get(tenant_id)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        loads = await tenant_loads(conn, {tenant_id}, self._caps)
+        load = loads.get(tenant_id) or TenantLoad(0, 0, 1, 1)
+        if len(self._loads) > 10_000:
+            self._loads.clear()
+        self._loads[tenant_id] = (time.monotonic() + LOAD_TTL_S, load)
+        return load
+
 
 def outcome_label(item: ItemResult) -> str:
     """Name an intake outcome for the `awfdrs_ingest_events_total` counter."""
@@ -159,7 +209,7 @@ def outcome_label(item: ItemResult) -> str:
         return "conflict"
     if item.status == 200:
         return "duplicate"
-    return "suppressed" if item.remediation == "suppressed" else "accepted"
+    return item.remediation if item.remediation in ("suppressed", "deferred") else "accepted"
 
 
 def parse_event(raw: object, header_key: str | None) -> tuple[EventIn, str]:

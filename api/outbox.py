@@ -69,6 +69,12 @@ SELECT gen_random_uuid(), $2, $3, array_agg(event_id ORDER BY id), max(failures)
        min(created_at)
 FROM moved HAVING count(*) > 0
 """
+# A tenant at its cap: its new incident waits, without counting as a failure of the group.
+DEFER_S = 2
+DEFERRED = f"""
+UPDATE event_outbox SET available_at = now() + interval '{DEFER_S} seconds'
+WHERE id = ANY($1::bigint[])
+"""
 OPEN_INCIDENTS = """
 SELECT workflow_id FROM incidents
 WHERE tenant_id = $1 AND source_workflow = $2 AND ($3::text IS NULL OR step = $3)

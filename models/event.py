@@ -28,7 +28,7 @@ EVENT_TYPES = (
     "workflow.succeeded",
     "workflow.started",
 )
-REMEDIATION_MODES = ("normal", "suppressed")
+REMEDIATION_MODES = ("normal", "suppressed", "deferred")
 
 
 class Event(SQLModel, table=True):

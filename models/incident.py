@@ -56,6 +56,7 @@ class Incident(SQLModel, table=True):
         Index("ix_incidents_tenant_id_first_seen_at", "tenant_id", "first_seen_at"),
         Index("ix_incidents_tenant_id_last_seen_at", "tenant_id", "last_seen_at"),
         Index("ix_incidents_tenant_id_signature", "tenant_id", "signature"),
+        Index("ix_incidents_tenant_id_created_at", "tenant_id", "created_at"),
         # Which open incidents does a success event resolve?
         Index(
             "ix_incidents_open_by_workflow",

@@ -25,6 +25,10 @@ class Tenant(SQLModel, table=True):
     ingest_rate_per_s: int = Field(default=5000, ge=1, sa_column_kwargs={"server_default": "5000"})
     # Signs outbound callbacks (X-AWFDRS-Signature); never leaves the server otherwise.
     hmac_secret: str = Field(max_length=128)
+    # Fairness caps; None means the global setting (AWFDRS_TENANT_MAX_*) applies.
+    max_open_incidents: int | None = None
+    max_new_incidents_per_minute: int | None = None
+    max_concurrent_callbacks: int | None = None
     created_at: datetime = created_at_field()
     updated_at: datetime | None = timestamp_field()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -55,13 +55,19 @@ def _public_key(key: str | None) -> str | None:
     return key if key is not None and key.startswith("incident:") else None
 
 
+REMEDIATION: dict[str, Literal["normal", "suppressed", "deferred"]] = {
+    "suppressed": "suppressed",
+    "deferred": "deferred",
+}
+
+
 def _accepted(outcome: ItemResult) -> EventAccepted:
     assert not isinstance(outcome, Rejected)
     return EventAccepted(
         event_id=outcome.event_id,
         status="accepted" if outcome.status == 202 else "duplicate",
         incident_key=_public_key(outcome.incident_key),
-        remediation="suppressed" if outcome.remediation == "suppressed" else "normal",
+        remediation=REMEDIATION.get(outcome.remediation, "normal"),
     )
 
 

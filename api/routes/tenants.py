@@ -27,6 +27,9 @@ from models.schemas.tenants import (
 )
 from models.tenant import ApiKey, Tenant
 
+NULLABLE_CAPS = frozenset(
+    {"max_open_incidents", "max_new_incidents_per_minute", "max_concurrent_callbacks"}
+)
 router = APIRouter(tags=["admin"], dependencies=[AdminOnly])
 ERRORS = problem_responses(401, 403, 404, 409, 422)
 
@@ -80,8 +83,9 @@ async def update(
 ) -> TenantOut:
     """Rename, (de)activate or re-rate a tenant; deactivation makes its keys answer 403."""
     tenant = await get_tenant_or_raise(session=session, tenant_id=tenant_id)
-    for field, value in body.model_dump(exclude_unset=True, exclude_none=True).items():
-        setattr(tenant, field, value)
+    for field, value in body.model_dump(exclude_unset=True).items():
+        if value is not None or field in NULLABLE_CAPS:  # a cap set to null: the default again
+            setattr(tenant, field, value)
     tenant.updated_at = datetime.now(UTC)
     try:
         await session.commit()

@@ -91,7 +91,10 @@ class EventAccepted(BaseModel):
     incident_key: str | None = Field(
         description="Workflow ID of the incident a failure joins; null for other events."
     )
-    remediation: Literal["normal", "suppressed"]
+    remediation: Literal["normal", "suppressed", "deferred"] = Field(
+        description="normal; suppressed by a kill switch; deferred: the tenant is at its cap"
+        " of open or new incidents, and its incident starts when it is back under it"
+    )
 
 
 class EventBatchIn(StrictBody):
@@ -111,7 +114,7 @@ class BatchItemResult(BaseModel):
     status: int = Field(description="202 stored, 200 duplicate, 404/409/422 rejected")
     event_id: uuid.UUID | None = None
     incident_key: str | None = None
-    remediation: Literal["normal", "suppressed"] | None = None
+    remediation: Literal["normal", "suppressed", "deferred"] | None = None
     error: str | None = None
     errors: list[FieldError] | None = Field(
         default=None, description="422 only: each problem, at its path in the batch body"

@@ -27,6 +27,15 @@ class TenantUpdate(StrictBody):
     name: str | None = Field(default=None, pattern=TENANT_NAME)
     active: bool | None = None
     ingest_rate_per_s: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_open_incidents: int | None = Field(
+        default=None, ge=1, le=10_000_000, description="Open incidents at once (null: default)"
+    )
+    max_new_incidents_per_minute: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="Incidents opened per minute"
+    )
+    max_concurrent_callbacks: int | None = Field(
+        default=None, ge=1, le=100_000, description="Callbacks in flight at once"
+    )
 
 
 class TenantOut(BaseModel):
@@ -36,6 +45,9 @@ class TenantOut(BaseModel):
     name: str
     active: bool
     ingest_rate_per_s: int
+    max_open_incidents: int | None = None
+    max_new_incidents_per_minute: int | None = None
+    max_concurrent_callbacks: int | None = None
     created_at: datetime
 
 

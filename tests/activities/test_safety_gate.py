@@ -5,13 +5,22 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
 
-from activities.safety import MAX_WAIT_S, SafetyGate, budget_key, rate_key, spread_wait
+from activities.safety import (
+    MAX_WAIT_S,
+    SafetyGate,
+    budget_key,
+    rate_key,
+    release_slot,
+    slot_member,
+    spread_wait,
+)
 from models.db import create_engine
 from rules.circuit_breaker import IDLE_TTL_S, CircuitBreaker, breaker_key
 from rules.policy import CircuitBreakerSettings, Policies, VendorSettings, load_policies
@@ -285,3 +294,24 @@ def test_repeated_waits_back_off_with_jitter_up_to_a_minute() -> None:
 def test_a_known_minimum_wait_is_never_cut_short() -> None:
     rng = random.Random(7)
     assert all(28 < spread_wait(28, n, rng) <= 28 + MAX_WAIT_S for n in range(12))
+
+
+@pytest.mark.usefixtures("registered")
+async def test_a_tenant_at_its_callback_cap_waits_spending_nothing_until_a_slot_frees(
+    make_gate: GateFactory, tenant: TenantCredentials, redis: Redis, settings: Settings
+) -> None:
+    engine = create_engine(settings)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE tenants SET max_concurrent_callbacks = 2 WHERE id = :id"),
+            {"id": tenant.id},
+        )
+    await engine.dispose()
+    gate = make_gate(100)
+    calls = [replace(_request(tenant, vendor=None), incident_id=f"inc-{n}") for n in range(3)]
+    answers = [await gate.check_gate(call) for call in calls]
+    assert [a.verdict for a in answers] == ["permit", "permit", "wait"]
+    assert answers[2].reason == "tenant's callbacks in flight at their cap"
+    assert await redis.hget(budget_key(str(tenant.id), "billing-sync"), "used") == b"2"
+    await release_slot(redis, str(tenant.id), slot_member("inc-0", 1))  # a callback ended
+    assert (await gate.check_gate(calls[2])).verdict == "permit"

