@@ -176,6 +176,29 @@ class Settings(BaseSettings):
     tenant_max_open_incidents: int = Field(default=1000, ge=1)
     tenant_max_new_incidents_per_minute: int = Field(default=600, ge=1)
     tenant_max_concurrent_callbacks: int = Field(default=50, ge=1)
+    # Internal networks (CIDRs) outbound calls may reach although the egress guard refuses
+    # loopback, private, link-local, CGNAT and other non-public addresses; unset: 127.0.0.0/8
+    # and ::1 in development, none in production.
+    allowed_callback_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("allowed_callback_networks", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("allowed_callback_networks")
+    @classmethod
+    def _networks_are_cidrs(cls, value: list[str]) -> list[str]:
+        # Imported here: rules.egress pulls in httpx, which settings' other users never need.
+        from rules.addresses import parse_network
+
+        return [str(parse_network(network)) for network in value]
+
+    @model_validator(mode="after")
+    def _development_networks(self) -> Settings:
+        if self.env == "development" and not self.allowed_callback_networks:
+            self.allowed_callback_networks = ["127.0.0.0/8", "::1/128"]
+        return self
 
     @field_validator("ai_mode")
     @classmethod
@@ -191,11 +214,11 @@ class Settings(BaseSettings):
 
     @field_validator("allowed_callback_hosts")
     @classmethod
-    def _hosts_are_hostnames(cls, value: list[str]) -> list[str]:
-        for host in value:
-            if "/" in host or " " in host or not host.strip("*."):
-                raise ValueError(f"{host!r} is not a host name (give hosts, not URLs)")
-        return value
+    def _hosts_are_entries(cls, value: list[str]) -> list[str]:
+        from rules.egress_lists import parse_entry  # see _networks_are_cidrs
+
+        # `host`, `*.example.com`, `host:port` or `http://host`: never a URL with a path.
+        return [str(parse_entry(host)) for host in value]
 
     @field_validator("database_url")
     @classmethod

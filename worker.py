@@ -22,7 +22,9 @@ from activities.records import IncidentRecords
 from activities.remediation import RemediationActivities
 from activities.safety import SafetyGate
 from clients import connect_temporal, create_engine, create_redis
+from models.egress import StoredEgressLists
 from observability import configure_logging
+from rules.egress import EgressGuard
 from rules.policy import load_policies
 from settings import Settings, load_settings
 from workflows.incident_workflow import IncidentWorkflow
@@ -80,10 +82,15 @@ async def activity_set(settings: Settings) -> AsyncIterator[Sequence[Callable[..
         pool_timeout_s=30,
         single_statement_writes=True,
     )
+    # An explicit transport: no HTTP(S)_PROXY from the environment, since a proxy would dial
+    # addresses the egress guard never vetted.
     http = httpx.AsyncClient(
         follow_redirects=False,
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        transport=httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        ),
     )
+    guard = EgressGuard.from_settings(settings, tenant_lists=StoredEgressLists(engine))
     redis = create_redis(settings)
     gate = SafetyGate(
         engine=engine,
@@ -94,13 +101,11 @@ async def activity_set(settings: Settings) -> AsyncIterator[Sequence[Callable[..
     )
     records = IncidentRecords(engine)
     analysis = AnalysisActivities(engine=engine, policies=policies)
-    remediation = RemediationActivities(
-        http=http, engine=engine, allowed_hosts=settings.allowed_callback_hosts, redis=redis
-    )
+    remediation = RemediationActivities(http=http, engine=engine, guard=guard, redis=redis)
     escalation = EscalationActivities(
         http=http,
         engine=engine,
-        allowed_hosts=settings.allowed_callback_hosts,
+        guard=guard,
         ui_base_url=settings.temporal_ui_url,
         namespace=settings.temporal_namespace,
         policy=policies.escalation,

@@ -15,18 +15,19 @@ from activities.outbound import (
     HttpResult,
     TenantSecrets,
     canonical_json,
-    host_allowed,
     post_signed,
     sign,
 )
 from activities.records import NOT_BACKED, running_workflow_id, write_action
 from activities.remediation import count_action
 from clients import workflow_ui_url
+from rules.egress import EgressGuard, EgressRefused, VettedTarget
 from rules.policy import EscalationPolicy
 from workflows.incident_types import ActionRequest, EscalationOutcome, EscalationRequest
 
 log = logging.getLogger("awfdrs.escalation")
 WEBHOOK_TIMEOUT_S = 10.0
+NO_WEBHOOK = "no escalation webhook configured"
 # The page goes where the policy and the registry say now, for an incident the tenant's stored
 # events name; the URL in the request (planned earlier, or forged) is not the authority.
 _TARGET = text("""
@@ -79,7 +80,7 @@ class EscalationActivities:
         *,
         http: httpx.AsyncClient,
         engine: AsyncEngine,
-        allowed_hosts: list[str],
+        guard: EgressGuard,
         ui_base_url: str | None,
         namespace: str,
         policy: EscalationPolicy,
@@ -88,7 +89,7 @@ class EscalationActivities:
         self._engine = engine
         self._policy = policy
         self._secrets = TenantSecrets(engine)
-        self._allowed_hosts = allowed_hosts
+        self._guard = guard
         self._ui_base_url = ui_base_url
         self._namespace = namespace
 
@@ -110,10 +111,13 @@ class EscalationActivities:
             parameters={"level": req.step.name, "webhook_url": url},
         )
         await write_action(self._engine, action)
-        if not url or not host_allowed(url, self._allowed_hosts):
-            detail = "no escalation webhook configured" if not url else "webhook host not allowed"
-            return await self._finish(action, delivered=False, detail=detail)
-        result = await self._page(req, key, url)
+        if not url:
+            return await self._finish(action, delivered=False, detail=NO_WEBHOOK)
+        try:
+            target = await self._guard.vet(url, tenant_id=req.tenant_id)
+        except EgressRefused as refused:
+            return await self._finish(action, delivered=False, detail=f"egress refused: {refused}")
+        result = await self._page(req, key, target)
         delivered = result.status is not None and 200 <= result.status < 300
         detail = f"HTTP {result.status}" if result.status else (result.error or "no response")
         return await self._finish(action, delivered=delivered, detail=detail)
@@ -133,7 +137,7 @@ class EscalationActivities:
         webhook = levels[req.level - 1].webhook
         return bool(row.backed), row.escalation_webhook_url if webhook == "workflow" else webhook
 
-    async def _page(self, req: EscalationRequest, key: str, url: str) -> HttpResult:
+    async def _page(self, req: EscalationRequest, key: str, target: VettedTarget) -> HttpResult:
         ui_url = workflow_ui_url(self._ui_base_url, self._namespace, running_workflow_id())
         body = canonical_json(pagerduty_body(req, ui_url))
         headers = {
@@ -144,7 +148,7 @@ class EscalationActivities:
         }
         # Every failure to build or send the request comes back as the result's error.
         return await post_signed(
-            self._http, url, body, headers=headers, timeout_s=WEBHOOK_TIMEOUT_S
+            self._http, target, body, headers=headers, timeout_s=WEBHOOK_TIMEOUT_S
         )
 
     async def _finish(

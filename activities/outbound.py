@@ -1,4 +1,4 @@
-"""Signed, bounded outbound HTTP shared by callbacks and escalation webhooks."""
+"""Signed, bounded outbound HTTP to vetted addresses, shared by callbacks and escalations."""
 
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
+
+from rules.egress import VettedTarget
 
 log = logging.getLogger("awfdrs.outbound")
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -52,18 +53,6 @@ def sign(body: bytes, secret: str) -> str:
 def canonical_json(document: dict[str, Any]) -> bytes:
     """Serialise deterministically so the signature is reproducible by the receiver."""
     return json.dumps(document, sort_keys=True, separators=(",", ":"), default=str).encode()
-
-
-def host_allowed(url: str, allowed: list[str]) -> bool:
-    """Check the URL's scheme and host against the allow-list (exact or `*.suffix`)."""
-    try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-    except ValueError:  # e.g. an unbalanced IPv6 bracket: no host to check
-        return False
-    if parts.scheme not in {"http", "https"} or not host:
-        return False
-    return any(host == e or (e.startswith("*.") and host.endswith(e[1:])) for e in allowed)
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -116,14 +105,19 @@ class TenantSecrets:
 
 
 async def post_signed(
-    http: httpx.AsyncClient, url: str, body: bytes, *, headers: dict[str, str], timeout_s: float
+    http: httpx.AsyncClient,
+    target: VettedTarget,
+    body: bytes,
+    *,
+    headers: dict[str, str],
+    timeout_s: float,
 ) -> HttpResult:
-    """POST without following redirects, reading at most 64 KiB, heartbeating while waiting.
+    """POST to the vetted address without following redirects, reading at most 64 KiB.
 
-    Never raises but for cancellation: a request that cannot be built or sent is a result
-    whose `error` says why.
+    Heartbeats while waiting. Never raises but for cancellation: a request that cannot be
+    built or sent is a result whose `error` says why.
     """
-    request = asyncio.ensure_future(_post(http, url, body, headers, timeout_s))
+    request = asyncio.ensure_future(_post(http, target, body, headers, timeout_s))
     try:
         while True:
             done, _ = await asyncio.wait({request}, timeout=HEARTBEAT_EVERY_S)
@@ -137,12 +131,30 @@ async def post_signed(
             await asyncio.gather(request, return_exceptions=True)
 
 
+def pinned_request_options(target: VettedTarget, headers: dict[str, str]) -> dict[str, Any]:
+    """The URL, headers and extensions that make httpx dial the vetted address, not DNS."""
+    # The Host header and the TLS name stay the URL's own, so virtual hosting and certificate
+    # checks work as if httpx had resolved the name. `Connection: close`: a pooled connection
+    # is keyed by address alone and would carry another host's request over this host's TLS.
+    pinned = {**headers, "Host": target.host_header, "Connection": "close"}
+    extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else {}
+    return {"url": target.request_url, "headers": pinned, "extensions": extensions}
+
+
 async def _post(
-    http: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], timeout_s: float
+    http: httpx.AsyncClient,
+    target: VettedTarget,
+    body: bytes,
+    headers: dict[str, str],
+    timeout_s: float,
 ) -> HttpResult:
     try:
         async with http.stream(
-            "POST", url, content=body, headers=headers, timeout=timeout_s, follow_redirects=False
+            "POST",
+            content=body,
+            timeout=timeout_s,
+            follow_redirects=False,
+            **pinned_request_options(target, headers),
         ) as response:
             chunks, size = [], 0
             async for chunk in response.aiter_bytes():

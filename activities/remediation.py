@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -20,17 +21,19 @@ from activities.outbound import (
     HttpResult,
     TenantSecrets,
     canonical_json,
-    host_allowed,
     post_signed,
     sign,
 )
 from activities.records import NOT_BACKED, running_workflow_id, write_action
 from activities.safety import release_slot, slot_member
-from workflows.incident_types import ActionRequest, CallbackOutcome, CallbackRequest
+from rules.egress import EgressGuard, EgressRefused, VettedTarget
+from workflows.incident_types import ActionRequest, CallbackOutcome, CallbackRequest, Outcome
 
 log = logging.getLogger("awfdrs.remediation")
 RETRYABLE_4XX = (408, 429)
 NOT_REGISTERED = "workflow no longer registered"
+EXCERPT_CHARS = 100
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]")
 # Everything a callback sends comes from PostgreSQL, found by references: the registered
 # workflow's current URL, and the incident's newest failure (the one the workflow names if it
 # is stored, else the newest of the incident key). No stored failure of this tenant under the
@@ -50,12 +53,21 @@ WHERE w.tenant_id = :tenant_id AND w.name = :workflow
 """)
 
 
+def excerpt(body: str) -> str:
+    """At most 100 printable ASCII characters of a response body, whitespace collapsed."""
+    # Served by GET /actions and carried into pages: enough to recognise a callback's own
+    # error message, too little (and too inert) to read back what a called service holds.
+    flat = _NOT_PRINTABLE_ASCII.sub("?", " ".join(body.split()))
+    return flat if len(flat) <= EXCERPT_CHARS else flat[: EXCERPT_CHARS - 3] + "..."
+
+
 def classify_response(result: HttpResult) -> CallbackOutcome:
     """2xx success; 408, 429, 5xx and transport errors retryable; other statuses fatal."""
     status = result.status
     if status is None:
         return CallbackOutcome("retryable", None, result.error or "no response")
-    detail = result.body[:500]
+    shown = excerpt(result.body)
+    detail = f"HTTP {status}: {shown}" if shown else f"HTTP {status}"
     if 200 <= status < 300:
         return CallbackOutcome("success", status, detail)
     if status in RETRYABLE_4XX or status >= 500:
@@ -121,14 +133,14 @@ class RemediationActivities:
         *,
         http: httpx.AsyncClient,
         engine: AsyncEngine,
-        allowed_hosts: list[str],
+        guard: EgressGuard,
         redis: Redis | None = None,
     ) -> None:
         self._http = http
         self._engine = engine
         self._redis = redis
         self._secrets = TenantSecrets(engine)
-        self._allowed_hosts = allowed_hosts
+        self._guard = guard
 
     @activity.defn(name="call_callback")
     async def call_callback(self, req: CallbackRequest) -> CallbackOutcome:
@@ -157,12 +169,11 @@ class RemediationActivities:
             return CallbackOutcome("fatal", None, NOT_BACKED)
         url = target.url
         await self._action(req, "running", url=url)
-        if url is None or not host_allowed(url, self._allowed_hosts):
-            detail = NOT_REGISTERED if url is None else "callback host is not allow-listed"
-            outcome = CallbackOutcome("fatal", None, detail)
-            await self._action(req, "failed", outcome, url=url)
-            return outcome
-        result = await self._post(req, target)
+        vetted = await self._vet(req, url)
+        if isinstance(vetted, CallbackOutcome):
+            await self._action(req, "failed", vetted, url=url)
+            return vetted
+        result = await self._post(req, target, vetted)
         outcome = classify_response(result)
         count_action("retry", outcome.outcome)
         status = "succeeded" if outcome.outcome == "success" else "failed"
@@ -175,7 +186,20 @@ class RemediationActivities:
         )
         return outcome
 
-    async def _post(self, req: CallbackRequest, target: CallbackTarget) -> HttpResult:
+    async def _vet(self, req: CallbackRequest, url: str | None) -> VettedTarget | CallbackOutcome:
+        """The address to call, vetted now, or the failed outcome saying why nothing is called."""
+        if url is None:
+            return CallbackOutcome("fatal", None, NOT_REGISTERED)
+        try:
+            return await self._guard.vet(url, tenant_id=req.tenant_id)
+        except EgressRefused as refused:
+            # A DNS failure may clear up; a refused host, scheme, port or address will not.
+            outcome: Outcome = "retryable" if refused.transient else "fatal"
+            return CallbackOutcome(outcome, None, f"egress refused: {refused.reason}")
+
+    async def _post(
+        self, req: CallbackRequest, target: CallbackTarget, vetted: VettedTarget
+    ) -> HttpResult:
         url = target.url
         assert url is not None
         body = canonical_json(
@@ -199,7 +223,7 @@ class RemediationActivities:
         }
         try:
             return await post_signed(
-                self._http, url, body, headers=headers, timeout_s=req.timeout_s
+                self._http, vetted, body, headers=headers, timeout_s=req.timeout_s
             )
         except asyncio.CancelledError:
             # Killed mid-call: the cancellation reached us through a heartbeat.

@@ -19,6 +19,7 @@ from api.metrics import ApiMetrics
 from api.middleware import CorrelationIdMiddleware
 from api.routes import (
     dead_letters,
+    egress,
     events,
     health,
     incidents,
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         workflows.router,
         safety.router,
         tenants.router,
+        egress.router,
         dead_letters.router,
     ):
         app.include_router(router, prefix=API_PREFIX)

@@ -1,5 +1,6 @@
 """SQLModel tables, API schemas and database helpers."""
 
+from models.egress import TenantEgressList
 from models.event import DeadLetter, Event, EventOutbox
 from models.idempotency import DecisionKey, EventKey
 from models.incident import Action, Decision, Incident, IncidentTransition
@@ -19,6 +20,7 @@ __all__ = [
     "IncidentTransition",
     "KillSwitch",
     "Tenant",
+    "TenantEgressList",
     "Vendor",
     "Workflow",
 ]

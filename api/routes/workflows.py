@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 
 from api.auth import OperatorPrincipal
-from api.deps import SessionDep, SettingsDep
+from api.deps import SessionDep
 from api.intake import Intake
 from api.routes.responses import problem_responses
 from api.services import workflows as registry
+from api.services.egress import EgressGuardDep
 from models.schemas.common import NAME_PATTERN
 from models.schemas.workflows import WorkflowCreate, WorkflowOut, WorkflowUpdate
 from rules.policy import Policies
@@ -41,15 +42,15 @@ async def register(
     body: WorkflowCreate,
     principal: OperatorPrincipal,
     session: SessionDep,
-    settings: SettingsDep,
+    guard: EgressGuardDep,
     request: Request,
 ) -> WorkflowOut:
-    """Register a workflow; callback and webhook hosts must be allow-listed."""
+    """Register a workflow; the egress guard must accept its callback and webhook URLs."""
     row = await registry.create_workflow(
         session=session,
         tenant_id=principal.tenant_id,
         body=body,
-        allowed_hosts=settings.allowed_callback_hosts,
+        guard=guard,
         policies=_policies(request).retry,
     )
     _forget(request)
@@ -86,7 +87,7 @@ async def update(
     body: WorkflowUpdate,
     principal: OperatorPrincipal,
     session: SessionDep,
-    settings: SettingsDep,
+    guard: EgressGuardDep,
     request: Request,
 ) -> WorkflowOut:
     """Change a workflow's callback, policy or active flag."""
@@ -95,7 +96,7 @@ async def update(
         tenant_id=principal.tenant_id,
         name=name,
         body=body,
-        allowed_hosts=settings.allowed_callback_hosts,
+        guard=guard,
         policies=_policies(request).retry,
     )
     _forget(request)

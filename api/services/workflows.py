@@ -5,9 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
 
-import httpx
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,6 +19,7 @@ from models.schemas.workflows import (
     WorkflowOut,
     WorkflowUpdate,
 )
+from rules.egress import EgressGuard, EgressRefused
 from rules.policy import RetryPolicies
 
 
@@ -31,17 +30,6 @@ class InvalidRegistration(AwfdrsError):
     title = "Validation failed"
 
 
-def host_allowed(host: str, allowed: list[str]) -> bool:
-    """Match a host against the allow-list (exact, or `*.suffix` wildcards)."""
-    host = host.lower().rstrip(".")
-    for entry in allowed:
-        if entry.startswith("*.") and host.endswith(entry[1:]):
-            return True
-        if host == entry:
-            return True
-    return False
-
-
 def _refuse(field: str, message: str) -> InvalidRegistration:
     return InvalidRegistration(
         f"{field}: {message}",
@@ -49,43 +37,14 @@ def _refuse(field: str, message: str) -> InvalidRegistration:
     )
 
 
-def _split_url(field: str, url: str) -> tuple[SplitResult, int | None]:
-    if any(char.isspace() or not char.isprintable() for char in url):
-        raise _refuse(field, "must not contain whitespace or control characters")
+async def check_target_url(
+    field: str, url: str, *, guard: EgressGuard, tenant_id: uuid.UUID
+) -> str:
+    """Accept a URL only if the egress guard would call it now: the call-time check, early."""
     try:
-        parts = urlsplit(url)
-    except ValueError as exc:  # e.g. an unbalanced IPv6 bracket
-        raise _refuse(field, f"is not a valid URL ({exc})") from None
-    try:
-        port = parts.port
-    except ValueError:  # not digits, or above 65535
-        raise _refuse(field, "port must be a number from 1 to 65535") from None
-    return parts, port
-
-
-def check_target_url(field: str, url: str, allowed: list[str]) -> str:
-    """Accept only http(s) URLs that httpx can call, without credentials, on allow-listed hosts."""
-    parts, port = _split_url(field, url)
-    if parts.scheme not in {"http", "https"}:
-        raise _refuse(field, "only http and https URLs are allowed")
-    if "@" in parts.netloc:
-        raise _refuse(field, "credentials in URLs are not allowed")
-    host = parts.hostname
-    if not host:
-        raise _refuse(field, "must name a host")
-    if port == 0:
-        raise _refuse(field, "port must be a number from 1 to 65535")
-    if not host.isascii():
-        raise _refuse(field, "host must be ASCII (write an international name in punycode)")
-    try:
-        target = httpx.URL(url)
-    except (httpx.InvalidURL, ValueError) as exc:
-        raise _refuse(field, f"cannot be called ({exc})") from None
-    # The allow-list is checked on this parser's host; the call goes where httpx's points.
-    if target.raw_host.decode("ascii", "replace").lower() != host:
-        raise _refuse(field, "is ambiguous: its host reads differently to different parsers")
-    if not host_allowed(host, allowed):
-        raise _refuse(field, f"host {host!r} is not in AWFDRS_ALLOWED_CALLBACK_HOSTS")
+        await guard.vet(url, tenant_id=tenant_id)
+    except EgressRefused as refused:
+        raise _refuse(field, refused.reason) from None
     return url
 
 
@@ -117,13 +76,15 @@ async def create_workflow(
     session: AsyncSession,
     tenant_id: uuid.UUID,
     body: WorkflowCreate,
-    allowed_hosts: list[str],
+    guard: EgressGuard,
     policies: RetryPolicies,
 ) -> Workflow:
     """Register a workflow; 409 when the name is taken."""
-    check_target_url("callback_url", body.callback_url, allowed_hosts)
+    await check_target_url("callback_url", body.callback_url, guard=guard, tenant_id=tenant_id)
     if body.escalation_webhook_url:
-        check_target_url("escalation_webhook_url", body.escalation_webhook_url, allowed_hosts)
+        await check_target_url(
+            "escalation_webhook_url", body.escalation_webhook_url, guard=guard, tenant_id=tenant_id
+        )
     row = Workflow(
         tenant_id=tenant_id,
         name=body.name,
@@ -160,7 +121,7 @@ async def update_workflow(
     tenant_id: uuid.UUID,
     name: str,
     body: WorkflowUpdate,
-    allowed_hosts: list[str],
+    guard: EgressGuard,
     policies: RetryPolicies,
 ) -> Workflow:
     """Apply a partial update after validating the changed fields."""
@@ -168,7 +129,7 @@ async def update_workflow(
     changes = body.model_dump(exclude_unset=True)
     for field in ("callback_url", "escalation_webhook_url"):
         if changes.get(field):
-            check_target_url(field, changes[field], allowed_hosts)
+            await check_target_url(field, changes[field], guard=guard, tenant_id=tenant_id)
     if "callback_url" in changes and changes["callback_url"] is None:
         raise InvalidRegistration("callback_url: cannot be removed")
     if "retry_policy" in changes:

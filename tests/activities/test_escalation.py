@@ -16,6 +16,7 @@ from activities.records import IncidentRecords
 from devstack.http_target import CallbackServer, Reply
 from devstack.process import free_port
 from models.db import create_engine
+from rules.egress import EgressGuard
 from rules.policy import load_policies
 from settings import Settings
 from tests.conftest import TenantCredentials
@@ -45,7 +46,7 @@ async def escalation(
         yield EscalationActivities(
             http=http,
             engine=engine,
-            allowed_hosts=settings.allowed_callback_hosts,
+            guard=EgressGuard.from_settings(settings),
             ui_base_url="http://ui.test",
             namespace="default",
             policy=load_policies(None).escalation,
@@ -140,9 +141,10 @@ async def _rows(engine: AsyncEngine, tenant: TenantCredentials) -> list[dict[str
     [
         ("down", "ConnectError"),
         ("500", "HTTP 500"),
-        ("http://127.0.0.1:99999/page", "port must be 0-65535"),
-        ("http://127.0.0.1:abc/page", "InvalidURL"),
-        ("http://[::1/page", "webhook host not allowed"),
+        ("http://127.0.0.1:99999/page", "egress refused: is not a valid URL (Port out of range"),
+        ("http://127.0.0.1:abc/page", "egress refused: is not a valid URL (Port could not"),
+        ("http://[::1/page", "egress refused: is not a valid URL (Invalid IPv6 URL)"),
+        ("http://169.254.169.254/page", "egress refused: link-local address 169.254.169.254"),
         (None, "no escalation webhook configured"),
     ],
 )

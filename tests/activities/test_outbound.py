@@ -1,19 +1,27 @@
-"""Outbound HTTP: Retry-After in both forms, the allow-list, and POSTs that never raise."""
+"""Outbound HTTP: Retry-After in both forms, POSTs that never raise, and calls that dial the
+vetted address while speaking to (and verifying) the URL's own name."""
 
 from __future__ import annotations
 
+import ssl
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from ipaddress import ip_address
 
 import httpx
 import pytest
 
-from activities.outbound import MAX_RETRY_AFTER_S, host_allowed, parse_retry_after, post_signed
+from activities.outbound import MAX_RETRY_AFTER_S, parse_retry_after, post_signed
 from devstack.http_target import CallbackServer, Reply
 from devstack.process import free_port
+from rules.egress import VettedTarget
+from tests.utils.egress import ScriptedResolver, ServerOn, make_guard
+from tests.utils.tls import SERVER_NAME, Pki, make_pki
 
 NOW = datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC)
+TENANT = uuid.uuid4()
 
 
 @pytest.mark.parametrize(
@@ -71,21 +79,6 @@ def test_an_http_date_is_measured_against_the_clock() -> None:
     assert seconds is not None and 8.5 <= seconds <= 10.0
 
 
-@pytest.mark.parametrize(
-    ("url", "allowed"),
-    [
-        ("http://127.0.0.1:8080/cb", True),
-        ("https://hooks.example.com/cb", True),
-        ("http://evil.example.org/cb", False),
-        ("ftp://127.0.0.1/cb", False),
-        ("http://[::1/cb", False),  # urlsplit raises on the unbalanced bracket
-        ("http:///cb", False),
-    ],
-)
-def test_host_allowed_never_raises(url: str, allowed: bool) -> None:
-    assert host_allowed(url, ["127.0.0.1", "*.example.com"]) is allowed
-
-
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     """A client configured like the worker's."""
@@ -93,8 +86,26 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-async def _post(client: httpx.AsyncClient, url: str, **headers: str) -> tuple[int | None, str]:
-    result = await post_signed(client, url, b"{}", headers=headers, timeout_s=5)
+def _pinned(request_url: str) -> VettedTarget:
+    """A target as the guard would return it, pointing wherever the test needs."""
+    return VettedTarget(
+        url=request_url,
+        address=ip_address("127.0.0.1"),
+        request_url=request_url,
+        host_header="127.0.0.1",
+        sni_hostname=None,
+    )
+
+
+async def _vetted(url: str) -> VettedTarget:
+    guard = make_guard(ScriptedResolver(), networks=["127.0.0.0/8"])
+    return await guard.vet(url, tenant_id=uuid.uuid4())
+
+
+async def _post(
+    client: httpx.AsyncClient, target: VettedTarget, **headers: str
+) -> tuple[int | None, str]:
+    result = await post_signed(client, target, b"{}", headers=headers, timeout_s=5)
     return result.status, result.error or ""
 
 
@@ -102,29 +113,78 @@ async def _post(client: httpx.AsyncClient, url: str, **headers: str) -> tuple[in
     ("url", "reason"),
     [
         ("http://127.0.0.1:{closed}/cb", "ConnectError"),
+        # What the guard refuses never gets here; were it to, it is still a result.
         ("http://127.0.0.1:99999/cb", "port must be 0-65535"),
         ("http://127.0.0.1:abc/cb", "InvalidURL"),
-        ("http://[::1/cb", "InvalidURL"),
         ("ftp://127.0.0.1/cb", "UnsupportedProtocol"),
-        ("http:///cb", "UnsupportedProtocol"),
     ],
 )
 async def test_a_url_that_cannot_be_called_is_an_error_not_an_exception(
     client: httpx.AsyncClient, url: str, reason: str
 ) -> None:
-    status, error = await _post(client, url.format(closed=free_port()))
+    status, error = await _post(client, _pinned(url.format(closed=free_port())))
     assert status is None
     assert reason in error
 
 
 async def test_a_header_httpx_cannot_encode_is_an_error(client: httpx.AsyncClient) -> None:
     async with CallbackServer() as server:
-        status, error = await _post(client, server.url, **{"X-Correlation-ID": "café ☕"})
+        target = await _vetted(server.url)
+        status, error = await _post(client, target, **{"X-Correlation-ID": "café ☕"})
     assert (status, server.calls) == (None, [])
     assert "UnicodeEncodeError" in error
 
 
 async def test_a_503_carries_its_retry_after(client: httpx.AsyncClient) -> None:
     async with CallbackServer([Reply(503, headers={"Retry-After": "1.5"})]) as server:
-        result = await post_signed(client, server.url, b"{}", headers={}, timeout_s=5)
+        target = await _vetted(server.url)
+        result = await post_signed(client, target, b"{}", headers={}, timeout_s=5)
     assert (result.status, result.retry_after_s, result.error) == (503, 1.5, None)
+
+
+async def test_the_call_dials_the_vetted_address_with_the_names_host_header(
+    client: httpx.AsyncClient,
+) -> None:
+    # The name exists only in the scripted resolver: had httpx resolved it, nothing connects.
+    async with ServerOn("127.0.0.2") as server:
+        resolver = ScriptedResolver({"pinned.egress.test": [["127.0.0.2"]]})
+        guard = make_guard(resolver, networks=["127.0.0.2/32"])
+        target = await guard.vet(f"http://pinned.egress.test:{server.port}/cb", tenant_id=TENANT)
+        status, _ = await _post(client, target)
+    assert status == 200
+    [call] = server.calls
+    assert call.headers["host"] == f"pinned.egress.test:{server.port}"
+    assert call.headers["connection"] == "close"  # no pooled connection outlives its vetting
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A CA and a server certificate for SERVER_NAME only."""
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def _tls(pki: Pki) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(pki.server_cert, pki.server_key)
+    return server, ssl.create_default_context(cafile=str(pki.ca))
+
+
+@pytest.mark.parametrize(("name", "verified"), [(SERVER_NAME, True), ("other.test", False)])
+async def test_tls_verifies_the_name_while_dialling_the_address(
+    pki: Pki, name: str, verified: bool
+) -> None:
+    server_tls, client_tls = _tls(pki)
+    resolver = ScriptedResolver({name: [["127.0.0.1"]]})
+    guard = make_guard(resolver, networks=["127.0.0.1/32"], hosts=[name])
+    async with (
+        ServerOn("127.0.0.1", tls=server_tls) as server,
+        httpx.AsyncClient(verify=client_tls) as tls_client,
+    ):
+        target = await guard.vet(f"https://{name}:{server.port}/cb", tenant_id=TENANT)
+        status, error = await _post(tls_client, target)
+    # The certificate names SERVER_NAME only: checked against the address, it would fail.
+    assert (status == 200) is verified
+    assert verified or "CERTIFICATE_VERIFY_FAILED" in error
+    assert [c.headers["host"] for c in server.calls] == (
+        [f"{name}:{server.port}"] if verified else []
+    )

@@ -16,6 +16,7 @@ from activities.records import IncidentRecords
 from activities.remediation import NOT_REGISTERED, RemediationActivities
 from devstack.http_target import Call, CallbackServer, Reply
 from models.db import create_engine
+from rules.egress import EgressGuard
 from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
@@ -38,7 +39,7 @@ async def remediation(
     """The callback activity as the worker builds it."""
     async with httpx.AsyncClient(follow_redirects=False) as client:
         yield RemediationActivities(
-            http=client, engine=engine, allowed_hosts=settings.allowed_callback_hosts
+            http=client, engine=engine, guard=EgressGuard.from_settings(settings)
         )
 
 
@@ -165,14 +166,18 @@ async def test_a_workflow_no_longer_registered_is_fatal_without_a_call(
 
 
 async def test_the_allow_list_applies_to_the_url_actually_called(
-    engine: AsyncEngine, http: httpx.AsyncClient, tenant: TenantCredentials
+    engine: AsyncEngine,
+    http: httpx.AsyncClient,
+    tenant: TenantCredentials,
+    settings: Settings,
 ) -> None:
     async with CallbackServer() as server, httpx.AsyncClient() as client:
         await register_workflow(http, tenant, callback_url=server.url)  # host 127.0.0.1
-        only_localhost = RemediationActivities(
-            http=client, engine=engine, allowed_hosts=["localhost"]
-        )
+        networks = settings.allowed_callback_networks
+        only_localhost = EgressGuard(hosts=["localhost"], networks=networks, strict=False)
+        remediation = RemediationActivities(http=client, engine=engine, guard=only_localhost)
         planned = server.url.replace("127.0.0.1", "localhost")
-        outcome = await _call(only_localhost, await _request(engine, tenant, planned))
-    assert (outcome.outcome, outcome.detail) == ("fatal", "callback host is not allow-listed")
+        outcome = await _call(remediation, await _request(engine, tenant, planned))
+    refused = "egress refused: host 127.0.0.1 is not on the egress allow-list"
+    assert (outcome.outcome, outcome.detail) == ("fatal", refused)
     assert server.calls == []

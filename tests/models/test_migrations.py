@@ -34,6 +34,7 @@ TABLES = {
     "dead_letters",
     "event_keys",
     "decision_keys",
+    "tenant_egress",
 }
 PARTITIONED = ("events", "decisions", "incident_transitions")
 

@@ -133,7 +133,7 @@ async def test_a_webhook_url_that_cannot_be_called_is_a_failed_page_not_a_failed
     [row] = rows
     assert row["status"] == "failed"
     assert row["result"]["delivered"] is False
-    assert "port must be 0-65535" in row["result"]["detail"]
+    assert "egress refused: is not a valid URL (Port out of range" in row["result"]["detail"]
     assert (view.status, view.escalation_level) == ("escalated", 1)
     assert running == WorkflowExecutionStatus.RUNNING
     assert result.status == "killed"
