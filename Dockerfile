@@ -9,7 +9,7 @@ COPY models models
 COPY rules rules
 COPY devstack devstack
 COPY migrations migrations
-COPY worker.py settings.py cli.py observability.py clients.py ./
+COPY worker.py settings.py cli.py observability.py clients.py vocabulary.py ./
 RUN pip wheel --no-deps --wheel-dir /wheels . \
  && pip wheel --wheel-dir /wheels "$(ls /wheels/awfdrs-*.whl)"
 

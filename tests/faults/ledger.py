@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -9,6 +10,8 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from devstack.http_target import Call
+
+log = logging.getLogger("awfdrs.ledger")
 
 
 @dataclass
@@ -63,7 +66,7 @@ async def build_ledger(
         attempts.setdefault(incident, set()).add(int(attempt))
         if call.status is not None and 200 <= call.status < 300:
             successes[key] += 1
-    return Ledger(
+    ledger = Ledger(
         accepted=len(accepted_keys),
         stored=len(stored_keys),
         reached_workflows=reached,
@@ -76,3 +79,6 @@ async def build_ledger(
         attempts_beyond_cap=sum(max(v) > max_attempts for v in attempts.values()),
         calls_per_attempt=dict(per_attempt),
     )
+    # Shown with `-o log_cli=true --log-cli-level=INFO`: the figures each fault ended with.
+    log.info("ledger %s", ledger)
+    return ledger

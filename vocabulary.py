@@ -1,0 +1,116 @@
+"""The words of AWFDRS, defined once: statuses, event types, severities, verdicts, message names.
+
+Every module (the workflow, activities, the API, SQL built in code, the CLI) uses these names
+instead of spelling the strings itself. They are `StrEnum`s, so each member is also the plain
+string stored in PostgreSQL, sent in JSON and recorded in Temporal histories: changing a value
+here is a data migration, not a rename.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class IncidentStatus(StrEnum):
+    """The lifecycle of an incident (`paused` overlays any live state until resumed)."""
+
+    OPEN = "open"
+    ANALYZING = "analyzing"
+    REMEDIATING = "remediating"
+    WAITING = "waiting"
+    PAUSED = "paused"
+    ESCALATED = "escalated"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    KILLED = "killed"
+    SUPPRESSED = "suppressed"
+
+
+TERMINAL_STATUSES = frozenset(
+    {IncidentStatus.RESOLVED, IncidentStatus.KILLED, IncidentStatus.SUPPRESSED}
+)
+
+
+class EventType(StrEnum):
+    """What a client reports about one step or run of its workflow."""
+
+    STEP_FAILED = "step.failed"
+    STEP_SUCCEEDED = "step.succeeded"
+    WORKFLOW_FAILED = "workflow.failed"
+    WORKFLOW_SUCCEEDED = "workflow.succeeded"
+    WORKFLOW_STARTED = "workflow.started"
+
+
+FAILURE_TYPES = frozenset({EventType.STEP_FAILED, EventType.WORKFLOW_FAILED})
+SUCCESS_TYPES = frozenset({EventType.STEP_SUCCEEDED, EventType.WORKFLOW_SUCCEEDED})
+
+
+class Severity(StrEnum):
+    """How bad an incident is, from the error catalogue."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+
+class ActionStatus(StrEnum):
+    """An action row's lifecycle: pending → running → one of the final three."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINAL_ACTION_STATUSES = frozenset(
+    {ActionStatus.SUCCEEDED, ActionStatus.FAILED, ActionStatus.CANCELLED}
+)
+
+
+class GateVerdict(StrEnum):
+    """The safety gate's answer before an attempt."""
+
+    PERMIT = "permit"
+    WAIT = "wait"
+    DENY = "deny"
+
+
+class CallOutcome(StrEnum):
+    """How one callback ended."""
+
+    SUCCESS = "success"
+    RETRYABLE = "retryable"
+    FATAL = "fatal"
+    CANCELLED = "cancelled"
+
+
+class Remediation(StrEnum):
+    """What intake says will happen to an event's incident."""
+
+    NORMAL = "normal"
+    SUPPRESSED = "suppressed"
+    DEFERRED = "deferred"
+
+
+class SignalName(StrEnum):
+    """Signals of `IncidentWorkflow` (also usable from the `temporal` CLI)."""
+
+    EVENT_DIGEST = "event_digest"
+    EVENTS = "events"  # the legacy form, still handled for histories and older dispatchers
+    PAUSE = "pause"
+    RESUME = "resume"
+    KILL = "kill"
+    RESOLVE = "resolve"
+    ACKNOWLEDGE = "acknowledge"
+
+
+class QueryName(StrEnum):
+    """Queries of `IncidentWorkflow`."""
+
+    STATUS = "status"
+
+
+WORKFLOW_TYPE = "IncidentWorkflow"
