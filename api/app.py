@@ -29,6 +29,7 @@ from api.routes import (
     tenants,
     workflows,
 )
+from api.routes.docs import install_docs
 from api.services.fairness import Caps
 from api.services.ingest import WorkflowStateCache
 from api.validation import reject_unstorable_parameters
@@ -137,7 +138,11 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         version="0.1.0",
         lifespan=lifespan,
         dependencies=[Depends(reject_unstorable_parameters)],
+        # Served from packaged assets (api/routes/docs.py), not a CDN; ReDoc has no package.
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
     # Inside the correlation middleware (so the 413 carries the id), before routing and auth.
     app.add_middleware(BodyLimitMiddleware, max_bytes=request_body_limit(settings))
     app.add_middleware(CorrelationIdMiddleware)
