@@ -131,8 +131,8 @@ class AnalysisActivities:
     async def classify(self, req: DecisionRequest) -> Classification:
         """Detector: category, severity and retryability from the code, else the message."""
         catalog = self._policies.error_codes
-        code, how, confidence = catalog.default_code, "nothing matched", 0.3
         message = req.error_message or await self._message(req)
+        code, how, confidence = catalog.default_code, None, 0.3
         if req.error_code and catalog.canonical(req.error_code) in catalog.codes:
             code = catalog.canonical(req.error_code)
             exact = code == req.error_code.upper()
@@ -140,18 +140,31 @@ class AnalysisActivities:
         elif message and (matched := catalog.match_message(message)):
             code, how, confidence = matched, "message pattern", 0.7
         entry = catalog.codes[code]
-        summary = f"{code} ({entry.category}, {entry.severity}, " + (
-            "retryable)" if entry.retryable else "not retryable)"
+        traits = f"{entry.category}, {entry.severity}, " + (
+            "retryable" if entry.retryable else "not retryable"
         )
+        if how is None:
+            # Unknown to the catalogue: the incident keeps the code the client sent, with the
+            # default entry's handling, so nobody has to guess what "UNKNOWN_ERROR" stood for.
+            shown = req.error_code or code
+            summary = f"{shown} ({traits}, as {code})"
+            reasoning = (
+                f"Neither the catalogue nor a message pattern knows "
+                f"{repr(req.error_code) if req.error_code else 'this failure'}: handled as "
+                f"{code} ({traits}). {entry.description}"
+            )
+        else:
+            shown, summary = code, f"{code} ({traits})"
+            reasoning = f"Matched by {how}: {summary}. {entry.description}"
         result = Classification(
-            code, entry.category, entry.severity, entry.retryable, confidence, summary
+            shown, entry.category, entry.severity, entry.retryable, confidence, summary
         )
         await self._decide(
             req,
             "classify",
             "classification",
             DETECTOR,
-            f"Matched by {how}: {summary}. {entry.description}",
+            reasoning,
             confidence,
             asdict(result),
             {"code": req.error_code, "message": message},

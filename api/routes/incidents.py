@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import JSONResponse
 from sqlmodel import col, select
 
@@ -28,6 +28,15 @@ from models.schemas.incidents import (
 )
 from models.schemas.storable import UtcDateTime
 
+IncidentRef = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=300,
+        description="The incident's id (UUID) or its workflow id (`incident:<tenant>:<signature>`)",
+        examples=["incident:8a1c…:3f2e…"],
+    ),
+]
 router = APIRouter(tags=["incidents"])
 ERRORS = problem_responses(401, 403, 404, 422)
 Status = Literal[INCIDENT_STATUSES]  # type: ignore[valid-type]
@@ -87,7 +96,7 @@ async def list_incidents(
     responses=ERRORS,
 )
 async def get_incident(
-    incident_id: uuid.UUID,
+    incident_id: IncidentRef,
     principal: OperatorPrincipal,
     session: SessionDep,
     settings: SettingsDep,
@@ -112,7 +121,10 @@ async def get_incident(
     responses=ERRORS,
 )
 async def get_timeline(
-    incident_id: uuid.UUID, principal: OperatorPrincipal, session: SessionDep, settings: SettingsDep
+    incident_id: IncidentRef,
+    principal: OperatorPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> Timeline:
     """Events (bucketed, with samples), decisions, actions and state changes, by time."""
     row = await service.get_incident_or_raise(
@@ -134,7 +146,7 @@ async def get_timeline(
     responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 async def control(
-    incident_id: uuid.UUID,
+    incident_id: IncidentRef,
     control: Control,
     principal: OperatorPrincipal,
     session: SessionDep,

@@ -49,10 +49,22 @@ def incident_out(row: Incident, ui_base: str | None, namespace: str) -> Incident
 
 
 async def get_incident_or_raise(
-    *, session: AsyncSession, tenant_id: uuid.UUID, incident_id: uuid.UUID
+    *, session: AsyncSession, tenant_id: uuid.UUID, incident_id: str
 ) -> Incident:
-    """Return the tenant's incident; another tenant's answers NotFound."""
-    row = await session.get(Incident, incident_id)
+    """Return the tenant's incident by its id or its workflow id (the latest run's incident).
+
+    Another tenant's incident, or a reference that is neither, answers NotFound.
+    """
+    try:
+        row = await session.get(Incident, uuid.UUID(incident_id))
+    except ValueError:  # not a UUID: the workflow id the Web UI and intake show
+        query = (
+            select(Incident)
+            .where(Incident.tenant_id == tenant_id, Incident.workflow_id == incident_id)
+            .order_by(col(Incident.created_at).desc())
+            .limit(1)
+        )
+        row = (await session.exec(query)).first()
     if row is None or row.tenant_id != tenant_id:
         raise NotFound(f"incident {incident_id} not found")
     return row

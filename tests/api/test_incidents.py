@@ -17,7 +17,7 @@ from devstack.process import free_port
 from settings import Settings
 from tests.conftest import ADMIN_TOKEN, TenantCredentials
 from tests.utils.builders import register_workflow
-from tests.utils.incidents import IncidentStarter
+from tests.utils.incidents import IncidentStarter, failure
 from workflows.incident_workflow import IncidentWorkflow
 
 SLOW = {
@@ -52,6 +52,8 @@ async def test_read_filter_control_and_timeline_of_a_live_incident(
         incident = await _incident(http, tenant, handle.id, "waiting")
         path = f"/api/v1/incidents/{incident['id']}"
         detail = (await http.get(path, headers=tenant.headers)).json()
+        by_workflow_id = await http.get(f"/api/v1/incidents/{handle.id}", headers=tenant.headers)
+        assert by_workflow_id.status_code == 200 and by_workflow_id.json()["id"] == incident["id"]
         assert detail["live_state_available"] and detail["live"]["status"] == "waiting"
         assert detail["web_ui_url"].endswith(f"/namespaces/default/workflows/{handle.id}")
         for query, hit in (
@@ -139,8 +141,13 @@ async def test_isolation_matrix_foreign_ids_are_404_and_lists_stay_private(
             ("GET", f"/api/v1/actions/{action['id']}"),
         ]
         by_id += [
-            ("POST", f"/api/v1/incidents/{iid}/{c}")
+            ("POST", f"/api/v1/incidents/{ref}/{c}")
+            for ref in (iid, handle.id)
             for c in ("pause", "resume", "kill", "resolve", "acknowledge")
+        ]
+        by_id += [
+            ("GET", f"/api/v1/incidents/{handle.id}"),
+            ("GET", f"/api/v1/incidents/{handle.id}/timeline"),
         ]
         switch = await http.post(
             "/api/v1/kill-switches",
@@ -298,3 +305,25 @@ async def test_temporal_down_gives_the_stored_view_not_a_5xx(
     assert body["status"] == "waiting"
     assert control.status_code == 503
     assert control.headers["content-type"] == "application/problem+json"
+
+
+async def test_an_unknown_error_code_stays_visible_and_is_explained(
+    live: IncidentStarter, http: httpx.AsyncClient, tenant: TenantCredentials
+) -> None:
+    async with CallbackServer([Reply(503)]) as server:
+        await register_workflow(http, tenant, callback_url=server.url, retry_policy=SLOW)
+        drift = failure(code="LEDGER_DRIFT_42", error_message="books do not balance")
+        handle = await live.start(code="LEDGER_DRIFT_42", events=[drift])
+        incident = await _incident(http, tenant, handle.id, "waiting")
+        decisions = (
+            await http.get(
+                "/api/v1/decisions", params={"incident_id": incident["id"]}, headers=tenant.headers
+            )
+        ).json()["items"]
+        await handle.signal(IncidentWorkflow.kill)
+    assert incident["error_code"] == "LEDGER_DRIFT_42"
+    [classified] = [d for d in decisions if d["decision_type"] == "classification"]
+    assert classified["reasoning"].startswith(
+        "Neither the catalogue nor a message pattern knows 'LEDGER_DRIFT_42': handled as"
+    )
+    assert "nothing matched" not in classified["reasoning"]
