@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI
 from temporalio.client import Client
 
 from api.auth import PrincipalCache
+from api.body import require_json_body
 from api.dispatcher import OutboxDispatcher, supervise
 from api.errors import install_error_handlers
 from api.intake import Intake
@@ -137,7 +138,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         summary="Autonomous Workflow Failure Detection & Recovery System",
         version="0.1.0",
         lifespan=lifespan,
-        dependencies=[Depends(reject_unstorable_parameters)],
+        dependencies=[Depends(require_json_body), Depends(reject_unstorable_parameters)],
         # Served from packaged assets (api/routes/docs.py), not a CDN; ReDoc has no package.
         docs_url=None,
         redoc_url=None,

@@ -14,10 +14,32 @@ class UnsupportedMediaType(AwfdrsError):
     title = "Unsupported media type"
 
 
+# Routes whose bodies are not JSON by design (CloudEvents binary mode carries any media type).
+ANY_MEDIA_TYPE = ("/api/v1/integrations/cloudevents",)
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def require_json_body(request: Request) -> None:
+    """Refuse a request body that is not JSON with 415, before validation reads it as text."""
+    has_body = request.headers.get("content-length", "0") not in ("", "0") or (
+        "transfer-encoding" in request.headers
+    )
+    if request.method not in ("POST", "PUT", "PATCH") or not has_body:
+        return
+    if request.url.path.startswith(ANY_MEDIA_TYPE):
+        return
+    media_type = _media_type(request)
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        shown = f"{media_type!r}" if media_type else "no Content-Type"
+        raise UnsupportedMediaType(f"send the body as application/json (got {shown})")
+
+
 async def read_json_body(request: Request, limit: int) -> bytes:
     """Return the raw JSON body, refusing bodies over `limit` bytes without buffering them."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json":
+    if _media_type(request) != "application/json":
         raise UnsupportedMediaType("send the body as application/json")
     return await read_body(request, limit)
 

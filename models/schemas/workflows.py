@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Discriminator, Field, Tag
 
 from models.schemas.common import NAME_PATTERN, StrictBody
 
@@ -20,7 +21,20 @@ class InlineRetryPolicy(StrictBody):
     jitter: float = Field(default=0.1, ge=0.0, le=1.0)
 
 
-RetryPolicyRef = str | InlineRetryPolicy
+def _policy_form(value: object) -> str:
+    if value is None:
+        return "none"
+    return "inline" if isinstance(value, dict | InlineRetryPolicy) else "name"
+
+
+# A string names a policy file entry; an object is an inline policy. Telling them apart first
+# means a mistake is reported once, against the form that was sent, not against both forms.
+RetryPolicyRef = Annotated[
+    Annotated[str, Tag("name")]
+    | Annotated[InlineRetryPolicy, Tag("inline")]
+    | Annotated[None, Tag("none")],
+    Discriminator(_policy_form),
+]
 URL_FIELD = Field(min_length=8, max_length=2048, examples=["https://hooks.example.com/retry"])
 
 
@@ -31,7 +45,7 @@ class WorkflowCreate(StrictBody):
     description: str = Field(default="", max_length=2000)
     callback_url: str = URL_FIELD
     escalation_webhook_url: str | None = Field(default=None, min_length=8, max_length=2048)
-    retry_policy: RetryPolicyRef | None = Field(
+    retry_policy: RetryPolicyRef = Field(
         default=None,
         description="A policy name from retry_policies.yaml, or an inline policy.",
         examples=["standard"],
@@ -45,7 +59,7 @@ class WorkflowUpdate(StrictBody):
     description: str | None = Field(default=None, max_length=2000)
     callback_url: str | None = Field(default=None, min_length=8, max_length=2048)
     escalation_webhook_url: str | None = Field(default=None, min_length=8, max_length=2048)
-    retry_policy: RetryPolicyRef | None = None
+    retry_policy: RetryPolicyRef = None
     active: bool | None = None
 
 
@@ -57,7 +71,7 @@ class WorkflowOut(BaseModel):
     description: str
     callback_url: str
     escalation_webhook_url: str | None
-    retry_policy: RetryPolicyRef | None
+    retry_policy: RetryPolicyRef
     active: bool
     created_at: datetime
     updated_at: datetime | None
