@@ -1,4 +1,4 @@
-"""The `awfdrs` command: `up`, `demo`, `migrate`, `retention`, and the operator commands."""
+"""The `awfdrs` command: `up`, `demo`, `migrate`, `retention`, `secrets`, operator commands."""
 
 from __future__ import annotations
 
@@ -40,9 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run a failure scenario against `awfdrs up`")
     demo.add_argument("--data-dir", type=Path, default=Path(".awfdrs"))
     from devstack.operator_cli import add_operator_commands, add_retention_command
+    from devstack.secrets_cli import add_secrets_command
 
     add_operator_commands(commands)
     add_retention_command(commands)
+    add_secrets_command(commands)
     return parser
 
 
@@ -76,6 +78,10 @@ def main(argv: list[str] | None = None) -> None:
             from devstack.operator_cli import run_retention_command
 
             run_retention_command(args)
+        elif args.command == "secrets":
+            from devstack.secrets_cli import run_secrets_command
+
+            run_secrets_command(args)
         elif args.command == "migrate":
             migrate(ensure_app_login=args.ensure_app_login)
     except SettingsError as exc:

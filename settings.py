@@ -200,6 +200,51 @@ class Settings(BaseSettings):
             self.allowed_callback_networks = ["127.0.0.0/8", "::1/128"]
         return self
 
+    # AES-256-GCM key sealing signing secrets and escalation credentials in PostgreSQL:
+    # `[<key id>:]<base64 of 32 bytes>`. The API and the worker refuse to start without it.
+    secret_key: SecretStr | None = None
+    # Earlier keys (comma-separated, same form), still opened until `awfdrs secrets rotate`.
+    secret_keys_previous: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+
+    @field_validator("secret_keys_previous", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _aes_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # Imported here: the box pulls in `cryptography`, which most settings users never need.
+        from models.secret_box import parse_key
+
+        if value is not None:
+            parse_key(value.get_secret_value())
+        return value
+
+    @field_validator("secret_keys_previous")
+    @classmethod
+    def _previous_aes_keys(cls, value: list[SecretStr], info: ValidationInfo) -> list[SecretStr]:
+        from models.secret_box import parse_key
+
+        current = info.data.get("secret_key")
+        keys = [*([current] if current else []), *value]
+        ids = [parse_key(key.get_secret_value()).key_id for key in keys]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"repeats a key id (of {ENV_PREFIX}SECRET_KEY or another key)")
+        return value
+
+    def require_secret_key(self) -> str:
+        """Return the secret key, or fail naming the variable that must be set."""
+        if self.secret_key is None:
+            raise SettingsError(
+                f"{ENV_PREFIX}SECRET_KEY: must be set: it encrypts signing secrets and "
+                "escalation credentials at rest (base64 of 32 random bytes, e.g. "
+                "`openssl rand -base64 32`; `awfdrs up` keeps one in its data dir)"
+            )
+        return self.secret_key.get_secret_value()
+
     @field_validator("ai_mode")
     @classmethod
     def _only_mock_ai(cls, value: str) -> str:

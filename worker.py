@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -21,12 +22,15 @@ from activities.escalation import EscalationActivities
 from activities.records import IncidentRecords
 from activities.remediation import RemediationActivities
 from activities.safety import SafetyGate
+from activities.signing import WebhookSigner
 from clients import connect_temporal, create_engine, create_redis
 from models.egress import StoredEgressLists
+from models.secret_box import SecretBox
+from models.stored_secrets import check_secret_key_at_startup
 from observability import configure_logging
 from rules.egress import EgressGuard
 from rules.policy import load_policies
-from settings import Settings, load_settings
+from settings import Settings, SettingsError, load_settings
 from workflows.incident_workflow import IncidentWorkflow
 
 log = logging.getLogger("awfdrs.worker")
@@ -74,6 +78,7 @@ async def connect_with_retry(
 async def activity_set(settings: Settings) -> AsyncIterator[Sequence[Callable[..., Any]]]:
     """Build the activity objects with their clients; close the clients afterwards."""
     policies = load_policies(settings.policy_dir)
+    box = SecretBox.from_settings(settings)  # first: a missing key leaks no client
     # Activities and local activities share this pool: size it to their concurrency, and let
     # a busy moment queue for a connection rather than fail (and back off) the activity.
     engine = create_engine(
@@ -101,7 +106,10 @@ async def activity_set(settings: Settings) -> AsyncIterator[Sequence[Callable[..
     )
     records = IncidentRecords(engine)
     analysis = AnalysisActivities(engine=engine, policies=policies)
-    remediation = RemediationActivities(http=http, engine=engine, guard=guard, redis=redis)
+    signer = WebhookSigner(engine=engine, box=box)
+    remediation = RemediationActivities(
+        http=http, engine=engine, guard=guard, signer=signer, redis=redis
+    )
     escalation = EscalationActivities(
         http=http,
         engine=engine,
@@ -109,6 +117,8 @@ async def activity_set(settings: Settings) -> AsyncIterator[Sequence[Callable[..
         ui_base_url=settings.temporal_ui_url,
         namespace=settings.temporal_namespace,
         policy=policies.escalation,
+        signer=signer,
+        box=box,
     )
     try:
         yield [
@@ -178,6 +188,8 @@ async def run(settings: Settings, stopping: asyncio.Event) -> None:
 async def _main() -> None:
     settings = load_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format)
+    # Before dialling Temporal (which may take forever): a missing or wrong key stops here.
+    await check_secret_key_at_startup(settings, SecretBox.from_settings(settings))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -188,7 +200,10 @@ async def _main() -> None:
 
 def main() -> None:
     """Run the worker process (`python -m worker`)."""
-    asyncio.run(_main())
+    try:
+        asyncio.run(_main())
+    except SettingsError as exc:
+        sys.exit(f"worker: {exc}")
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ _MESSAGE = text("""
 SELECT error_message FROM events WHERE tenant_id = :tenant_id AND id = CAST(:event_id AS uuid)
 """)
 _WORKFLOW = text("""
-SELECT callback_url, escalation_webhook_url, retry_policy FROM workflows
+SELECT callback_url, retry_policy FROM workflows
 WHERE tenant_id = :tenant_id AND name = :name
 """)
 
@@ -298,9 +298,9 @@ class AnalysisActivities:
         escalation = [
             EscalationStep(
                 level.name,
-                (row["escalation_webhook_url"] if row else None)
-                if level.webhook == "workflow"
-                else level.webhook,
+                # The workflow's own webhook is a credential: the page reads it, decrypted,
+                # from the registry when it is sent; the plan names only a policy's own URL.
+                None if level.webhook == "workflow" else level.webhook,
                 level.ack_timeout_s,
                 level.severity,
             )

@@ -13,14 +13,15 @@ from temporalio import activity
 
 from activities.outbound import (
     HttpResult,
-    TenantSecrets,
     canonical_json,
     post_signed,
-    sign,
 )
 from activities.records import NOT_BACKED, running_workflow_id, write_action
 from activities.remediation import count_action
+from activities.signing import WebhookSigner
 from clients import workflow_ui_url
+from models.secret_box import SecretBox, mask_url
+from models.stored_secrets import WEBHOOK_URLS
 from rules.egress import EgressGuard, EgressRefused, VettedTarget
 from rules.policy import EscalationPolicy
 from workflows.incident_types import ActionRequest, EscalationOutcome, EscalationRequest
@@ -84,11 +85,14 @@ class EscalationActivities:
         ui_base_url: str | None,
         namespace: str,
         policy: EscalationPolicy,
+        signer: WebhookSigner,
+        box: SecretBox,
     ) -> None:
         self._http = http
         self._engine = engine
         self._policy = policy
-        self._secrets = TenantSecrets(engine)
+        self._signer = signer
+        self._box = box
         self._guard = guard
         self._ui_base_url = ui_base_url
         self._namespace = namespace
@@ -108,7 +112,7 @@ class EscalationActivities:
             attempt=req.level,
             idempotency_key=key,
             status="running",
-            parameters={"level": req.step.name, "webhook_url": url},
+            parameters={"level": req.step.name, "webhook_url": url and mask_url(url)},
         )
         await write_action(self._engine, action)
         if not url:
@@ -135,7 +139,10 @@ class EscalationActivities:
         if row is None or not 1 <= req.level <= len(levels):
             return row is not None and bool(row.backed), None
         webhook = levels[req.level - 1].webhook
-        return bool(row.backed), row.escalation_webhook_url if webhook == "workflow" else webhook
+        if webhook != "workflow":
+            return bool(row.backed), webhook
+        sealed, context = row.escalation_webhook_url, WEBHOOK_URLS.context(req.tenant_id)
+        return bool(row.backed), sealed and self._box.decrypt(sealed, context=context)
 
     async def _page(self, req: EscalationRequest, key: str, target: VettedTarget) -> HttpResult:
         ui_url = workflow_ui_url(self._ui_base_url, self._namespace, running_workflow_id())
@@ -144,7 +151,8 @@ class EscalationActivities:
             "Content-Type": "application/json",
             "Idempotency-Key": key,
             "X-Correlation-ID": req.correlation_id,
-            "X-AWFDRS-Signature": sign(body, await self._secrets.get(req.tenant_id)),
+            # Standard Webhooks (`webhook-id` is the page's idempotency key) and legacy.
+            **await self._signer.headers(req.tenant_id, message_id=key, body=body),
         }
         # Every failure to build or send the request comes back as the result's error.
         return await post_signed(

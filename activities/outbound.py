@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import math
 import re
-import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from rules.egress import VettedTarget
@@ -26,7 +20,6 @@ from rules.egress import VettedTarget
 log = logging.getLogger("awfdrs.outbound")
 MAX_RESPONSE_BYTES = 64 * 1024
 HEARTBEAT_EVERY_S = 1.0
-SECRET_TTL_S = 60.0
 # A `Retry-After` beyond a day does not describe a transient overload: it is a misconfigured
 # server, a clock far off, or a date in the wrong century. Ignoring it leaves the wait to the
 # retry policy's own backoff instead of parking the incident for days.
@@ -43,11 +36,6 @@ class HttpResult:
     body: str
     error: str | None = None
     retry_after_s: float | None = None
-
-
-def sign(body: bytes, secret: str) -> str:
-    """Return the `X-AWFDRS-Signature` header value for `body`."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def canonical_json(document: dict[str, Any]) -> bytes:
@@ -79,29 +67,6 @@ def _seconds_until(http_date: str, now: datetime) -> float | None:
     if when.tzinfo is None:  # asctime and "-0000" carry no zone; HTTP-dates are always GMT
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
-
-
-class TenantSecrets:
-    """Reads a tenant's HMAC secret on demand (never passed through workflow history)."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._cache: dict[str, tuple[float, str]] = {}
-
-    async def get(self, tenant_id: str) -> str:
-        """Return the secret, cached for a minute."""
-        cached = self._cache.get(tenant_id)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        async with self._engine.connect() as conn:
-            secret = (
-                await conn.execute(
-                    text("SELECT hmac_secret FROM tenants WHERE id = :id"),
-                    {"id": uuid.UUID(tenant_id)},
-                )
-            ).scalar_one()
-        self._cache[tenant_id] = (time.monotonic() + SECRET_TTL_S, secret)
-        return str(secret)
 
 
 async def post_signed(

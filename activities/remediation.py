@@ -19,13 +19,12 @@ from temporalio import activity
 
 from activities.outbound import (
     HttpResult,
-    TenantSecrets,
     canonical_json,
     post_signed,
-    sign,
 )
 from activities.records import NOT_BACKED, running_workflow_id, write_action
 from activities.safety import release_slot, slot_member
+from activities.signing import WebhookSigner
 from rules.egress import EgressGuard, EgressRefused, VettedTarget
 from workflows.incident_types import ActionRequest, CallbackOutcome, CallbackRequest, Outcome
 
@@ -134,12 +133,13 @@ class RemediationActivities:
         http: httpx.AsyncClient,
         engine: AsyncEngine,
         guard: EgressGuard,
+        signer: WebhookSigner,
         redis: Redis | None = None,
     ) -> None:
         self._http = http
         self._engine = engine
+        self._signer = signer
         self._redis = redis
-        self._secrets = TenantSecrets(engine)
         self._guard = guard
 
     @activity.defn(name="call_callback")
@@ -218,7 +218,8 @@ class RemediationActivities:
             "Content-Type": "application/json",
             "Idempotency-Key": req.idempotency_key,
             "X-Correlation-ID": target.correlation_id or req.correlation_id,
-            "X-AWFDRS-Signature": sign(body, await self._secrets.get(req.tenant_id)),
+            # Standard Webhooks (`webhook-id` is the attempt's idempotency key) and legacy.
+            **await self._signer.headers(req.tenant_id, message_id=req.idempotency_key, body=body),
             "User-Agent": "awfdrs/0.1",
         }
         try:

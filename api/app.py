@@ -27,6 +27,7 @@ from api.routes import (
     integrations,
     metrics,
     safety,
+    signing_secrets,
     tenants,
     workflows,
 )
@@ -36,6 +37,8 @@ from api.services.ingest import WorkflowStateCache
 from api.validation import reject_unstorable_parameters
 from clients import connect_temporal, create_engine, create_redis
 from models.db import create_session_factory
+from models.secret_box import SecretBox
+from models.stored_secrets import check_secret_key_at_startup
 from rules.policy import load_policies
 from rules.rate_limit import RateLimiter
 from settings import Settings, load_settings
@@ -72,10 +75,12 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     if settings.env == "production":
         # Fail at startup, not at the first admin call, when production lacks its token.
         settings.require_admin_token()
+    box = SecretBox.from_settings(settings)  # every environment: names AWFDRS_SECRET_KEY
     policies = load_policies(settings.policy_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await check_secret_key_at_startup(settings, box)  # a wrong key stops the start
         engine = create_engine(settings)
         redis = create_redis(settings)
         # Lazy: the API must start (and accept events) while Temporal is still down.
@@ -100,6 +105,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         app.state.settings = settings
         app.state.metrics = metrics
         app.state.policies = policies
+        app.state.secret_box = box
         app.state.engine = engine
         app.state.session_factory = create_session_factory(engine)
         app.state.redis = redis
@@ -158,6 +164,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         workflows.router,
         safety.router,
         tenants.router,
+        signing_secrets.router,
         egress.router,
         dead_letters.router,
     ):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import platform
@@ -172,6 +173,8 @@ def stack_env(urls: dict[str, str]) -> dict[str, str]:
         "AWFDRS_TEMPORAL_ADDRESS": urls["temporal"],
         "AWFDRS_ENV": "development",
         "AWFDRS_ADMIN_TOKEN": ADMIN,
+        # A throwaway key: the bench's database lives only as long as the run.
+        "AWFDRS_SECRET_KEY": base64.b64encode(os.urandom(32)).decode("ascii"),
         "AWFDRS_LOG_LEVEL": "WARNING",
         "BENCH_DATABASE_URL": urls["database"],
         "BENCH_TEMPORAL_ADDRESS": urls["temporal"],

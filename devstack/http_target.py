@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from devstack.process import free_port
 
@@ -21,6 +21,8 @@ class Call:
     body: dict[str, Any]
     at: float
     status: int | None = None  # what the server answered (None: connection dropped)
+    raw: bytes = b""  # the body as sent, which signatures cover
+    received_at: float = 0.0  # wall clock (Unix seconds), comparable with the sender's
 
 
 @dataclass
@@ -36,6 +38,10 @@ class Reply:
 
 class CallbackServer:
     """Answers POSTs from a script (the last reply repeats) and records every call."""
+
+    # Shown every call of every server before it is answered: the test suite verifies the
+    # signatures of everything AWFDRS sends with it.
+    observer: ClassVar[Callable[[Call], None] | None] = None
 
     def __init__(self, script: list[Reply] | None = None) -> None:
         self.script = list(script or [Reply()])
@@ -82,8 +88,13 @@ class CallbackServer:
                     name, _, value = line.decode().partition(":")
                     headers[name.strip().lower()] = value.strip()
                 raw = await reader.readexactly(int(headers.get("content-length", "0")))
-                call = Call(path, headers, json.loads(raw) if raw else {}, time.monotonic())
+                parsed = json.loads(raw) if raw else {}
+                call = Call(
+                    path, headers, parsed, time.monotonic(), raw=raw, received_at=time.time()
+                )
                 self.calls.append(call)
+                if CallbackServer.observer is not None:
+                    CallbackServer.observer(call)
                 reply = self.script[min(len(self.calls) - 1, len(self.script) - 1)]
                 call.status = None if reply.reset else reply.status
                 if self.on_call is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -117,6 +118,18 @@ def admin_token(data_dir: Path, env: dict[str, str]) -> str:
     return token
 
 
+def secret_key(data_dir: Path, env: dict[str, str]) -> str:
+    """Return AWFDRS_SECRET_KEY, or the key generated on first start and kept in the data dir."""
+    if key := env.get("AWFDRS_SECRET_KEY"):
+        return key
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    key = base64.b64encode(os.urandom(32)).decode("ascii")
+    _write_secret(path, key)
+    return key
+
+
 def _write_secret(path: Path, value: str) -> None:
     private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -128,14 +141,18 @@ async def ensure_demo_tenant(database_url: str, key_path: Path) -> str:
     """Create the demo tenant once and return an API key for it (kept in the data dir)."""
     from api.services.tenants import create_tenant, get_tenant_by_name, issue_api_key
     from models.db import create_engine, create_session_factory
+    from models.secret_box import SecretBox
     from settings import load_settings
 
-    engine = create_engine(load_settings(database_url=database_url))
+    settings = load_settings(database_url=database_url)
+    engine = create_engine(settings)
     try:
         async with create_session_factory(engine)() as session:
             tenant = await get_tenant_by_name(session=session, name=DEMO_TENANT)
             if tenant is None:
-                tenant, key = await create_tenant(session=session, name=DEMO_TENANT)
+                box = SecretBox.from_settings(settings)
+                created = await create_tenant(session=session, box=box, name=DEMO_TENANT)
+                key = created.api_key
             elif key_path.exists():
                 return key_path.read_text().strip()
             else:
@@ -237,6 +254,10 @@ def up(options: UpOptions) -> None:
     check_ports(options, env)
     private_dir(options.data_dir)
     token = admin_token(options.data_dir, env)
+    # Before migrating: migration 0006 seals stored secrets with the key it finds in the
+    # environment; the demo tenant's creation and the children (who inherit the environment)
+    # use the same key after it.
+    os.environ["AWFDRS_SECRET_KEY"] = secret_key(options.data_dir, env)
     with embedded_servers(options, env) as endpoints:
         prepare_database(endpoints)
         demo_key = asyncio.run(

@@ -5,6 +5,7 @@ from models.event import DeadLetter, Event, EventOutbox
 from models.idempotency import DecisionKey, EventKey
 from models.incident import Action, Decision, Incident, IncidentTransition
 from models.registry import KillSwitch, Vendor, Workflow
+from models.signing import SigningSecret
 from models.tenant import ApiKey, Tenant
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "Incident",
     "IncidentTransition",
     "KillSwitch",
+    "SigningSecret",
     "Tenant",
     "TenantEgressList",
     "Vendor",

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Index, UniqueConstraint, text
+from sqlalchemy import Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from models.base import created_at_field, id_field, jsonb_field, timestamp_field
@@ -23,7 +23,8 @@ class Workflow(SQLModel, table=True):
     name: str = Field(max_length=200)
     description: str = Field(default="", max_length=2000)
     callback_url: str = Field(max_length=2048)
-    escalation_webhook_url: str | None = Field(default=None, max_length=2048)
+    # Sealed (models.secret_box): such URLs often embed the credential of the receiver.
+    escalation_webhook_url: str | None = Field(default=None, sa_type=Text)
     # Either {"name": <policy in retry_policies.yaml>} or an inline policy override.
     retry_policy: dict[str, Any] = jsonb_field()
     active: bool = Field(default=True, sa_column_kwargs={"server_default": "true"})

@@ -23,8 +23,6 @@ class Tenant(SQLModel, table=True):
     name: str = Field(max_length=200, unique=True)
     active: bool = Field(default=True, sa_column_kwargs={"server_default": "true"})
     ingest_rate_per_s: int = Field(default=5000, ge=1, sa_column_kwargs={"server_default": "5000"})
-    # Signs outbound callbacks (X-AWFDRS-Signature); never leaves the server otherwise.
-    hmac_secret: str = Field(max_length=128)
     # Fairness caps; None means the global setting (AWFDRS_TENANT_MAX_*) applies.
     max_open_incidents: int | None = None
     max_new_incidents_per_minute: int | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import shutil
 import tempfile
@@ -26,11 +27,14 @@ from devstack.temporal import EmbeddedTemporal
 from devstack.valkey import EmbeddedValkey
 from models.db import create_engine, create_session_factory
 from models.migrate import upgrade_database
+from models.secret_box import SecretBox
 from settings import Settings, load_settings
 from worker import activity_set
 from workflows.converter import DATA_CONVERTER
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+# One key seals the session's secrets, in this process and in every process it starts.
+os.environ.setdefault("AWFDRS_SECRET_KEY", base64.b64encode(os.urandom(32)).decode())
 
 
 @pytest.fixture(scope="session")
@@ -146,10 +150,11 @@ async def tenant(settings: Settings) -> AsyncIterator[TenantCredentials]:
     engine = create_engine(settings)
     name = f"tenant-{uuid.uuid4().hex[:12]}"
     async with create_session_factory(engine)() as session:
-        row, key = await create_tenant(session=session, name=name)
+        box = SecretBox.from_settings(settings)
+        created = await create_tenant(session=session, box=box, name=name)
         await session.commit()
     await engine.dispose()
-    yield TenantCredentials(id=row.id, name=name, api_key=key)
+    yield TenantCredentials(id=created.tenant.id, name=name, api_key=created.api_key)
 
 
 @pytest.fixture(scope="session")
@@ -188,3 +193,4 @@ async def isolated_settings(settings: Settings) -> AsyncIterator[Settings]:
 
 # Incident fixtures live beside their helpers; importing them here registers them everywhere.
 from tests.utils.incidents import live, skipping, skipping_env  # noqa: E402, F401
+from tests.utils.signatures import outbound_requests_verify, signature_audit  # noqa: E402, F401

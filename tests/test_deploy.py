@@ -47,6 +47,7 @@ SECRETS = {
     "AWFDRS_DB_PASSWORD": "owner-secret",
     "AWFDRS_APP_DB_PASSWORD": "app-secret",
     "AWFDRS_ADMIN_TOKEN": "admin-token-0123456789abcdef",
+    "AWFDRS_SECRET_KEY": "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU=",
 }
 # Compose's interpolation: ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error}.
 _REFERENCE = re.compile(r"\$\$|\$\{(?P<name>[A-Za-z_]\w*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")

@@ -14,6 +14,7 @@ from api.deps import SessionDep
 from api.errors import Conflict, NotFound
 from api.pagination import CursorQuery, LimitQuery, fetch_page
 from api.routes.responses import problem_responses
+from api.sealing import SecretBoxDep
 from api.services.tenants import create_tenant, get_tenant_or_raise, issue_api_key
 from models.schemas.common import Page
 from models.schemas.tenants import (
@@ -46,11 +47,12 @@ def _forget_keys(request: Request) -> None:
     response_model=TenantCreated,
     responses=ERRORS,
 )
-async def create(body: TenantCreate, session: SessionDep) -> TenantCreated:
-    """Create a tenant; the response is the only place its first key appears."""
+async def create(body: TenantCreate, session: SessionDep, box: SecretBoxDep) -> TenantCreated:
+    """Create a tenant; the response is the only place its first key and secret appear."""
     try:
-        tenant, key = await create_tenant(
+        created = await create_tenant(
             session=session,
+            box=box,
             name=body.name,
             ingest_rate_per_s=body.ingest_rate_per_s,
             key_scope=body.key_scope,
@@ -58,7 +60,14 @@ async def create(body: TenantCreate, session: SessionDep) -> TenantCreated:
         await session.commit()
     except IntegrityError:
         raise Conflict(f"a tenant named {body.name!r} already exists") from None
-    return TenantCreated(**tenant.model_dump(), api_key=key)
+    secret = created.signing_secret
+    return TenantCreated(
+        **created.tenant.model_dump(),
+        api_key=created.api_key,
+        signing_secret_id=secret.id,
+        signing_secret=secret.secret,
+        hmac_secret=secret.hmac_secret,
+    )
 
 
 @router.get(

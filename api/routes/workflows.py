@@ -10,6 +10,7 @@ from api.auth import OperatorPrincipal
 from api.deps import SessionDep
 from api.intake import Intake
 from api.routes.responses import problem_responses
+from api.sealing import SecretBoxDep
 from api.services import workflows as registry
 from api.services.egress import EgressGuardDep
 from models.schemas.common import NAME_PATTERN
@@ -43,6 +44,7 @@ async def register(
     principal: OperatorPrincipal,
     session: SessionDep,
     guard: EgressGuardDep,
+    box: SecretBoxDep,
     request: Request,
 ) -> WorkflowOut:
     """Register a workflow; the egress guard must accept its callback and webhook URLs."""
@@ -52,31 +54,34 @@ async def register(
         body=body,
         guard=guard,
         policies=_policies(request).retry,
+        box=box,
     )
     _forget(request)
-    return registry.workflow_out(row)
+    return registry.workflow_out(row, box=box)
 
 
 @router.get(
     "/workflows", operation_id="listWorkflows", response_model=list[WorkflowOut], responses=ERRORS
 )
-async def list_all(principal: OperatorPrincipal, session: SessionDep) -> list[WorkflowOut]:
+async def list_all(
+    principal: OperatorPrincipal, session: SessionDep, box: SecretBoxDep
+) -> list[WorkflowOut]:
     """List the tenant's registered workflows."""
     rows = await registry.list_workflows(session=session, tenant_id=principal.tenant_id)
-    return [registry.workflow_out(row) for row in rows]
+    return [registry.workflow_out(row, box=box) for row in rows]
 
 
 @router.get(
     "/workflows/{name}", operation_id="getWorkflow", response_model=WorkflowOut, responses=ERRORS
 )
 async def get_one(
-    name: WorkflowName, principal: OperatorPrincipal, session: SessionDep
+    name: WorkflowName, principal: OperatorPrincipal, session: SessionDep, box: SecretBoxDep
 ) -> WorkflowOut:
     """Return one registered workflow."""
     row = await registry.get_workflow_or_raise(
         session=session, tenant_id=principal.tenant_id, name=name
     )
-    return registry.workflow_out(row)
+    return registry.workflow_out(row, box=box)
 
 
 @router.patch(
@@ -88,6 +93,7 @@ async def update(
     principal: OperatorPrincipal,
     session: SessionDep,
     guard: EgressGuardDep,
+    box: SecretBoxDep,
     request: Request,
 ) -> WorkflowOut:
     """Change a workflow's callback, policy or active flag."""
@@ -98,6 +104,7 @@ async def update(
         body=body,
         guard=guard,
         policies=_policies(request).retry,
+        box=box,
     )
     _forget(request)
-    return registry.workflow_out(row)
+    return registry.workflow_out(row, box=box)

@@ -1,16 +1,20 @@
-"""Tenants and API keys: creation, key issue and lookup by hash."""
+"""Tenants and API keys: creation (with the first signing secret), key issue, lookup."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 import uuid
+from dataclasses import dataclass
 from typing import Literal
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.errors import NotFound
+from api.services.signing_secrets import issue_signing_secret
+from models.schemas.tenants import SigningSecretCreated
+from models.secret_box import SecretBox
 from models.tenant import ApiKey, Tenant
 
 KEY_PREFIX = "awf_"
@@ -44,23 +48,32 @@ async def issue_api_key(
     return key, plaintext
 
 
+@dataclass(frozen=True)
+class NewTenant:
+    """A created tenant with the plaintexts shown once: its first key and signing secret."""
+
+    tenant: Tenant
+    api_key: str
+    signing_secret: SigningSecretCreated
+
+
 async def create_tenant(
     *,
     session: AsyncSession,
+    box: SecretBox,
     name: str,
     ingest_rate_per_s: int = 5000,
     key_scope: KeyScope = "operator",
-) -> tuple[Tenant, str]:
-    """Create a tenant with its HMAC secret and first API key; return the plaintext key."""
-    tenant = Tenant(
-        name=name, ingest_rate_per_s=ingest_rate_per_s, hmac_secret=secrets.token_hex(32)
-    )
+) -> NewTenant:
+    """Create a tenant with its first API key and its first signing secret (sealed)."""
+    tenant = Tenant(name=name, ingest_rate_per_s=ingest_rate_per_s)
     session.add(tenant)
     await session.flush()
     _, plaintext = await issue_api_key(
         session=session, tenant_id=tenant.id, scope=key_scope, name="initial"
     )
-    return tenant, plaintext
+    secret = await issue_signing_secret(session=session, box=box, tenant_id=tenant.id)
+    return NewTenant(tenant, plaintext, secret)
 
 
 async def get_tenant_by_name(*, session: AsyncSession, name: str) -> Tenant | None:

@@ -19,6 +19,8 @@ from models.schemas.workflows import (
     WorkflowOut,
     WorkflowUpdate,
 )
+from models.secret_box import SecretBox, mask_url
+from models.stored_secrets import WEBHOOK_URLS
 from rules.egress import EgressGuard, EgressRefused
 from rules.policy import RetryPolicies
 
@@ -62,13 +64,24 @@ def policy_to_json(policy: RetryPolicyRef | None, policies: RetryPolicies) -> di
     return policy.model_dump()
 
 
-def workflow_out(row: Workflow) -> WorkflowOut:
-    """Render a registry row, with its policy as the client sent it."""
+def seal_webhook_url(box: SecretBox, tenant_id: uuid.UUID, url: str | None) -> str | None:
+    """Return the escalation webhook URL as stored: sealed, since it may embed a token."""
+    return None if url is None else box.encrypt(url, context=WEBHOOK_URLS.context(tenant_id))
+
+
+def workflow_out(row: Workflow, *, box: SecretBox) -> WorkflowOut:
+    """Render a registry row, with its policy as the client sent it and its webhook masked."""
     stored = row.retry_policy
     policy: RetryPolicyRef | None = (
         stored["name"] if "name" in stored else InlineRetryPolicy(**stored) if stored else None
     )
-    return WorkflowOut(**row.model_dump(exclude={"retry_policy"}), retry_policy=policy)
+    sealed = row.escalation_webhook_url
+    webhook = sealed and mask_url(box.decrypt(sealed, context=WEBHOOK_URLS.context(row.tenant_id)))
+    return WorkflowOut(
+        **row.model_dump(exclude={"retry_policy", "escalation_webhook_url"}),
+        escalation_webhook_url=webhook,
+        retry_policy=policy,
+    )
 
 
 async def create_workflow(
@@ -78,6 +91,7 @@ async def create_workflow(
     body: WorkflowCreate,
     guard: EgressGuard,
     policies: RetryPolicies,
+    box: SecretBox,
 ) -> Workflow:
     """Register a workflow; 409 when the name is taken."""
     await check_target_url("callback_url", body.callback_url, guard=guard, tenant_id=tenant_id)
@@ -90,7 +104,7 @@ async def create_workflow(
         name=body.name,
         description=body.description,
         callback_url=body.callback_url,
-        escalation_webhook_url=body.escalation_webhook_url,
+        escalation_webhook_url=seal_webhook_url(box, tenant_id, body.escalation_webhook_url),
         retry_policy=policy_to_json(body.retry_policy, policies),
         active=body.active,
     )
@@ -123,6 +137,7 @@ async def update_workflow(
     body: WorkflowUpdate,
     guard: EgressGuard,
     policies: RetryPolicies,
+    box: SecretBox,
 ) -> Workflow:
     """Apply a partial update after validating the changed fields."""
     row = await get_workflow_or_raise(session=session, tenant_id=tenant_id, name=name)
@@ -134,6 +149,9 @@ async def update_workflow(
         raise InvalidRegistration("callback_url: cannot be removed")
     if "retry_policy" in changes:
         changes["retry_policy"] = policy_to_json(body.retry_policy, policies)
+    if "escalation_webhook_url" in changes:  # validated above as sent, stored sealed
+        url = changes["escalation_webhook_url"]
+        changes["escalation_webhook_url"] = seal_webhook_url(box, tenant_id, url)
     for field, value in changes.items():
         setattr(row, field, value)
     row.updated_at = datetime.now(UTC)

@@ -52,10 +52,34 @@ class TenantOut(BaseModel):
 
 
 class TenantCreated(TenantOut):
-    """A new tenant with its first API key, shown only in this response."""
+    """A new tenant with its first API key and signing secret, shown only in this response."""
 
     api_key: str
-    hmac_secret: str = Field(description="Verifies X-AWFDRS-Signature; shown only here.")
+    signing_secret_id: uuid.UUID
+    signing_secret: str = Field(
+        description="`whsec_…`: verifies the Standard Webhooks `webhook-signature` header."
+    )
+    hmac_secret: str = Field(
+        description="The same key as text: verifies X-AWFDRS-Signature, as before rotation."
+    )
+
+
+class SigningSecretOut(BaseModel):
+    """A signing secret without its value."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    masked: str = Field(description="`••••` and the secret's last four characters.")
+    active: bool
+    created_at: datetime
+    retired_at: datetime | None
+
+
+class SigningSecretCreated(SigningSecretOut):
+    """A new signing secret, with its value shown only in this response."""
+
+    secret: str = Field(description="`whsec_…` for Standard Webhooks verification.")
+    hmac_secret: str = Field(description="The same key as text, for X-AWFDRS-Signature.")
 
 
 class ApiKeyCreate(StrictBody):

@@ -70,7 +70,11 @@ class WorkflowOut(BaseModel):
     name: str
     description: str
     callback_url: str
-    escalation_webhook_url: str | None
+    escalation_webhook_url: str | None = Field(
+        description="Masked as `scheme://host/…••••last4`: the URL may embed a credential, "
+        "so it is stored encrypted and never shown whole after registration.",
+        examples=["https://hooks.example.com/…••••x9Zq"],
+    )
     retry_policy: RetryPolicyRef
     active: bool
     created_at: datetime

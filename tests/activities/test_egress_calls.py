@@ -15,11 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from activities.escalation import EscalationActivities
 from activities.records import IncidentRecords
 from activities.remediation import RemediationActivities
+from activities.signing import WebhookSigner
 from devstack.http_target import Reply
 from models.db import create_engine
+from models.secret_box import SecretBox
 from rules.egress import EgressGuard
 from rules.policy import EscalationLevel, EscalationPolicy
-from settings import Settings
+from settings import Settings, load_settings
 from tests.conftest import TenantCredentials
 from tests.utils.egress import REFUSED, ScriptedResolver, ServerOn, make_guard, resolving_name
 from tests.utils.incidents import activity_env, failure, store_events
@@ -33,6 +35,11 @@ from workflows.incident_types import (
 )
 
 IDS = [host for host, _, _ in REFUSED]
+
+
+def _box() -> SecretBox:
+    """The suite's key, as every process of the suite reads it (AWFDRS_SECRET_KEY)."""
+    return SecretBox.from_settings(load_settings())
 
 
 @pytest.fixture
@@ -116,7 +123,8 @@ async def _call(
         timeout_s=5,
     )
     async with httpx.AsyncClient(follow_redirects=False) as http:
-        activities = RemediationActivities(http=http, engine=engine, guard=guard)
+        signer = WebhookSigner(engine=engine, box=_box())
+        activities = RemediationActivities(http=http, engine=engine, guard=guard, signer=signer)
         outcome = await activity_env(workflow_id).run(activities.call_callback, req)
     async with engine.connect() as conn:
         query = text("SELECT status, result FROM actions WHERE idempotency_key = :k")
@@ -212,6 +220,7 @@ def _escalation(
     policy = EscalationPolicy(
         levels=(EscalationLevel(name="on-call", webhook=webhook, ack_timeout_s=900),)
     )
+    box = _box()
     return EscalationActivities(
         http=http,
         engine=engine,
@@ -219,6 +228,8 @@ def _escalation(
         ui_base_url=None,
         namespace="default",
         policy=policy,
+        signer=WebhookSigner(engine=engine, box=box),
+        box=box,
     )
 
 

@@ -13,12 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.escalation import EscalationActivities
 from activities.records import IncidentRecords
+from activities.signing import WebhookSigner
 from devstack.http_target import CallbackServer, Reply
 from devstack.process import free_port
 from models.db import create_engine
+from models.secret_box import SecretBox
+from models.stored_secrets import WEBHOOK_URLS
 from rules.egress import EgressGuard
 from rules.policy import load_policies
-from settings import Settings
+from settings import Settings, load_settings
 from tests.conftest import TenantCredentials
 from tests.utils.incidents import activity_env, failure, store_events
 from workflows.incident_types import (
@@ -42,6 +45,7 @@ async def escalation(
     settings: Settings, engine: AsyncEngine
 ) -> AsyncIterator[EscalationActivities]:
     """The escalation activities as the worker builds them."""
+    box = SecretBox.from_settings(settings)
     async with httpx.AsyncClient(follow_redirects=False) as http:
         yield EscalationActivities(
             http=http,
@@ -50,6 +54,8 @@ async def escalation(
             ui_base_url="http://ui.test",
             namespace="default",
             policy=load_policies(None).escalation,
+            signer=WebhookSigner(engine=engine, box=box),
+            box=box,
         )
 
 
@@ -74,6 +80,12 @@ async def _incident(engine: AsyncEngine, tenant: TenantCredentials, workflow_id:
             last_seen_at=None,
         )
     )
+
+
+def _sealed(tenant: TenantCredentials, url: str | None) -> str | None:
+    """The URL as the registry stores it, sealed with the suite's key."""
+    box = SecretBox.from_settings(load_settings())
+    return url and box.encrypt(url, context=WEBHOOK_URLS.context(tenant.id))
 
 
 def _request(
@@ -116,7 +128,7 @@ async def _escalate(
                 " 'http://127.0.0.1:9/cb', :url) ON CONFLICT (tenant_id, name)"
                 " DO UPDATE SET escalation_webhook_url = excluded.escalation_webhook_url"
             ),
-            {"t": tenant.id, "url": webhook_url},
+            {"t": tenant.id, "url": _sealed(tenant, webhook_url)},
         )
     request = _request(tenant, incident_id, workflow_id, "http://planned.invalid/page")
     outcome = await activity_env(workflow_id).run(escalation.send_escalation, request)

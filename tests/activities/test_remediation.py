@@ -14,8 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.records import IncidentRecords
 from activities.remediation import NOT_REGISTERED, RemediationActivities
+from activities.signing import WebhookSigner
 from devstack.http_target import Call, CallbackServer, Reply
 from models.db import create_engine
+from models.secret_box import SecretBox
 from rules.egress import EgressGuard
 from settings import Settings
 from tests.conftest import TenantCredentials
@@ -33,13 +35,22 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
+def signer(settings: Settings, engine: AsyncEngine) -> WebhookSigner:
+    """Signs as the worker does, with the tenant's secrets from the session's database."""
+    return WebhookSigner(engine=engine, box=SecretBox.from_settings(settings))
+
+
+@pytest.fixture
 async def remediation(
-    settings: Settings, engine: AsyncEngine
+    settings: Settings, engine: AsyncEngine, signer: WebhookSigner
 ) -> AsyncIterator[RemediationActivities]:
     """The callback activity as the worker builds it."""
     async with httpx.AsyncClient(follow_redirects=False) as client:
         yield RemediationActivities(
-            http=client, engine=engine, guard=EgressGuard.from_settings(settings)
+            http=client,
+            engine=engine,
+            guard=EgressGuard.from_settings(settings),
+            signer=signer,
         )
 
 
@@ -169,13 +180,16 @@ async def test_the_allow_list_applies_to_the_url_actually_called(
     engine: AsyncEngine,
     http: httpx.AsyncClient,
     tenant: TenantCredentials,
+    signer: WebhookSigner,
     settings: Settings,
 ) -> None:
     async with CallbackServer() as server, httpx.AsyncClient() as client:
         await register_workflow(http, tenant, callback_url=server.url)  # host 127.0.0.1
         networks = settings.allowed_callback_networks
         only_localhost = EgressGuard(hosts=["localhost"], networks=networks, strict=False)
-        remediation = RemediationActivities(http=client, engine=engine, guard=only_localhost)
+        remediation = RemediationActivities(
+            http=client, engine=engine, guard=only_localhost, signer=signer
+        )
         planned = server.url.replace("127.0.0.1", "localhost")
         outcome = await _call(remediation, await _request(engine, tenant, planned))
     refused = "egress refused: host 127.0.0.1 is not on the egress allow-list"

@@ -16,6 +16,7 @@ from models.migrate import upgrade_database
 from tests.faults.conftest import Pipeline, PipelineFactory
 from tests.faults.support import QUICK, Sender, ledger_of
 from tests.utils.builders import register_workflow
+from tests.utils.signatures import SignatureAudit
 from worker import activity_set, build_worker
 
 REFUSE_ALL = "host all all 127.0.0.1/32 reject\nhost all all ::1/128 reject\n"
@@ -90,9 +91,13 @@ async def _during(
 
 @pytest.mark.parametrize("kind", ["refusing connections", "stopped"])
 async def test_postgres_outage_loses_nothing_and_every_event_reaches_its_incident(
-    pipeline: PipelineFactory, own_postgres: EmbeddedPostgres, kind: str
+    pipeline: PipelineFactory,
+    own_postgres: EmbeddedPostgres,
+    kind: str,
+    signature_audit: SignatureAudit,
 ) -> None:
     p: Pipeline = await pipeline(database_url=own_postgres.url)
+    signature_audit.watch(own_postgres.url)  # the callbacks are signed from there
     outage = Outage(own_postgres, kind)
     parked = {**QUICK, "initial_interval_s": 600, "max_interval_s": 600}
     readiness: list[dict[str, Any]] = []

@@ -35,6 +35,7 @@ TABLES = {
     "event_keys",
     "decision_keys",
     "tenant_egress",
+    "signing_secrets",
 }
 PARTITIONED = ("events", "decisions", "incident_transitions")
 

@@ -36,8 +36,7 @@ async def db(isolated_settings: Settings) -> AsyncIterator[asyncpg.Connection]:
 
 async def _tenant(conn: asyncpg.Connection) -> uuid.UUID:
     return await conn.fetchval(  # type: ignore[no-any-return]
-        "INSERT INTO tenants (id, name, hmac_secret) VALUES (gen_random_uuid(), $1, 's') "
-        "RETURNING id",
+        "INSERT INTO tenants (id, name) VALUES (gen_random_uuid(), $1) RETURNING id",
         f"tenant-{uuid.uuid4().hex[:8]}",
     )
 

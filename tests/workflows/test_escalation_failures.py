@@ -22,6 +22,7 @@ from settings import Settings
 from tests.conftest import ADMIN_TOKEN, TenantCredentials
 from tests.utils.builders import register_workflow
 from tests.utils.incidents import IncidentStarter, keep_history
+from tests.utils.signatures import SignatureAudit
 from worker import activity_set, build_worker
 from workflows.incident_types import IncidentResult
 from workflows.incident_workflow import IncidentWorkflow
@@ -105,9 +106,13 @@ async def own_postgres(tmp_path: Path) -> AsyncIterator[EmbeddedPostgres]:
 
 
 async def test_postgres_down_during_a_page_leaves_the_incident_escalated(
-    skipping_env: WorkflowEnvironment, settings: Settings, own_postgres: EmbeddedPostgres
+    skipping_env: WorkflowEnvironment,
+    settings: Settings,
+    own_postgres: EmbeddedPostgres,
+    signature_audit: SignatureAudit,
 ) -> None:
     own = settings.model_copy(update={"database_url": own_postgres.url})
+    signature_audit.watch(own_postgres.url)  # its callback and page are signed from there
     app = create_app(own, temporal=skipping_env.client)
 
     async def outage(_: Call) -> None:

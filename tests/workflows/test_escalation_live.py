@@ -12,6 +12,8 @@ import httpx
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
 from devstack.http_target import CallbackServer, Reply
+from models.secret_box import SecretBox
+from models.stored_secrets import WEBHOOK_URLS
 from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
@@ -103,10 +105,13 @@ async def test_a_signature_that_recurs_after_resolve_pages_again_with_its_own_au
 
 async def _set_webhook(settings: Settings, tenant: TenantCredentials, url: str) -> None:
     """Store a webhook URL the API would now refuse, as rows registered before it checked."""
+    sealed = SecretBox.from_settings(settings).encrypt(url, context=WEBHOOK_URLS.context(tenant.id))
     conn = await asyncpg.connect(settings.plain_database_url)
     try:
         await conn.execute(
-            "UPDATE workflows SET escalation_webhook_url = $1 WHERE tenant_id = $2", url, tenant.id
+            "UPDATE workflows SET escalation_webhook_url = $1 WHERE tenant_id = $2",
+            sealed,
+            tenant.id,
         )
     finally:
         await conn.close()

@@ -9,11 +9,15 @@ from collections.abc import Callable
 
 import asyncpg
 import httpx
+from standardwebhooks import Webhook
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from devstack.http_target import CallbackServer, Reply
+from models.secret_box import SecretBox
+from models.signing import key_of
+from models.stored_secrets import SIGNING_SECRETS
 from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
@@ -75,7 +79,9 @@ async def test_retries_until_the_callback_succeeds_with_policy_gaps(
     assert 30 <= second <= 33
     conn = await asyncpg.connect(settings.plain_database_url)
     try:
-        secret = await conn.fetchval("SELECT hmac_secret FROM tenants WHERE id = $1", tenant.id)
+        sealed = await conn.fetchval(
+            "SELECT secret_encrypted FROM signing_secrets WHERE tenant_id = $1", tenant.id
+        )
         statuses = await conn.fetch(
             "SELECT attempt, status FROM actions WHERE tenant_id = $1 ORDER BY attempt", tenant.id
         )
@@ -88,8 +94,14 @@ async def test_retries_until_the_callback_succeeds_with_policy_gaps(
     assert call.headers["x-correlation-id"] == "corr-test"
     assert call.body["attempt"] == 1 and call.body["payload"] == {"invoice": "inv-1"}
     raw = await _raw_body(call.body)
-    expected = "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+    secret = SecretBox.from_settings(settings).decrypt(
+        sealed, context=SIGNING_SECRETS.context(tenant.id)
+    )
+    expected = "sha256=" + hmac.new(key_of(secret), raw, hashlib.sha256).hexdigest()
     assert call.headers["x-awfdrs-signature"] == expected
+    # The receiver's view: Standard Webhooks, the attempt's idempotency key as message id.
+    assert Webhook(secret).verify(raw, call.headers) == call.body
+    assert call.headers["webhook-id"] == f"{view.incident_id}:1"
     assert [(r["attempt"], r["status"]) for r in statuses] == [
         (1, "failed"),
         (2, "failed"),
