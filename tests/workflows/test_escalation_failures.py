@@ -56,7 +56,7 @@ async def _escalations(database_url: str, tenant_id: uuid.UUID) -> list[tuple[in
             tenant_id,
         )
     finally:
-        await conn.close()
+        conn.terminate()  # PostgreSQL may be stopping under this test: no polite goodbye
     return [(row["attempt"], row["status"]) for row in rows]
 
 
