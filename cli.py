@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo = commands.add_parser("demo", help="run a failure scenario against `awfdrs up`")
     demo.add_argument("--data-dir", type=Path, default=Path(".awfdrs"))
-    from devstack.operator_cli import add_operator_commands, add_retention_command
+    from devstack.operator_cli import add_operator_commands
+    from devstack.retention_cli import add_retention_command
     from devstack.secrets_cli import add_secrets_command
 
     add_operator_commands(commands)
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
 
             run_operator_command(args)
         elif args.command == "retention":
-            from devstack.operator_cli import run_retention_command
+            from devstack.retention_cli import run_retention_command
 
             run_retention_command(args)
         elif args.command == "secrets":

@@ -7,6 +7,7 @@ import json
 import sys
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from clients import connect_temporal, workflow_ui_url
+from devstack.banner import data_dir_flag
 from devstack.http_target import CallbackServer, Reply
+from devstack.process import script_path, shown_path
 from settings import load_settings
 from workflows.incident_types import IncidentView
 from workflows.incident_workflow import IncidentWorkflow
@@ -38,6 +41,7 @@ class Endpoints:
     temporal_address: str
     ui_url: str
     api_key: str
+    data_dir: Path
 
     @classmethod
     def load(cls, data_dir: Path) -> Endpoints:
@@ -49,7 +53,7 @@ class Endpoints:
             )
         found = json.loads(path.read_text())
         key = (data_dir / "demo_api_key").read_text().strip()
-        return cls(found["api_url"], found["temporal_address"], found["ui_url"], key)
+        return cls(found["api_url"], found["temporal_address"], found["ui_url"], key, data_dir)
 
 
 def say(line: str) -> None:
@@ -82,9 +86,22 @@ async def _send(http: httpx.AsyncClient, workflow: str, step: str, code: str, ve
     return str(response.json()["incident_key"])
 
 
-async def _follow(client: Client, key: str, timeout_s: float = 90) -> IncidentView:
+def gate_wait_line(view: IncidentView) -> str:
+    """Return the "waiting: …" line of a safety gate holding the next attempt back."""
+    reason = view.gate_reason or ""
+    if reason.startswith("waiting:"):  # the workflow already words it: cause and length
+        return reason
+    line = f"waiting: {view.vendor or view.source_workflow} {reason}"
+    if (at := view.next_action_at) is not None:
+        left = (at if at.tzinfo else at.replace(tzinfo=UTC)) - datetime.now(UTC)
+        line += f", next try in {max(0, round(left.total_seconds()))} s"
+    return line
+
+
+async def _follow(client: Client, key: str, timeout_s: float = 120) -> IncidentView:
     handle = client.get_workflow_handle(key)
     last = ""
+    last_wait: tuple[str | None, datetime | None] = (None, None)
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         try:
@@ -101,6 +118,11 @@ async def _follow(client: Client, key: str, timeout_s: float = 90) -> IncidentVi
                 + (f" · next: {view.next_action}" if view.next_action else "")
             )
             last = line
+        # The same wait is reported once, however long it lasts: a silent pause reads as a hang.
+        wait = (view.gate_reason, view.next_action_at)
+        if view.status == "waiting" and view.gate_reason and wait != last_wait:
+            say(f"  {view.source_workflow:<14} {gate_wait_line(view)}")
+        last_wait = wait
         if view.status in SETTLED or asyncio.get_running_loop().time() > deadline:
             return view
         await asyncio.sleep(0.5)
@@ -157,11 +179,22 @@ async def run_demo(endpoints: Endpoints) -> None:
         if link is not None:
             say(f"  {link}")
         if view.status == "escalated":
-            say(
-                f"  acknowledge: temporal workflow signal --address {endpoints.temporal_address}"
-                f" --workflow-id '{view.workflow_id}' --name acknowledge"
-            )
+            _acknowledge_hints(endpoints, view.workflow_id)
     say(
         f"callback calls: demo-orders {len(recovering.calls)}, demo-payments {len(broken.calls)}"
         f"; pages sent: {len(pager.calls)}"
+    )
+
+
+def _acknowledge_hints(endpoints: Endpoints, workflow_id: str) -> None:
+    """Print how to acknowledge an escalation, as commands that run as pasted."""
+    temporal = shown_path(script_path("temporal"))
+    awfdrs = shown_path(script_path("awfdrs"))
+    say(
+        f"  acknowledge: {temporal} workflow signal --address {endpoints.temporal_address}"
+        f" --workflow-id '{workflow_id}' --name acknowledge --input '{{\"by\": \"you\"}}'"
+    )
+    say(
+        f"          or: {awfdrs} incidents acknowledge '{workflow_id}' --by you"
+        f"{data_dir_flag(endpoints.data_dir)}"
     )

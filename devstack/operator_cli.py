@@ -1,5 +1,4 @@
-"""Operator commands of `awfdrs`: events, incidents, kill switches and vendors over REST,
-and `retention`, which works in the database itself.
+"""Operator commands of `awfdrs`: events, incidents, kill switches and vendors over REST.
 
 Credentials, in order: --api-url/--api-key, AWFDRS_API_URL/AWFDRS_API_KEY, the JSON config file
 (AWFDRS_CLI_CONFIG, default ~/.config/awfdrs/cli.json: {"api_url": …, "api_key": …}), and
@@ -9,18 +8,23 @@ finally the local `awfdrs up` stack in --data-dir.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
 import uuid
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
+from devstack.cli_render import render
+
 CONTROLS = ("pause", "resume", "kill", "resolve", "acknowledge")
+# Controls whose body may name who sends them (`by`); every control takes a `reason`.
+CONTROLS_WITH_BY = ("pause", "resume", "acknowledge")
+PAGE_SIZE = 500  # the API's largest page
+LIST_FILTERS = ("status", "severity", "workflow", "vendor")
 INCIDENT_COLUMNS = (
     "id",
     "status",
@@ -66,14 +70,18 @@ def add_operator_commands(commands: Any) -> None:
     incidents = commands.add_parser("incidents", help="list, inspect and control incidents")
     actions = incidents.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", parents=common)
-    for name in ("status", "severity", "workflow", "vendor"):
+    for name in LIST_FILTERS:
         listing.add_argument(f"--{name}")
-    listing.add_argument("--limit", type=int, default=50)
+    amount = listing.add_mutually_exclusive_group()
+    amount.add_argument("--limit", type=_positive, default=50, help="at most this many (50)")
+    amount.add_argument("--all", action="store_true", help="every page, following next_cursor")
     for name in ("show", "timeline", *CONTROLS):
         command = actions.add_parser(name, parents=common)
-        command.add_argument("incident_id")
-        if name in ("kill", "resolve"):
-            command.add_argument("--reason")
+        command.add_argument("incident_id", help="the incident's id or its workflow id")
+        if name in CONTROLS:
+            command.add_argument("--reason", help="recorded with the signal")
+        if name in CONTROLS_WITH_BY:
+            command.add_argument("--by", help="who sends it (default: the API key)")
 
     switch = commands.add_parser("kill-switch", help="stop remediation of a workflow")
     switch_actions = switch.add_subparsers(dest="action", required=True)
@@ -92,50 +100,11 @@ def add_operator_commands(commands: Any) -> None:
     vendors.add_argument("name", nargs="?")
 
 
-def add_retention_command(commands: Any) -> None:
-    """Register `retention`, which drops old partitions straight in the database."""
-    retention = commands.add_parser(
-        "retention",
-        help="drop months of events, decisions and transitions older than a cut",
-        description="Drop whole monthly partitions entirely older than the cut (never rows), "
-        "with their idempotency keys, and create the coming months' partitions. It is DDL: "
-        "it connects as the owner of the tables, AWFDRS_MIGRATION_DATABASE_URL (else "
-        "AWFDRS_DATABASE_URL).",
-    )
-    retention.add_argument(
-        "--older-than",
-        type=_age,
-        metavar="AGE",
-        help="e.g. 90d (default: AWFDRS_RETENTION_DAYS days)",
-    )
-    retention.add_argument("--dry-run", action="store_true", help="report, change nothing")
-
-
-def _age(text: str) -> timedelta:
-    from models.retention import parse_age
-
-    try:
-        return parse_age(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def run_retention_command(args: argparse.Namespace) -> None:
-    """Apply retention as the table owner and print what was dropped, kept and created."""
-    import asyncpg
-
-    from models.retention import RetentionBusy, apply_retention
-    from settings import load_settings
-
-    settings = load_settings().owner_settings()
-    older_than = args.older_than or timedelta(days=settings.retention_days)
-    try:
-        report = asyncio.run(apply_retention(settings, older_than=older_than, dry_run=args.dry_run))
-    except (RetentionBusy, asyncpg.PostgresError, OSError) as exc:
-        raise CliError(f"awfdrs retention: {exc}") from None
-    sys.stdout.write("\n".join(report.lines()) + "\n")
-    if not report.complete:
-        raise CliError("awfdrs retention: some partitions were busy; run it again")
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
 
 
 def credentials(args: argparse.Namespace) -> tuple[str, str]:
@@ -175,7 +144,7 @@ def run_operator_command(args: argparse.Namespace) -> None:
     ) as http:
         result, columns = _dispatch(http, args)
     if args.json:
-        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(render(result, columns) + "\n")
 
@@ -232,18 +201,36 @@ def _incidents(
     http: httpx.Client, args: argparse.Namespace, action: str
 ) -> tuple[Any, tuple[str, ...]]:
     if action == "list":
-        params = {
-            k: v for k in ("status", "severity", "workflow", "vendor") if (v := getattr(args, k))
-        }
-        page = _call(http, "GET", "/incidents", params={**params, "limit": args.limit})
-        return page["items"], INCIDENT_COLUMNS
-    path = f"/incidents/{args.incident_id}"
+        return _list_incidents(http, args), INCIDENT_COLUMNS
+    # A workflow id (`incident:<tenant>:<signature>`) travels as typed; anything that would
+    # change the path (`/`, `?`, `#`, spaces) is escaped rather than reinterpreted.
+    path = f"/incidents/{quote(args.incident_id, safe=':')}"
     if action == "show":
         return _call(http, "GET", path), ()
     if action == "timeline":
         return _call(http, "GET", f"{path}/timeline")["entries"], ("at", "kind", "summary", "cause")
-    body = {"reason": args.reason} if getattr(args, "reason", None) else None
-    return _call(http, "POST", f"{path}/{action}", json=body), ()
+    body = {k: v for k in ("reason", "by") if (v := getattr(args, k, None))}
+    return _call(http, "POST", f"{path}/{action}", json=body or None), ()
+
+
+def _list_incidents(http: httpx.Client, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Follow `next_cursor` up to --limit rows (or to the end with --all); say if more exist."""
+    filters = {k: v for k in LIST_FILTERS if (v := getattr(args, k))}
+    wanted = None if args.all else args.limit
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        size = PAGE_SIZE if wanted is None else min(PAGE_SIZE, wanted - len(items))
+        params = {**filters, "limit": size, **({"cursor": cursor} if cursor else {})}
+        page = _call(http, "GET", "/incidents", params=params)
+        items += page["items"]
+        cursor = page.get("next_cursor")
+        if cursor is None or (wanted is not None and len(items) >= wanted):
+            break
+    if cursor is not None:
+        # On stderr, so that `--json` output stays one parseable document.
+        sys.stderr.write(f"showing {len(items)} — more exist, use --limit N or --all\n")
+    return items
 
 
 def _call(http: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
@@ -258,23 +245,3 @@ def _call(http: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
             detail = response.text
         raise CliError(f"awfdrs: {method} {path} failed ({response.status_code}): {detail}")
     return response.json() if response.content else {}
-
-
-def render(result: Any, columns: tuple[str, ...]) -> str:
-    """Render a list as an aligned table, or an object as `key: value` lines."""
-    if isinstance(result, dict):
-        return "\n".join(
-            f"{k}: {json.dumps(v) if isinstance(v, dict | list) else v}" for k, v in result.items()
-        )
-    rows = [[_cell(item.get(c)) for c in columns] for item in result]
-    if not rows:
-        return "(none)"
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(lines)
-
-
-def _cell(value: Any) -> str:
-    text = "-" if value is None else str(value)
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -133,6 +133,17 @@ def _tail(log_path: Path | None, lines: int = 20) -> str:
     return f"; last log lines of {log_path}:\n" + "\n".join(text)
 
 
+def shown_path(path: str | Path) -> str:
+    """Return `path` as a command to paste: relative to the working directory when inside it."""
+    absolute = Path(path).absolute()
+    try:
+        relative = absolute.relative_to(Path.cwd())
+    except ValueError:
+        return str(absolute)
+    # A bare name would be looked up on PATH instead.
+    return str(relative) if len(relative.parts) > 1 else f"./{relative}"
+
+
 def script_path(name: str) -> str:
     """Locate a console script installed beside this interpreter (or on PATH)."""
     candidate = Path(sysconfig.get_path("scripts")) / name

@@ -15,15 +15,16 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack.banner import DEMO_TENANT, banner, wait_until_ready
 from devstack.db_roles import ensure_app_login
 from devstack.postgres import EmbeddedPostgres, share_with_server_user
 from devstack.process import port_in_use, private_dir
 from devstack.supervisor import ChildSpec, Supervisor
 from devstack.temporal import EmbeddedTemporal
+from devstack.up_lock import data_dir_lock
 from devstack.valkey import EmbeddedValkey
 
 log = logging.getLogger("awfdrs.up")
-DEMO_TENANT = "demo"
 # The embedded database's login for the API and the worker: a member of `awfdrs_app`.
 APP_LOGIN = "awfdrs_service"
 
@@ -194,27 +195,8 @@ def write_endpoints(options: UpOptions, endpoints: Endpoints) -> None:
     )
 
 
-def banner(options: UpOptions, endpoints: Endpoints, token: str, demo_key: str) -> str:
-    """Return the text printed once the stack is up."""
-    api = f"http://127.0.0.1:{options.api_port}"
-    return "\n".join(
-        [
-            "",
-            "AWFDRS is up",
-            f"  API            {api}/api/v1   (OpenAPI: {api}/docs)",
-            f"  Temporal UI    {endpoints.ui_url}",
-            f"  Temporal       {endpoints.temporal_address}",
-            f"  Admin token    {token}",
-            f"  Demo API key   {demo_key}   (tenant '{DEMO_TENANT}', scope operator)",
-            f"  Data           {options.data_dir}",
-            "  Ctrl-C stops everything.",
-            "",
-        ]
-    )
-
-
 async def supervise(options: UpOptions, env: dict[str, str], message: str) -> None:
-    """Run the worker and the API until SIGINT or SIGTERM."""
+    """Run the worker and the API until SIGINT or SIGTERM; print `message` once it is ready."""
     python = sys.executable
     supervisor = Supervisor(
         [
@@ -228,8 +210,10 @@ async def supervise(options: UpOptions, env: dict[str, str], message: str) -> No
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     await supervisor.start()
-    sys.stdout.write(message + "\n")
-    sys.stdout.flush()
+    ready_url = f"http://127.0.0.1:{options.api_port}/api/v1/health/ready"
+    if await wait_until_ready(ready_url, stopping=stopping):
+        sys.stdout.write(message + "\n")
+        sys.stdout.flush()
     await stopping.wait()
     log.info("stopping")
     await supervisor.stop()
@@ -251,8 +235,15 @@ def prepare_database(endpoints: Endpoints) -> None:
 def up(options: UpOptions) -> None:
     """Bring the whole stack up and keep it running until interrupted."""
     env = dict(os.environ)
-    check_ports(options, env)
     private_dir(options.data_dir)
+    # Before the ports: a second `awfdrs up` on the same data dir is named as such, whichever
+    # ports it was given, instead of failing later inside PostgreSQL.
+    with data_dir_lock(options.data_dir):
+        check_ports(options, env)
+        _start_and_supervise(options, env)
+
+
+def _start_and_supervise(options: UpOptions, env: dict[str, str]) -> None:
     token = admin_token(options.data_dir, env)
     # Before migrating: migration 0006 seals stored secrets with the key it finds in the
     # environment; the demo tenant's creation and the children (who inherit the environment)

@@ -16,7 +16,7 @@ SEARCH_ATTRIBUTES = (
     "SourceWorkflow",
     "Signature",
 )
-# WAL lifts signal-with-start from ~60/s to ~250/s on a 2-core box (DESIGN §3).
+# WAL lifts signal-with-start from ~60/s to ~250/s on a 2-core box.
 SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 
 

@@ -6,13 +6,19 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Request
+from sqlalchemy import exists
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.auth import OperatorPrincipal, Principal
 from api.deps import RedisDep, SessionDep, TemporalDep
+from api.errors import NotFound
 from api.intake import Intake
 from api.routes.responses import problem_responses
 from api.services import kill_switches
 from api.services.workflows import get_workflow_or_raise
+from models.event import Event
+from models.incident import Incident
 from models.schemas.common import NAME_PATTERN
 from models.schemas.safety import (
     KillSwitchActivated,
@@ -128,6 +134,22 @@ async def list_vendors(
     return [await _vendor(request, redis, principal.tenant_id, name) for name in sorted(names)]
 
 
+async def _require_known_vendor(
+    session: AsyncSession, policies: Policies, tenant_id: uuid.UUID, name: str
+) -> None:
+    """404 unless the policy files, or the tenant's incidents or events, name the vendor."""
+    # A typo must not create a breaker that then shows up, forced open, as a phantom vendor.
+    if name in policies.vendors.vendors:
+        return
+    for model in (Incident, Event):  # incidents first: they have a (tenant, vendor) index
+        named = exists().where(col(model.tenant_id) == tenant_id, col(model.vendor) == name)
+        if (await session.exec(select(named))).first():
+            return
+    raise NotFound(
+        f"vendor {name!r} is unknown: not in the policy files, and no event or incident names it"
+    )
+
+
 @router.post(
     "/vendors/{name}/circuit/{action}",
     operation_id="forceVendorCircuit",
@@ -139,8 +161,10 @@ async def force(
     action: Literal["open", "close", "reset"],
     principal: OperatorPrincipal,
     redis: RedisDep,
+    session: SessionDep,
     request: Request,
 ) -> VendorOut:
     """Force the vendor's circuit open or closed, or reset it (closed, empty window)."""
+    await _require_known_vendor(session, request.app.state.policies, principal.tenant_id, name)
     await CircuitBreaker(redis).force(breaker_key(str(principal.tenant_id), name), FORCE[action])  # type: ignore[arg-type]
     return await _vendor(request, redis, principal.tenant_id, name)

@@ -10,11 +10,9 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -22,78 +20,14 @@ import httpx
 import pytest
 
 from devstack.process import free_port, port_in_use, script_path
+from tests.devstack.running_up import clean_env, start_up, wait_ready
 from tests.devstack.test_private_dirs import world_readable_dirs
 
 pytestmark = pytest.mark.slow
-BOOT_TIMEOUT_S = 120
-
-
-@dataclass
-class UpProcess:
-    """A running `awfdrs up` and everything it printed so far."""
-
-    proc: subprocess.Popen[str]
-    data_dir: Path
-    ports: dict[str, int]
-    lines: list[str] = field(default_factory=list)
-    pump: threading.Thread = field(default_factory=threading.Thread)
-
-    def wait_for_line(self, pattern: str, timeout: float = BOOT_TIMEOUT_S) -> re.Match[str]:
-        """Wait until a printed line matches `pattern`."""
-        deadline = time.monotonic() + timeout
-        regex = re.compile(pattern)
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if match := regex.search(line):
-                    return match
-            assert self.proc.poll() is None, "awfdrs up exited:\n" + "".join(self.lines[-40:])
-            time.sleep(0.2)
-        raise AssertionError(f"no line matched {pattern!r}:\n" + "".join(self.lines[-40:]))
-
-    def interrupt(self) -> int:
-        """Send Ctrl-C and return the exit code."""
-        self.proc.send_signal(signal.SIGINT)
-        code = self.proc.wait(timeout=90)
-        self.pump.join(timeout=10)
-        return code
-
-
-def _clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWFDRS_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _start(data_dir: Path, ports: dict[str, int]) -> UpProcess:
-    proc = subprocess.Popen(
-        [
-            script_path("awfdrs"),
-            "up",
-            "--data-dir",
-            str(data_dir),
-            "--api-port",
-            str(ports["api"]),
-            "--temporal-port",
-            str(ports["temporal"]),
-            "--ui-port",
-            str(ports["ui"]),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=_clean_env(),
-    )
-    up = UpProcess(proc, data_dir, ports)
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        with proc.stdout:
-            for line in proc.stdout:
-                up.lines.append(line)
-
-    up.pump = threading.Thread(target=pump, daemon=True)
-    up.pump.start()
-    return up
+# The demo's progress line while the gate holds demo-payments back: cause, then how long.
+FORCED_OPEN_WAIT = re.compile(
+    r"^  demo-payments\s+waiting: stripe circuit forced open by an operator, .*\d+ s$", re.M
+)
 
 
 def _processes_mentioning(text: str) -> list[str]:
@@ -108,18 +42,6 @@ def _processes_mentioning(text: str) -> list[str]:
         if text in cmdline:
             found.append(f"{pid_dir.name}: {cmdline}")
     return found
-
-
-def _wait_ready(api_port: int) -> None:
-    deadline = time.monotonic() + BOOT_TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{api_port}/api/v1/health/ready").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError("the API never became ready")
 
 
 def _wait_new_pid(pid_file: Path, old: int) -> int:
@@ -138,7 +60,7 @@ def _awfdrs(data_dir: Path, *args: str) -> str:
         capture_output=True,
         text=True,
         timeout=60,
-        env=_clean_env(),
+        env=clean_env(),
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -222,9 +144,57 @@ def _operator_cli_round_trip(data_dir: Path) -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env=_clean_env(),
+        env=clean_env(),
     )
     assert failed.returncode != 0 and "404" in failed.stderr
+
+
+def _demo_with_a_gate_wait(data_dir: Path, *, api_port: int, key: str) -> str:
+    """Run `awfdrs demo` with the stripe circuit held open until the demo reports the wait."""
+    api = httpx.Client(
+        base_url=f"http://127.0.0.1:{api_port}/api/v1", headers={"Authorization": f"Bearer {key}"}
+    )
+    assert api.post("/vendors/stripe/circuit/open").status_code == 200
+    printed = []
+    with subprocess.Popen(
+        [script_path("awfdrs"), "demo", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=clean_env(),
+    ) as demo:
+        assert demo.stdout is not None
+        for line in demo.stdout:
+            printed.append(line)
+            if FORCED_OPEN_WAIT.search(line):
+                assert api.post("/vendors/stripe/circuit/reset").status_code == 200
+        assert demo.wait(timeout=120) == 0, "".join(printed)
+    api.close()
+    output = "".join(printed)
+    assert FORCED_OPEN_WAIT.search(output), output
+    return output
+
+
+def _second_up_is_refused(data_dir: Path, *, holder: int) -> None:
+    """Another `awfdrs up` on the data dir in use, on other ports, stops in one line."""
+    other = [str(free_port()) for _ in range(3)]
+    result = subprocess.run(
+        [
+            script_path("awfdrs"),
+            "up",
+            "--data-dir",
+            str(data_dir),
+            *("--api-port", other[0], "--temporal-port", other[1], "--ui-port", other[2]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+    )
+    assert result.returncode != 0
+    assert result.stderr.splitlines() == [
+        f"awfdrs up: another awfdrs up (pid {holder}) is using {data_dir}"
+    ]
 
 
 @pytest.fixture
@@ -242,27 +212,21 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
 def test_up_serves_ready_api_and_ui_restarts_worker_and_stops_cleanly(
     data_dir: Path, up_ports: dict[str, int]
 ) -> None:
-    up = _start(data_dir, up_ports)
+    up = start_up(data_dir, up_ports)
     try:
         key = up.wait_for_line(r"Demo API key\s+(awf_\S+)").group(1)
-        _wait_ready(up_ports["api"])
+        # The banner comes once readiness passes, so the first request after it succeeds.
+        ready = httpx.get(f"http://127.0.0.1:{up_ports['api']}/api/v1/health/ready")
+        assert ready.status_code == 200, ready.text
+        _second_up_is_refused(data_dir, holder=up.proc.pid)
         assert httpx.get(f"http://127.0.0.1:{up_ports['ui']}/").status_code == 200
         up.wait_for_line(r"^worker \| ")
         up.wait_for_line(r"^api    \| ")
 
-        demo = subprocess.run(
-            [script_path("awfdrs"), "demo", "--data-dir", str(data_dir)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=_clean_env(),
-        )
-        assert demo.returncode == 0, demo.stderr
-        assert "demo-orders: resolved after 3 attempt(s)" in demo.stdout
-        assert "demo-payments: escalated after 3 attempt(s)" in demo.stdout
-        assert f"http://127.0.0.1:{up_ports['ui']}/namespaces/default/workflows/incident:" in (
-            demo.stdout
-        )
+        demo = _demo_with_a_gate_wait(data_dir, api_port=up_ports["api"], key=key)
+        assert "demo-orders: resolved after 3 attempt(s)" in demo
+        assert "demo-payments: escalated after 3 attempt(s)" in demo
+        assert f"http://127.0.0.1:{up_ports['ui']}/namespaces/default/workflows/incident:" in demo
 
         _operator_cli_round_trip(data_dir)
         assert world_readable_dirs(data_dir) == []
@@ -279,10 +243,10 @@ def test_up_serves_ready_api_and_ui_restarts_worker_and_stops_cleanly(
     assert not any(port_in_use(port) for port in up_ports.values())
     assert _processes_mentioning(str(data_dir)) == []
 
-    again = _start(data_dir, up_ports)
+    again = start_up(data_dir, up_ports)
     try:
         assert again.wait_for_line(r"Demo API key\s+(awf_\S+)").group(1) == key
-        _wait_ready(up_ports["api"])
+        wait_ready(up_ports["api"])
     finally:
         assert again.interrupt() == 0
     assert _processes_mentioning(str(data_dir)) == []
@@ -312,7 +276,7 @@ def test_a_taken_port_is_named_and_up_exits_non_zero(
             capture_output=True,
             text=True,
             timeout=60,
-            env=_clean_env(),
+            env=clean_env(),
         )
     assert result.returncode != 0
     assert f"port {up_ports['api']} (--api-port) is already in use" in result.stderr
