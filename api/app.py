@@ -8,16 +8,18 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 from fastapi import Depends, FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from api.auth import PrincipalCache
 from api.body import require_json_body
-from api.dispatcher import OutboxDispatcher, supervise
+from api.dispatcher import OutboxDispatcher
+from api.dispatcher_health import supervise
 from api.errors import install_error_handlers
 from api.intake import Intake
 from api.limits import BodyLimitMiddleware, request_body_limit
 from api.metrics import ApiMetrics
 from api.middleware import CorrelationIdMiddleware
+from api.principals import PrincipalCache
 from api.routes import (
     dead_letters,
     egress,
@@ -37,9 +39,11 @@ from api.services.ingest import WorkflowStateCache
 from api.validation import reject_unstorable_parameters
 from clients import connect_temporal, create_engine, create_redis
 from models.db import create_session_factory
+from models.egress import StoredEgressLists
 from models.secret_box import SecretBox
 from models.stored_secrets import check_secret_key_at_startup
-from rules.policy import load_policies
+from rules.egress import EgressGuard
+from rules.policy import Policies, load_policies
 from rules.rate_limit import RateLimiter
 from settings import Settings, load_settings
 
@@ -69,6 +73,105 @@ async def create_intake_pool(settings: Settings) -> asyncpg.Pool:
     return pool
 
 
+def _dispatcher(
+    settings: Settings, *, engine: AsyncEngine, temporal: Client, caps: Caps, metrics: ApiMetrics
+) -> OutboxDispatcher:
+    dispatcher = OutboxDispatcher(
+        engine=engine,
+        temporal=temporal,
+        task_queue=settings.task_queue,
+        batch_size=settings.dispatcher_batch_size,
+        poll_interval_s=settings.dispatcher_poll_interval_s,
+        linger_s=settings.dispatcher_linger_s,
+        max_failures=settings.dispatcher_max_failures,
+        caps=caps,
+        metrics=metrics,
+    )
+    dispatcher.health.enabled = settings.dispatcher_enabled
+    return dispatcher
+
+
+@asynccontextmanager
+async def open_state(
+    app: FastAPI,
+    settings: Settings,
+    *,
+    box: SecretBox,
+    policies: Policies,
+    temporal: Client | None,
+) -> AsyncIterator[OutboxDispatcher]:
+    """Build every client and service onto `app.state` (read through `api/deps.py`); close them."""
+    engine, redis = create_engine(settings), create_redis(settings)
+    # Lazy: the API must start (and accept events) while Temporal is still down.
+    client = temporal or await connect_temporal(settings, lazy=True)
+    metrics = ApiMetrics()
+    caps = Caps(
+        max_open_incidents=settings.tenant_max_open_incidents,
+        max_new_incidents_per_minute=settings.tenant_max_new_incidents_per_minute,
+    )
+    dispatcher = _dispatcher(settings, engine=engine, temporal=client, caps=caps, metrics=metrics)
+    pool = await create_intake_pool(settings)
+    state = app.state
+    state.settings, state.policies, state.secret_box = settings, policies, box
+    state.engine, state.session_factory = engine, create_session_factory(engine)
+    state.redis, state.temporal, state.metrics = redis, client, metrics
+    state.dispatcher = dispatcher
+    state.principal_cache = PrincipalCache(settings.auth_cache_ttl_s)
+    # Uncached tenant lists: an admin's change applies to the very next registration.
+    state.egress_guard = EgressGuard.from_settings(
+        settings, tenant_lists=StoredEgressLists(engine, ttl_s=0)
+    )
+    state.intake = Intake(
+        pool=pool,
+        limiter=RateLimiter(redis),
+        catalog=policies.error_codes,
+        workflows=WorkflowStateCache(settings.registry_cache_ttl_s),
+        on_stored=dispatcher.wake,
+        caps=caps,
+        metrics=metrics,
+    )
+    try:
+        yield dispatcher
+    finally:
+        await redis.aclose()
+        await pool.close()
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def running_dispatcher(dispatcher: OutboxDispatcher, *, enabled: bool) -> AsyncIterator[None]:
+    """Run the supervised dispatcher task while the app serves (when enabled)."""
+    if not enabled:
+        yield
+        return
+    task = asyncio.create_task(
+        supervise("outbox dispatcher", dispatcher.run, on_restart=dispatcher.restarted)
+    )
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def _include_routers(app: FastAPI, settings: Settings) -> None:
+    if settings.metrics_port is None:  # otherwise `python -m api` serves it on its own port
+        app.include_router(metrics.router)
+    for router in (
+        health.router,
+        events.router,
+        incidents.router,
+        integrations.router,
+        workflows.router,
+        safety.router,
+        tenants.router,
+        signing_secrets.router,
+        egress.router,
+        dead_letters.router,
+    ):
+        app.include_router(router, prefix=API_PREFIX)
+
+
 def create_app(settings: Settings | None = None, *, temporal: Client | None = None) -> FastAPI:
     """Build the FastAPI app; `temporal` lets tests inject an existing client."""
     settings = settings or load_settings()
@@ -81,63 +184,11 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await check_secret_key_at_startup(settings, box)  # a wrong key stops the start
-        engine = create_engine(settings)
-        redis = create_redis(settings)
-        # Lazy: the API must start (and accept events) while Temporal is still down.
-        client = temporal or await connect_temporal(settings, lazy=True)
-        metrics = ApiMetrics()
-        caps = Caps(
-            max_open_incidents=settings.tenant_max_open_incidents,
-            max_new_incidents_per_minute=settings.tenant_max_new_incidents_per_minute,
-        )
-        dispatcher = OutboxDispatcher(
-            engine=engine,
-            temporal=client,
-            task_queue=settings.task_queue,
-            batch_size=settings.dispatcher_batch_size,
-            poll_interval_s=settings.dispatcher_poll_interval_s,
-            linger_s=settings.dispatcher_linger_s,
-            max_failures=settings.dispatcher_max_failures,
-            caps=caps,
-            metrics=metrics,
-        )
-        dispatcher.health.enabled = settings.dispatcher_enabled
-        app.state.settings = settings
-        app.state.metrics = metrics
-        app.state.policies = policies
-        app.state.secret_box = box
-        app.state.engine = engine
-        app.state.session_factory = create_session_factory(engine)
-        app.state.redis = redis
-        app.state.temporal = client
-        app.state.dispatcher = dispatcher
-        app.state.principal_cache = PrincipalCache(settings.auth_cache_ttl_s)
-        pool = await create_intake_pool(settings)
-        app.state.intake = Intake(
-            pool=pool,
-            limiter=RateLimiter(redis),
-            catalog=policies.error_codes,
-            workflows=WorkflowStateCache(settings.registry_cache_ttl_s),
-            on_stored=dispatcher.wake,
-            caps=caps,
-            metrics=metrics,
-        )
-        task = (
-            asyncio.create_task(
-                supervise("outbox dispatcher", dispatcher.run, on_restart=dispatcher.restarted)
-            )
-            if settings.dispatcher_enabled
-            else None
-        )
-        try:
+        async with (
+            open_state(app, settings, box=box, policies=policies, temporal=temporal) as dispatcher,
+            running_dispatcher(dispatcher, enabled=settings.dispatcher_enabled),
+        ):
             yield
-        finally:
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-            await redis.aclose()
-            await pool.close()
-            await engine.dispose()
 
     app = FastAPI(
         title="AWFDRS",
@@ -154,19 +205,5 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     app.add_middleware(BodyLimitMiddleware, max_bytes=request_body_limit(settings))
     app.add_middleware(CorrelationIdMiddleware)
     install_error_handlers(app)
-    if settings.metrics_port is None:  # otherwise `python -m api` serves it on its own port
-        app.include_router(metrics.router)
-    for router in (
-        health.router,
-        events.router,
-        incidents.router,
-        integrations.router,
-        workflows.router,
-        safety.router,
-        tenants.router,
-        signing_secrets.router,
-        egress.router,
-        dead_letters.router,
-    ):
-        app.include_router(router, prefix=API_PREFIX)
+    _include_routers(app, settings)
     return app

@@ -3,65 +3,16 @@
 from __future__ import annotations
 
 import hmac
-import time
-import uuid
-from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.deps import SettingsDep
+from api.deps import EngineDep, PrincipalCacheDep, SettingsDep
 from api.errors import Forbidden, Unauthorized
+from api.principals import Principal, PrincipalCache, lookup_principal
 from api.services.tenants import KEY_PREFIX, hash_api_key
 from observability import tenant_id_var
-
-Scope = Literal["ingest", "operator"]
-_LOOKUP = text(
-    """SELECT k.id AS key_id, k.tenant_id, k.scope, t.active AS tenant_active,
-              t.ingest_rate_per_s
-       FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
-       WHERE k.key_hash = :key_hash AND k.revoked_at IS NULL"""
-)
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: a tenant, through one of its keys, with one scope."""
-
-    tenant_id: uuid.UUID
-    key_id: uuid.UUID
-    scope: Scope
-    tenant_active: bool
-    ingest_rate_per_s: int
-
-
-class PrincipalCache:
-    """A short-lived cache of key lookups; admin changes invalidate it at once in-process."""
-
-    def __init__(self, ttl_s: float) -> None:
-        self._ttl_s = ttl_s
-        self._entries: dict[str, tuple[float, Principal | None]] = {}
-
-    def get(self, key_hash: str) -> tuple[bool, Principal | None]:
-        """Return (hit, principal); a cached miss is a hit with None."""
-        entry = self._entries.get(key_hash)
-        if entry is None or entry[0] < time.monotonic():
-            return False, None
-        return True, entry[1]
-
-    def put(self, key_hash: str, principal: Principal | None) -> None:
-        """Remember a lookup for the TTL (bounded size: the cache is cleared when full)."""
-        if self._ttl_s <= 0:
-            return
-        if len(self._entries) >= 10_000:
-            self._entries.clear()
-        self._entries[key_hash] = (time.monotonic() + self._ttl_s, principal)
-
-    def clear(self) -> None:
-        """Forget everything (after a key is revoked or a tenant changes)."""
-        self._entries.clear()
 
 
 def _bearer(request: Request) -> str:
@@ -72,23 +23,19 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-async def authenticate(request: Request) -> Principal:
+async def authenticate(request: Request, cache: PrincipalCacheDep, engine: EngineDep) -> Principal:
     """Resolve the bearer key to its tenant; 401 unknown or revoked, 403 inactive tenant."""
-    return await principal_for_key(request, _bearer(request))
+    return await principal_for_key(_bearer(request), cache=cache, engine=engine)
 
 
-async def principal_for_key(request: Request, token: str) -> Principal:
+async def principal_for_key(token: str, *, cache: PrincipalCache, engine: AsyncEngine) -> Principal:
     """Resolve an API key (from a header or, for integrations, the body) to its tenant."""
     if not token.startswith(KEY_PREFIX):
         raise Unauthorized("the credential is not an AWFDRS API key")
     key_hash = hash_api_key(token)
-    cache: PrincipalCache = request.app.state.principal_cache
     hit, principal = cache.get(key_hash)
     if not hit:
-        engine: AsyncEngine = request.app.state.engine
-        async with engine.connect() as conn:
-            row = (await conn.execute(_LOOKUP, {"key_hash": key_hash})).mappings().first()
-        principal = Principal(**row) if row else None
+        principal = await lookup_principal(engine, key_hash)
         cache.put(key_hash, principal)
     if principal is None:
         raise Unauthorized("unknown or revoked API key")

@@ -10,56 +10,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.service import RPCError, RPCStatusCode
 
 from api import outbox
+from api.dispatcher_health import DispatcherHealth
+from api.incident_delivery import IncidentDelivery, is_outage
 from api.metrics import ApiMetrics
 from api.outbox import INCIDENT_PREFIX, Group, PoisonGroup
-from api.services.fairness import Caps, admit, open_keys, tenant_loads
-from workflows.incident_types import DIGEST_SIGNAL, WORKFLOW_TYPE
+from api.services.fairness import DEFAULT_CAPS, Caps, admit, open_keys, tenant_loads
 
 log = logging.getLogger("awfdrs.dispatcher")
-RPC_TIMEOUT = timedelta(seconds=5)
 MAX_BACKOFF_S = 10.0
 CONCURRENT_SIGNALS = 16
 # A pass that has not finished by then is abandoned (its rows are delivered again later).
 PASS_TIMEOUT_S = 120.0
-# Temporal is unreachable or overloaded: every group would fail alike, so none is to blame.
-OUTAGE_STATUSES = frozenset(
-    {
-        RPCStatusCode.UNAVAILABLE,
-        RPCStatusCode.DEADLINE_EXCEEDED,
-        RPCStatusCode.CANCELLED,
-        RPCStatusCode.RESOURCE_EXHAUSTED,
-        RPCStatusCode.ABORTED,
-    }
-)
-
-
-@dataclass
-class DispatcherHealth:
-    """What readiness and the metrics report about the dispatcher."""
-
-    enabled: bool = True
-    last_success_at: float | None = None  # monotonic
-    last_error: str | None = None
-    last_error_kind: str | None = None  # what readiness shows: `pass`, `temporal` or `crash`
-    failing: bool = False
-    restarts: int = 0
-    started_at: float = field(default_factory=time.monotonic)
-
-    def success_age_s(self) -> float:
-        """Seconds since the last complete pass (since start when there was none)."""
-        return time.monotonic() - (self.last_success_at or self.started_at)
+OUTAGE = "outage: "
+POISON = "poison: "
 
 
 @dataclass
@@ -72,6 +42,21 @@ class PassReport:
     failed_groups: int = 0
     dead_lettered: int = 0
     deferred: int = 0
+
+    def log(self) -> None:
+        """Log the pass's counts (nothing for an idle pass)."""
+        if not self.claimed:
+            return
+        log.info(
+            "outbox pass: %d claimed, %d delivered, %d groups failed, %d dead-lettered, "
+            "%d deferred (tenant caps)%s",
+            self.claimed,
+            len(self.delivered),
+            self.failed_groups,
+            self.dead_lettered,
+            self.deferred,
+            f"; temporal unavailable: {self.outage}" if self.outage else "",
+        )
 
 
 class OutboxDispatcher:
@@ -87,18 +72,19 @@ class OutboxDispatcher:
         poll_interval_s: float = 1.0,
         linger_s: float = 0.05,
         max_failures: int = 10,
-        caps: Caps | None = None,
+        caps: Caps = DEFAULT_CAPS,
         metrics: ApiMetrics | None = None,
     ) -> None:
         self._engine = engine
-        self._task_queue = task_queue
-        self._temporal = temporal
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._linger_s = linger_s
         self._max_failures = max_failures
-        self._caps = caps or Caps(max_open_incidents=1000, max_new_incidents_per_minute=600)
+        self._caps = caps
         self._metrics = metrics
+        self._delivery = IncidentDelivery(
+            temporal=temporal, task_queue=task_queue, on_signal=self._count_signal
+        )
         self._wake = asyncio.Event()
         self.health = DispatcherHealth()
         self.signals_sent = 0
@@ -154,17 +140,7 @@ class OutboxDispatcher:
                     await self._deliver(conn, outbox.group_rows(rows), report)
         if report.delivered and self._metrics is not None:
             self._metrics.dispatched.inc(len(report.delivered))
-        if report.claimed:
-            log.info(
-                "outbox pass: %d claimed, %d delivered, %d groups failed, %d dead-lettered, "
-                "%d deferred (tenant caps)%s",
-                report.claimed,
-                len(report.delivered),
-                report.failed_groups,
-                report.dead_lettered,
-                report.deferred,
-                f"; temporal unavailable: {report.outage}" if report.outage else "",
-            )
+        report.log()
         return report
 
     async def _deliver(
@@ -223,15 +199,15 @@ class OutboxDispatcher:
         """Deliver one group; return why it failed, or None."""
         async with gate:
             if report.outage:
-                return f"outage: {report.outage}"  # do not queue behind a dead server
+                return OUTAGE + report.outage  # do not queue behind a dead server
             try:
                 group.check()
                 if isinstance(targets, Exception):
                     raise targets
                 if group.resolves:
-                    await self._resolve(group, targets or [])
+                    await self._delivery.resolve(group, targets or [])
                 else:
-                    await self._start_or_signal(group)
+                    await self._delivery.start_or_signal(group)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # classified, never propagated
@@ -240,15 +216,12 @@ class OutboxDispatcher:
 
     def _classify(self, group: Group, exc: Exception, report: PassReport) -> str:
         detail = f"{type(exc).__name__}: {exc}"[:500]
-        outage = isinstance(exc, RuntimeError | OSError | TimeoutError) or (
-            isinstance(exc, RPCError) and exc.status in OUTAGE_STATUSES
-        )
-        if outage:
+        if is_outage(exc):
             report.outage = report.outage or detail
-            return f"outage: {detail}"
+            return OUTAGE + detail
         log.warning("outbox group %s failed: %s", group.key, detail, exc_info=exc)
         if isinstance(exc, PoisonGroup):
-            return f"poison: {detail}"
+            return POISON + detail
         return detail
 
     async def _settle(
@@ -258,11 +231,11 @@ class OutboxDispatcher:
             await conn.execute(outbox.DELIVERED, group.ids)
             report.delivered += group.ids
             return
-        if error.startswith("outage: "):
+        if error.startswith(OUTAGE):
             await conn.execute(outbox.RETRY_SOON, group.ids, error)
             return
         report.failed_groups += 1
-        doomed = error.startswith("poison: ") or group.failures + 1 >= self._max_failures
+        doomed = error.startswith(POISON) or group.failures + 1 >= self._max_failures
         try:
             async with conn.transaction():  # a savepoint: one group's settlement is its own
                 if doomed:
@@ -274,59 +247,33 @@ class OutboxDispatcher:
                 raise
             log.exception("outbox group %s could not be settled; it stays queued", group.key)
             return
-        if doomed:
-            report.dead_lettered += 1
-            self._count_error("dead_letter")
-            log.error(
-                "outbox group %s dead-lettered after %d failures: %s",
-                group.key,
-                group.failures + 1,
-                error,
-            )
-        else:
+        self._count_group_failure(group, error, report, dead_lettered=doomed)
+
+    def _count_group_failure(
+        self, group: Group, error: str, report: PassReport, *, dead_lettered: bool
+    ) -> None:
+        if not dead_lettered:
             self._count_error("group")
-
-    async def _start_or_signal(self, group: Group) -> None:
-        first = group.rows[0]
-        await self._temporal.start_workflow(
-            WORKFLOW_TYPE,
-            outbox.incident_input(first),
-            id=group.key,
-            task_queue=self._task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            start_signal=DIGEST_SIGNAL,
-            start_signal_args=[outbox.digest(group)],
-            rpc_timeout=RPC_TIMEOUT,
-            **outbox.start_options(first),
+            return
+        report.dead_lettered += 1
+        self._count_error("dead_letter")
+        log.error(
+            "outbox group %s dead-lettered after %d failures: %s",
+            group.key,
+            group.failures + 1,
+            error,
         )
-        self._count_signal()
-
-    async def _resolve(self, group: Group, targets: list[str]) -> None:
-        signal = outbox.digest(group)
-        for target in targets:
-            try:
-                await self._temporal.get_workflow_handle(target).signal(
-                    DIGEST_SIGNAL, signal, rpc_timeout=RPC_TIMEOUT
-                )
-                self._count_signal()
-            except RPCError as exc:
-                if exc.status != RPCStatusCode.NOT_FOUND:
-                    raise  # closed since the lookup: nothing left to resolve
 
     def _passed(self, report: PassReport) -> None:
-        health = self.health
         if report.outage:
             self._failed("temporal", RuntimeError(report.outage))
             return
-        health.failing, health.last_success_at = False, time.monotonic()
+        self.health.record_success()
         if self._metrics is not None:
             self._metrics.dispatcher_last_success.set_to_current_time()
 
     def _failed(self, kind: str, exc: BaseException) -> None:
-        self.health.failing = True
-        self.health.last_error = f"{kind}: {type(exc).__name__}: {exc}"[:300]
-        self.health.last_error_kind = kind
+        self.health.record_failure(kind, exc)
         self._count_error(kind)
 
     def _count_error(self, kind: str) -> None:
@@ -346,24 +293,3 @@ class OutboxDispatcher:
             row = await conn.fetchrow(outbox.DEPTH)
         assert row is not None
         return {"depth": int(row["depth"]), "oldest_age_s": round(float(row["age"] or 0.0), 3)}
-
-
-async def supervise(
-    name: str,
-    run: Callable[[], Awaitable[None]],
-    *,
-    on_restart: Callable[[], None] | None = None,
-    backoff_s: float = 1.0,
-) -> None:
-    """Run `run()` forever: restart it (after a pause) whenever it ends or raises."""
-    while True:
-        try:
-            await run()
-            log.error("%s ended unexpectedly; restarting", name)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a supervisor outlives its task
-            log.exception("%s crashed; restarting in %.1fs", name, backoff_s)
-        if on_restart is not None:
-            on_restart()
-        await asyncio.sleep(backoff_s)

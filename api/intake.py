@@ -12,14 +12,15 @@ import asyncpg
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from api.auth import Principal
 from api.errors import RateLimited
 from api.metrics import ApiMetrics
 from api.outbox import INCIDENT_PREFIX
-from api.services.fairness import Caps, TenantLoad, admit, open_keys, tenant_loads
+from api.principals import Principal
+from api.services.fairness import DEFAULT_CAPS, Caps, TenantLoad, admit, open_keys, tenant_loads
 from api.services.ingest import (
     PreparedEvent,
     StoreOutcome,
+    WorkflowState,
     WorkflowStateCache,
     prepare_event,
     store_events,
@@ -28,6 +29,7 @@ from models.db import UNAVAILABLE_ERRORS
 from models.schemas.events import EventIn
 from rules.policy import ErrorCatalog
 from rules.rate_limit import RateLimiter
+from vocabulary import Remediation
 
 log = logging.getLogger("awfdrs.intake")
 # How stale a tenant's load may be when intake labels events deferred (the dispatcher decides).
@@ -57,18 +59,31 @@ class Intake:
         catalog: ErrorCatalog,
         workflows: WorkflowStateCache,
         on_stored: Callable[[], None],
-        caps: Caps | None = None,
+        caps: Caps = DEFAULT_CAPS,
         metrics: ApiMetrics | None = None,
     ) -> None:
         self._pool = pool
-        self._caps = caps or Caps(max_open_incidents=1000, max_new_incidents_per_minute=600)
+        self._caps = caps
         self._loads: dict[uuid.UUID, tuple[float, TenantLoad]] = {}
         self._limiter = limiter
         self._catalog = catalog
-        self.workflows = workflows
+        self._workflows = workflows
         self._on_stored = on_stored
         self._metrics = metrics
         self._last_redis_warning = 0.0
+
+    def forget_registry(self, tenant_id: uuid.UUID) -> None:
+        """Drop the tenant's cached registry and kill-switch state after it changed."""
+        self._workflows.forget(tenant_id)
+
+    async def ingest(
+        self, principal: Principal, items: list[tuple[EventIn, str]], *, correlation_id: str
+    ) -> list[ItemResult]:
+        """Admit the items against the tenant's rate, then store them (none: nothing stored)."""
+        await self.admit(principal, len(items))
+        if not items:
+            return []
+        return await self.submit(principal=principal, items=items, correlation_id=correlation_id)
 
     async def admit(self, principal: Principal, quantity: int) -> None:
         """Apply the tenant's GCRA ingest limit; fail open (with a warning) if Redis is down."""
@@ -127,26 +142,12 @@ class Intake:
         items: list[tuple[EventIn, str]],
         correlation_id: str,
     ) -> list[ItemResult]:
-        states = await self.workflows.get_many(
+        states = await self._workflows.get_many(
             conn=conn, tenant_id=tenant_id, names={event.workflow for event, _ in items}
         )
-        results: list[ItemResult | PreparedEvent] = []
-        for event, key in items:
-            state = states.get(event.workflow)
-            if state is None or not state.active:
-                results.append(
-                    Rejected(
-                        404,
-                        f"workflow {event.workflow!r} is not registered"
-                        " or not active for this tenant",
-                    )
-                )
-                continue
-            results.append(
-                prepare_event(
-                    event, key=key, tenant_id=tenant_id, catalog=self._catalog, workflow=state
-                )
-            )
+        results: list[ItemResult | PreparedEvent] = [
+            self._prepare(event, key, tenant_id, states.get(event.workflow)) for event, key in items
+        ]
         results = await self._defer_over_caps(conn, tenant_id, results)
         prepared = [item for item in results if isinstance(item, PreparedEvent)]
         stored = iter(
@@ -157,6 +158,17 @@ class Intake:
             else []
         )
         return [next(stored) if isinstance(item, PreparedEvent) else item for item in results]
+
+    def _prepare(
+        self, event: EventIn, key: str, tenant_id: uuid.UUID, workflow: WorkflowState | None
+    ) -> PreparedEvent | Rejected:
+        if workflow is None or not workflow.active:
+            return Rejected(
+                404, f"workflow {event.workflow!r} is not registered or not active for this tenant"
+            )
+        return prepare_event(
+            event, key=key, tenant_id=tenant_id, catalog=self._catalog, workflow=workflow
+        )
 
     async def _defer_over_caps(
         self,
@@ -183,7 +195,7 @@ class Intake:
         new = [key for key in keys if key not in await open_keys(conn, keys)]
         deferred = set(new) - admit([(tenant_id, key) for key in new], {tenant_id: load})
         return [
-            replace(item, remediation="deferred")
+            replace(item, remediation=Remediation.DEFERRED)
             if isinstance(item, PreparedEvent) and item.incident_key in deferred
             else item
             for item in results
@@ -209,7 +221,9 @@ def outcome_label(item: ItemResult) -> str:
         return "conflict"
     if item.status == 200:
         return "duplicate"
-    return item.remediation if item.remediation in ("suppressed", "deferred") else "accepted"
+    if item.remediation in (Remediation.SUPPRESSED, Remediation.DEFERRED):
+        return str(item.remediation)
+    return "accepted"
 
 
 def parse_event(raw: object, header_key: str | None) -> tuple[EventIn, str]:

@@ -65,20 +65,23 @@ class CorrelationIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            metrics = getattr(scope["app"].state, "metrics", None) if "app" in scope else None
-            if metrics is not None:
-                route = route_label(scope)
-                metrics.observe_request(
-                    route, scope["method"], status, time.perf_counter() - started
-                )
-            log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
+            _record(scope, status, time.perf_counter() - started)
             tenant_id_var.reset(tenant_token)
             correlation_id_var.reset(token)
+
+
+def _record(scope: Scope, status: int, seconds: float) -> None:
+    """Count the request in the app's metrics (when it has them) and log it."""
+    # None until the lifespan has filled the state: such a request is logged, not counted.
+    metrics = getattr(scope["app"].state, "metrics", None) if "app" in scope else None
+    if metrics is not None:
+        metrics.observe_request(route_label(scope), scope["method"], status, seconds)
+    log.info(
+        "request",
+        extra={
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+        },
+    )

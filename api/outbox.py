@@ -7,7 +7,6 @@ dispatchers (one per API replica) from delivering the same key's rows side by si
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,14 +14,10 @@ from typing import Any
 import asyncpg
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
-from workflows.incident_types import (
-    FAILURE_TYPES,
-    EventDigest,
-    EventSummary,
-    IncidentInput,
-)
+from vocabulary import FAILURE_TYPES, EventType, IncidentStatus
+from workflows.incident_state import IncidentInput
+from workflows.signal_payloads import EventDigest, EventSummary
 
-log = logging.getLogger("awfdrs.dispatcher")
 INCIDENT_PREFIX = "incident:"
 RESOLVE_PREFIX = "resolve:"
 MAX_TRANSIENT_BACKOFF_S = 10
@@ -192,7 +187,7 @@ def start_options(first: asyncpg.Record) -> dict[str, Any]:
     """Search attributes, Web UI summary and memo of a new incident."""
     values = {
         "TenantId": str(first["tenant_id"]),
-        "IncidentStatus": "open",
+        "IncidentStatus": IncidentStatus.OPEN,
         "ErrorCode": first["error_code"],
         "Vendor": first["vendor"],
         "SourceWorkflow": first["workflow"],
@@ -211,7 +206,7 @@ def start_options(first: asyncpg.Record) -> dict[str, Any]:
 async def open_incidents(conn: asyncpg.Connection, group: Group) -> list[str]:
     """Workflow ids of the open incidents a group of success events may resolve."""
     first = group.rows[0]
-    step = first["step"] if first["event_type"] == "step.succeeded" else None
+    step = first["step"] if first["event_type"] == EventType.STEP_SUCCEEDED else None
     found = await conn.fetch(OPEN_INCIDENTS, first["tenant_id"], first["workflow"], step)
     return [row["workflow_id"] for row in found]
 

@@ -16,8 +16,11 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
 from api.app import end_open_transaction
+from vocabulary import SignalName
 from workflows.converter import DATA_CONVERTER
-from workflows.incident_types import EVENTS_SIGNAL, EventBatch, IncidentInput
+from workflows.incident_state import IncidentInput
+from workflows.incident_workflow import IncidentWorkflow
+from workflows.signal_payloads import EventDigest
 
 TABLE = """CREATE TABLE IF NOT EXISTS bench_events (
     id uuid PRIMARY KEY, tenant_id uuid NOT NULL, idempotency_key text NOT NULL,
@@ -70,15 +73,16 @@ async def naive(request: Request) -> JSONResponse:
     """Insert, then signal-with-start the incident before answering (one call per event)."""
     event, key = await _insert(request)
     client: Client = request.app.state.temporal
+    incident = f"incident:naive:{event['workflow']}"
     await client.start_workflow(
-        "IncidentWorkflow",
+        IncidentWorkflow.run,
         IncidentInput(
             tenant_id=str(TENANT), source_workflow=str(event["workflow"]), signature="naive"
         ),
-        id=f"incident:naive:{event['workflow']}",
+        id=incident,
         task_queue="bench-naive",
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        start_signal=EVENTS_SIGNAL,
-        start_signal_args=[EventBatch([])],
+        start_signal=SignalName.EVENT_DIGEST,
+        start_signal_args=[EventDigest(source=incident)],
     )
     return JSONResponse({"status": "accepted", "key": key}, status_code=202)

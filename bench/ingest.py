@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +33,7 @@ from devstack.process import free_port, spawn, stop
 from devstack.temporal import EmbeddedTemporal
 from devstack.valkey import EmbeddedValkey
 from models.migrate import upgrade_database
+from vocabulary import EventType
 
 ADMIN = "bench-admin-token-0123456789abcdef"
 
@@ -40,7 +43,7 @@ def event(workflow: str = "billing-sync") -> dict[str, Any]:
     return {
         "idempotency_key": uuid.uuid4().hex,
         "workflow": workflow,
-        "event_type": "step.failed",
+        "event_type": EventType.STEP_FAILED,
         "step": "charge-card",
         "vendor": "stripe",
         "occurred_at": "2026-11-26T10:00:00Z",
@@ -80,21 +83,11 @@ async def _exchange(
     return int(status_line.split()[1])
 
 
-async def drive(
-    url: str,
-    headers: dict[str, str],
-    seconds: float,
-    concurrency: int,
-    bodies: list[bytes],
-    events_per_request: int = 1,
-) -> dict[str, Any]:
-    """Closed loop: `concurrency` keep-alive connections POST pre-encoded bodies for `seconds`.
-
-    A minimal HTTP/1.1 client, so the load generator costs far less CPU than the servers.
-    """
+def raw_requests(url: str, headers: dict[str, str], bodies: list[bytes]) -> Iterator[bytes]:
+    """Each body as a complete HTTP/1.1 POST to `url`, encoded once, ahead of the clock."""
     parts = urlsplit(url)
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    requests = iter(
+    return iter(
         (
             f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n{head}"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
@@ -102,22 +95,42 @@ async def drive(
         + body
         for body in bodies
     )
-    latencies: list[float] = []
-    errors = 0
+
+
+@dataclass
+class LoadResult:
+    """What the clients of one `drive` saw."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+
+
+async def drive(
+    url: str,
+    bodies: list[bytes],
+    *,
+    headers: dict[str, str],
+    seconds: float,
+    concurrency: int,
+    events_per_request: int = 1,
+) -> dict[str, Any]:
+    """Closed loop: `concurrency` keep-alive connections POST pre-encoded bodies for `seconds`.
+
+    A minimal HTTP/1.1 client, so the load generator costs far less CPU than the servers.
+    """
+    parts = urlsplit(url)
+    requests = raw_requests(url, headers, bodies)
+    seen = LoadResult()
     deadline = time.perf_counter() + seconds
 
     async def client() -> None:
-        nonlocal errors
         reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
         try:
-            while time.perf_counter() < deadline:
-                request = next(requests, None)
-                if request is None:
-                    return
+            while time.perf_counter() < deadline and (request := next(requests, None)):
                 started = time.perf_counter()
                 if await _exchange(reader, writer, request) >= 300:
-                    errors += 1
-                latencies.append(time.perf_counter() - started)
+                    seen.errors += 1
+                seen.latencies.append(time.perf_counter() - started)
         finally:
             writer.close()
 
@@ -125,11 +138,11 @@ async def drive(
     await asyncio.gather(*(client() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     return {
-        "requests": len(latencies),
-        "errors": errors,
-        "events_per_s": round(len(latencies) * events_per_request / elapsed, 1),
-        "p50_ms": percentile(latencies, 0.5),
-        "p99_ms": percentile(latencies, 0.99),
+        "requests": len(seen.latencies),
+        "errors": seen.errors,
+        "events_per_s": round(len(seen.latencies) * events_per_request / elapsed, 1),
+        "p50_ms": percentile(seen.latencies, 0.5),
+        "p99_ms": percentile(seen.latencies, 0.99),
     }
 
 
@@ -210,33 +223,39 @@ def start_api_and_baseline(
     return api, f"http://127.0.0.1:{api_port}", base, f"http://127.0.0.1:{base_port}"
 
 
+async def scenarios(
+    api_url: str, base_url: str, headers: dict[str, str], args: argparse.Namespace
+) -> dict[str, Any]:
+    """The ceiling, AWFDRS single and batched, and the naive design, one after the other."""
+    seconds, conc = args.seconds, args.concurrency
+    singles = int(seconds * 4000)
+    load = {"seconds": seconds, "concurrency": conc}
+    return {
+        "ceiling_bare_insert": await drive(
+            f"{base_url}/ceiling", encode_singles(singles), headers={}, **load
+        ),
+        "awfdrs_single": await drive(
+            f"{api_url}/api/v1/events", encode_singles(singles), headers=headers, **load
+        ),
+        "awfdrs_batch_1000": await drive(
+            f"{api_url}/api/v1/events/batch",
+            encode_batches(int(seconds * 40)),
+            headers=headers,
+            seconds=seconds,
+            concurrency=max(2, conc // 4),
+            events_per_request=1000,
+        ),
+        "naive_signal_per_event": await drive(
+            f"{base_url}/naive", encode_singles(singles), headers={}, **load
+        ),
+    }
+
+
 async def measure(args: argparse.Namespace, urls: dict[str, str], work: Path) -> dict[str, Any]:
     """Run every scenario against the running servers."""
-    env = stack_env(urls)
-    api, api_url, base, base_url = start_api_and_baseline(env, work)
+    api, api_url, base, base_url = start_api_and_baseline(stack_env(urls), work)
     try:
-        headers = await setup_tenant(api_url)
-        seconds, conc = args.seconds, args.concurrency
-        singles = int(seconds * 4000)
-        results = {
-            "ceiling_bare_insert": await drive(
-                f"{base_url}/ceiling", {}, seconds, conc, encode_singles(singles)
-            ),
-            "awfdrs_single": await drive(
-                f"{api_url}/api/v1/events", headers, seconds, conc, encode_singles(singles)
-            ),
-            "awfdrs_batch_1000": await drive(
-                f"{api_url}/api/v1/events/batch",
-                headers,
-                seconds,
-                max(2, conc // 4),
-                encode_batches(int(seconds * 40)),
-                events_per_request=1000,
-            ),
-            "naive_signal_per_event": await drive(
-                f"{base_url}/naive", {}, seconds, conc, encode_singles(singles)
-            ),
-        }
+        results = await scenarios(api_url, base_url, await setup_tenant(api_url), args)
     finally:
         stop(api)
         stop(base)

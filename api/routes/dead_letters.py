@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from sqlmodel import select
 
 from api.auth import OperatorPrincipal
-from api.deps import SessionDep
+from api.deps import DispatcherDep, SessionDep
 from api.pagination import CursorQuery, LimitQuery, fetch_page
 from api.routes.responses import problem_responses
 from api.services import dead_letters
@@ -66,14 +66,17 @@ async def get_dead_letter(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def replay_dead_letter(
-    letter_id: uuid.UUID, principal: OperatorPrincipal, session: SessionDep, request: Request
+    letter_id: uuid.UUID,
+    principal: OperatorPrincipal,
+    session: SessionDep,
+    dispatcher: DispatcherDep,
 ) -> DeadLetterOut:
     """Put the group's events back on the outbox; they reach their incident as new events."""
     row = await dead_letters.replay(
         session=session,
         tenant_id=principal.tenant_id,
         letter_id=letter_id,
-        actor=f"api-key:{principal.key_id}",
+        actor=principal.actor,
     )
-    request.app.state.dispatcher.wake()
+    dispatcher.wake()
     return DeadLetterOut.model_validate(row, from_attributes=True)

@@ -7,9 +7,9 @@ import uuid
 from fastapi import APIRouter
 
 from api.auth import AdminOnly
-from api.deps import SessionDep
+from api.deps import EgressGuardDep, SessionDep
 from api.routes.responses import problem_responses
-from api.services.egress import EgressGuardDep, get_lists, lists_out, replace_lists
+from api.services.egress import get_lists, lists_out, replace_lists
 from models.schemas.egress import EgressListsIn, EgressListsOut
 
 router = APIRouter(tags=["admin"], dependencies=[AdminOnly])

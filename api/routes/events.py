@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -12,9 +12,10 @@ from sqlmodel import col, select
 
 from api.auth import IngestPrincipal, OperatorPrincipal
 from api.body import read_json_body
-from api.deps import SessionDep, SettingsDep
+from api.deps import IntakeDep, SessionDep, SettingsDep
 from api.errors import Conflict, NotFound
-from api.intake import Intake, ItemResult, Rejected, parse_event
+from api.intake import ItemResult, Rejected, parse_event
+from api.outbox import INCIDENT_PREFIX
 from api.pagination import CursorQuery, LimitQuery, fetch_page
 from api.routes.responses import problem_responses
 from api.validation import InvalidItem, invalid, invalid_item, json_body
@@ -28,10 +29,10 @@ from models.schemas.events import (
     EventBatchIn,
     EventIn,
     EventOut,
-    EventType,
 )
 from models.schemas.storable import StorableText, UtcDateTime
 from observability import correlation_id_var
+from vocabulary import EventType
 
 router = APIRouter(tags=["events"])
 BATCH_BODY_FACTOR = 16
@@ -41,24 +42,13 @@ IdempotencyHeader = Annotated[
 BatchOutcome = ItemResult | InvalidItem
 
 
-def _intake(request: Request) -> Intake:
-    intake: Intake = request.app.state.intake
-    return intake
-
-
 def _body_schema(model: type[Any]) -> dict[str, Any]:
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def _public_key(key: str | None) -> str | None:
-    return key if key is not None and key.startswith("incident:") else None
-
-
-REMEDIATION: dict[str, Literal["normal", "suppressed", "deferred"]] = {
-    "suppressed": "suppressed",
-    "deferred": "deferred",
-}
+    return key if key is not None and key.startswith(INCIDENT_PREFIX) else None
 
 
 def _accepted(outcome: ItemResult) -> EventAccepted:
@@ -67,7 +57,7 @@ def _accepted(outcome: ItemResult) -> EventAccepted:
         event_id=outcome.event_id,
         status="accepted" if outcome.status == 202 else "duplicate",
         incident_key=_public_key(outcome.incident_key),
-        remediation=REMEDIATION.get(outcome.remediation, "normal"),
+        remediation=outcome.remediation,
     )
 
 
@@ -83,9 +73,11 @@ def _accepted(outcome: ItemResult) -> EventAccepted:
     },
 )
 async def ingest_event(
+    *,
     request: Request,
     principal: IngestPrincipal,
     settings: SettingsDep,
+    intake: IntakeDep,
     idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:
     """Store one event and queue it for its incident; 202 only after commit."""
@@ -94,10 +86,8 @@ async def ingest_event(
         item = parse_event(body, idempotency_key)
     except ValidationError as exc:
         raise invalid(field_errors(exc)) from None
-    intake = _intake(request)
-    await intake.admit(principal, 1)
-    [outcome] = await intake.submit(
-        principal=principal, items=[item], correlation_id=correlation_id_var.get() or ""
+    [outcome] = await intake.ingest(
+        principal, [item], correlation_id=correlation_id_var.get() or ""
     )
     if isinstance(outcome, Rejected):
         raise NotFound(outcome.error)
@@ -120,7 +110,7 @@ async def ingest_event(
     responses=problem_responses(401, 403, 413, 415, 422, 429, 503),
 )
 async def ingest_batch(
-    request: Request, principal: IngestPrincipal, settings: SettingsDep
+    request: Request, principal: IngestPrincipal, settings: SettingsDep, intake: IntakeDep
 ) -> Response:
     """Store up to 1,000 events; each item succeeds or fails on its own, in order."""
     body = json_body(await read_json_body(request, settings.max_body_bytes * BATCH_BODY_FACTOR))
@@ -130,14 +120,8 @@ async def ingest_batch(
         raise invalid(field_errors(exc)) from None
     parsed = [_parse_item(index, raw_item) for index, raw_item in enumerate(batch.events)]
     valid = [item for item in parsed if not isinstance(item, InvalidItem)]
-    intake = _intake(request)
-    await intake.admit(principal, len(valid))
     stored = iter(
-        await intake.submit(
-            principal=principal, items=valid, correlation_id=correlation_id_var.get() or ""
-        )
-        if valid
-        else []
+        await intake.ingest(principal, valid, correlation_id=correlation_id_var.get() or "")
     )
     outcomes: list[BatchOutcome] = [
         item if isinstance(item, InvalidItem) else next(stored) for item in parsed
@@ -153,35 +137,30 @@ def _parse_item(index: int, raw_item: object) -> tuple[EventIn, str] | InvalidIt
         return invalid_item(exc, prefix=("events", index))
 
 
+def _batch_item(index: int, outcome: BatchOutcome) -> BatchItemResult:
+    if isinstance(outcome, InvalidItem):
+        return BatchItemResult(index=index, status=422, error=outcome.error, errors=outcome.errors)
+    if isinstance(outcome, Rejected):
+        return BatchItemResult(index=index, status=outcome.status, error=outcome.error)
+    if outcome.status == 409:
+        return BatchItemResult(
+            index=index,
+            status=409,
+            event_id=outcome.event_id,
+            error="idempotency key already used with a different body",
+        )
+    accepted = _accepted(outcome)
+    return BatchItemResult(
+        index=index,
+        status=outcome.status,
+        event_id=accepted.event_id,
+        incident_key=accepted.incident_key,
+        remediation=accepted.remediation,
+    )
+
+
 def _batch_result(outcomes: list[BatchOutcome]) -> BatchResult:
-    results = []
-    for index, outcome in enumerate(outcomes):
-        if isinstance(outcome, InvalidItem):
-            results.append(
-                BatchItemResult(index=index, status=422, error=outcome.error, errors=outcome.errors)
-            )
-        elif isinstance(outcome, Rejected):
-            results.append(BatchItemResult(index=index, status=outcome.status, error=outcome.error))
-        elif outcome.status == 409:
-            results.append(
-                BatchItemResult(
-                    index=index,
-                    status=409,
-                    event_id=outcome.event_id,
-                    error="idempotency key already used with a different body",
-                )
-            )
-        else:
-            accepted = _accepted(outcome)
-            results.append(
-                BatchItemResult(
-                    index=index,
-                    status=outcome.status,
-                    event_id=accepted.event_id,
-                    incident_key=accepted.incident_key,
-                    remediation=accepted.remediation,
-                )
-            )
+    results = [_batch_item(index, outcome) for index, outcome in enumerate(outcomes)]
     return BatchResult(
         results=results,
         accepted=sum(r.status == 202 for r in results),
@@ -209,6 +188,7 @@ def _event_out(row: Event) -> EventOut:
     responses=problem_responses(401, 403, 422),
 )
 async def list_events(
+    *,
     principal: OperatorPrincipal,
     session: SessionDep,
     limit: LimitQuery = 50,

@@ -9,16 +9,20 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Literal
 
 import asyncpg
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from redis import exceptions as redis_errors
+from redis.asyncio import Redis
 from sqlalchemy import text
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import RedisDep, SessionFactoryDep, SettingsDep, TemporalDep
+from api.deps import DispatcherDep, RedisDep, SessionFactoryDep, SettingsDep, TemporalDep
 from api.dispatcher import OutboxDispatcher
+from api.dispatcher_health import DispatcherHealth
 from api.errors import problem
+from models.db import SessionFactory
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger("awfdrs.health")
@@ -147,35 +151,22 @@ async def liveness() -> Liveness:
     responses={503: {"description": "A dependency is down; `detail` names it"}},
 )
 async def readiness(
-    request: Request,
+    *,
+    dispatcher: DispatcherDep,
     sessions: SessionFactoryDep,
     redis: RedisDep,
     temporal: TemporalDep,
     settings: SettingsDep,
 ) -> Readiness | JSONResponse:
     """Check PostgreSQL, Redis, Temporal and the dispatcher; 503 names what is down."""
-
-    async def postgres() -> None:
-        async with sessions() as session:
-            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-
-    async def temporal_health() -> None:
-        await temporal.service_client.check_health()
-
-    dependencies: dict[str, Callable[[], Awaitable[object]]] = {
-        "postgresql": postgres,
-        "redis": redis.ping,
-        "temporal": temporal_health,
-    }
-    results = await asyncio.gather(*(_probe(name, c) for name, c in dependencies.items()))
-    probes = dict(zip(dependencies, results, strict=True))
-    outbox = await _outbox(request) if probes["postgresql"].ok else None
-    dispatcher = _dispatcher(request, settings.dispatcher_stale_after_s)
-    checks: dict[str, DependencyCheck | DispatcherCheck] = {**probes, "dispatcher": dispatcher}
+    probes = await _probe_dependencies(sessions=sessions, redis=redis, temporal=temporal)
+    outbox = await _outbox(dispatcher) if probes["postgresql"].ok else None
+    dispatching = _dispatcher(dispatcher.health, settings.dispatcher_stale_after_s)
+    checks: dict[str, DependencyCheck | DispatcherCheck] = {**probes, "dispatcher": dispatching}
     down = [name for name, check in probes.items() if not check.ok]
     # A failing dispatcher matters once events wait on it: a brief blip is not an outage.
     if (
-        not dispatcher.ok
+        not dispatching.ok
         and outbox is not None
         and outbox.oldest_age_s > settings.dispatcher_stale_after_s
     ):
@@ -193,8 +184,28 @@ async def readiness(
     return Readiness(checks=checks, outbox=outbox)
 
 
-def _dispatcher(request: Request, stale_after_s: float) -> DispatcherCheck:
-    health = request.app.state.dispatcher.health
+async def _probe_dependencies(
+    *, sessions: SessionFactory, redis: Redis, temporal: Client
+) -> dict[str, DependencyCheck]:
+    """Probe PostgreSQL, Redis and Temporal at once."""
+
+    async def postgres() -> None:
+        async with sessions() as session:
+            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+
+    async def temporal_health() -> None:
+        await temporal.service_client.check_health()
+
+    dependencies: dict[str, Callable[[], Awaitable[object]]] = {
+        "postgresql": postgres,
+        "redis": redis.ping,
+        "temporal": temporal_health,
+    }
+    results = await asyncio.gather(*(_probe(name, c) for name, c in dependencies.items()))
+    return dict(zip(dependencies, results, strict=True))
+
+
+def _dispatcher(health: DispatcherHealth, stale_after_s: float) -> DispatcherCheck:
     age = health.success_age_s()
     return DispatcherCheck(
         ok=not health.enabled or (not health.failing and age <= stale_after_s),
@@ -205,8 +216,7 @@ def _dispatcher(request: Request, stale_after_s: float) -> DispatcherCheck:
     )
 
 
-async def _outbox(request: Request) -> OutboxState | None:
-    dispatcher: OutboxDispatcher = request.app.state.dispatcher
+async def _outbox(dispatcher: OutboxDispatcher) -> OutboxState | None:
     try:
         return OutboxState(**await asyncio.wait_for(dispatcher.outbox_depth(), CHECK_TIMEOUT_S))
     except Exception:  # readiness must answer even when the detail cannot be read

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import JSONResponse
-from sqlmodel import col, select
+from sqlmodel import select
 
 from api.auth import OperatorPrincipal
 from api.deps import SessionDep, SettingsDep, TemporalDep
@@ -15,10 +15,12 @@ from api.errors import NotFound
 from api.pagination import CursorQuery, LimitQuery, fetch_page
 from api.routes.responses import problem_responses
 from api.services import incidents as service
-from models.incident import INCIDENT_STATUSES, SEVERITIES, Action, Decision, Incident
+from api.services.controls import send_control
+from models.incident import Action, Decision, Incident
 from models.schemas.common import Page
 from models.schemas.incidents import (
     ActionOut,
+    Control,
     ControlAccepted,
     ControlBody,
     DecisionOut,
@@ -27,6 +29,7 @@ from models.schemas.incidents import (
     Timeline,
 )
 from models.schemas.storable import UtcDateTime
+from vocabulary import IncidentStatus, Severity
 
 IncidentRef = Annotated[
     str,
@@ -39,22 +42,20 @@ IncidentRef = Annotated[
 ]
 router = APIRouter(tags=["incidents"])
 ERRORS = problem_responses(401, 403, 404, 422)
-Status = Literal[INCIDENT_STATUSES]  # type: ignore[valid-type]
-Severity = Literal[SEVERITIES]  # type: ignore[valid-type]
 Name = Annotated[str | None, Query(max_length=200)]
-Control = Literal["pause", "resume", "kill", "resolve", "acknowledge"]
 
 
 @router.get(
     "/incidents", operation_id="listIncidents", response_model=Page[IncidentOut], responses=ERRORS
 )
 async def list_incidents(
+    *,
     principal: OperatorPrincipal,
     session: SessionDep,
     settings: SettingsDep,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
-    status: Status | None = None,
+    status: IncidentStatus | None = None,
     severity: Severity | None = None,
     workflow: Name = None,
     vendor: Name = None,
@@ -63,20 +64,16 @@ async def list_incidents(
     until: Annotated[UtcDateTime | None, Query(description="last_seen_at < until")] = None,
 ) -> Page[IncidentOut]:
     """List the tenant's incidents, most recently active first."""
-    query = select(Incident).where(Incident.tenant_id == principal.tenant_id)
-    for column, value in (
-        (Incident.status, status),
-        (Incident.severity, severity),
-        (Incident.source_workflow, workflow),
-        (Incident.vendor, vendor),
-        (Incident.error_code, error_code),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if since is not None:
-        query = query.where(col(Incident.last_seen_at) >= since)
-    if until is not None:
-        query = query.where(col(Incident.last_seen_at) < until)
+    filters = service.IncidentFilters(
+        status=status,
+        severity=severity,
+        workflow=workflow,
+        vendor=vendor,
+        error_code=error_code,
+        since=since,
+        until=until,
+    )
+    query = service.incidents_query(principal.tenant_id, filters)
     rows, following = await fetch_page(
         session, query, model=Incident, at="last_seen_at", limit=limit, cursor=cursor
     )
@@ -96,6 +93,7 @@ async def list_incidents(
     responses=ERRORS,
 )
 async def get_incident(
+    *,
     incident_id: IncidentRef,
     principal: OperatorPrincipal,
     session: SessionDep,
@@ -146,6 +144,7 @@ async def get_timeline(
     responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 async def control(
+    *,
     incident_id: IncidentRef,
     control: Control,
     principal: OperatorPrincipal,
@@ -157,18 +156,7 @@ async def control(
     row = await service.get_incident_or_raise(
         session=session, tenant_id=principal.tenant_id, incident_id=incident_id
     )
-    argument: dict[str, Any] | None = None
-    if control in ("kill", "resolve"):
-        argument = {
-            "reason": (
-                body.reason
-                if body and body.reason
-                else f"{control} via API by key {principal.key_id}"
-            )
-        }
-    elif control == "acknowledge":
-        argument = {"by": body.by if body and body.by else f"api-key:{principal.key_id}"}
-    await service.send_control(temporal=temporal, row=row, signal=control, argument=argument)
+    await send_control(temporal=temporal, row=row, control=control, body=body, actor=principal)
     accepted = ControlAccepted(incident_id=row.id, workflow_id=row.workflow_id, signal=control)
     return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
 
@@ -177,6 +165,7 @@ async def control(
     "/actions", operation_id="listActions", response_model=Page[ActionOut], responses=ERRORS
 )
 async def list_actions(
+    *,
     principal: OperatorPrincipal,
     session: SessionDep,
     limit: LimitQuery = 50,
@@ -213,6 +202,7 @@ async def get_action(
     "/decisions", operation_id="listDecisions", response_model=Page[DecisionOut], responses=ERRORS
 )
 async def list_decisions(
+    *,
     principal: OperatorPrincipal,
     session: SessionDep,
     limit: LimitQuery = 50,

@@ -8,13 +8,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from temporalio.service import RPCError
 
-from api.auth import IngestPrincipal, Principal, principal_for_key
+from api.auth import IngestPrincipal, principal_for_key
 from api.body import UnsupportedMediaType, read_body, read_json_body
-from api.deps import SettingsDep, TemporalDep
+from api.deps import (
+    EngineDep,
+    IntakeDep,
+    PolicyDep,
+    PrincipalCacheDep,
+    SettingsDep,
+    TemporalDep,
+)
 from api.errors import Conflict, Forbidden, NotFound
-from api.intake import Intake, Rejected
+from api.intake import Intake, ItemResult, Rejected
+from api.principals import Principal
 from api.routes.responses import problem_responses
 from api.services.adapters import (
     PAGERDUTY_SOURCES,
@@ -26,13 +33,12 @@ from api.services.adapters import (
     cloud_event_item,
     pagerduty_event,
 )
+from api.services.controls import acknowledge_alert
 from api.validation import InvalidItem, InvalidJson, invalid, json_body, loads_json
 from models.schemas.common import NAME_PATTERN, FieldError, field_errors
 from models.schemas.events import EventIn
 from models.schemas.storable import UNSTORABLE_TYPES
 from observability import correlation_id_var
-from rules.signature import compute_signature, incident_key
-from workflows.incident_types import AcknowledgeRequest
 
 router = APIRouter(prefix="/integrations", tags=["integrations"])
 log = logging.getLogger("awfdrs.integrations")
@@ -41,19 +47,10 @@ OptionalWorkflow = Annotated[str | None, Query(pattern=NAME_PATTERN)]
 CE_BATCH = "application/cloudevents-batch+json"
 
 
-def _intake(request: Request) -> Intake:
-    intake: Intake = request.app.state.intake
-    return intake
-
-
 async def _submit(
-    request: Request, principal: Principal, items: list[tuple[EventIn, str]]
-) -> list[Any]:
-    intake = _intake(request)
-    await intake.admit(principal, len(items))
-    return await intake.submit(
-        principal=principal, items=items, correlation_id=correlation_id_var.get() or ""
-    )
+    intake: Intake, principal: Principal, items: list[tuple[EventIn, str]]
+) -> list[ItemResult]:
+    return await intake.ingest(principal, items, correlation_id=correlation_id_var.get() or "")
 
 
 def _pd_invalid(errors: list[str], status: int = 400) -> JSONResponse:
@@ -96,26 +93,47 @@ async def _read_pagerduty(request: Request, limit: int) -> PagerDutyEvent | JSON
     },
 )
 async def pagerduty(
-    request: Request, workflow: WorkflowParam, settings: SettingsDep, temporal: TemporalDep
+    *,
+    request: Request,
+    workflow: WorkflowParam,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+    intake: IntakeDep,
+    policies: PolicyDep,
+    keys: PrincipalCacheDep,
+    engine: EngineDep,
 ) -> JSONResponse:
     """PagerDuty Events API v2: `routing_key` is an AWFDRS API key of the tenant."""
     event = await _read_pagerduty(request, settings.max_body_bytes * 8)
     if isinstance(event, JSONResponse):
         return event
-    principal = await principal_for_key(request, event.routing_key)
+    principal = await principal_for_key(event.routing_key, cache=keys, engine=engine)
     if event.event_action != "trigger" and principal.scope != "operator":
         raise Forbidden("acknowledge and resolve stop paging: they need an operator key")
     if event.event_action == "acknowledge":
         assert event.dedup_key is not None
         # Stores nothing, but is an intake all the same: it counts against the tenant's rate.
-        await _intake(request).admit(principal, 1)
-        await _acknowledge(request, temporal, principal, workflow, event.dedup_key)
+        await intake.admit(principal, 1)
+        await acknowledge_alert(
+            temporal=temporal,
+            catalog=policies.error_codes,
+            tenant_id=principal.tenant_id,
+            workflow=workflow,
+            dedup_key=event.dedup_key,
+        )
         return _pd_accepted(event.dedup_key)
+    return await _pd_enqueue(event, workflow=workflow, intake=intake, principal=principal)
+
+
+async def _pd_enqueue(
+    event: PagerDutyEvent, *, workflow: str, intake: Intake, principal: Principal
+) -> JSONResponse:
+    """Store a trigger (a failure) or a resolve (a success) like any other event."""
     try:
         internal, key, dedup_key = pagerduty_event(event, workflow)
     except ValidationError as exc:
         return _pd_refused(field_errors(exc, relocate=PAGERDUTY_SOURCES))
-    [outcome] = await _submit(request, principal, [(internal, key)])
+    [outcome] = await _submit(intake, principal, [(internal, key)])
     if isinstance(outcome, Rejected):
         raise NotFound(outcome.error)
     return _pd_accepted(dedup_key)
@@ -125,25 +143,6 @@ def _pd_accepted(dedup_key: str) -> JSONResponse:
     return JSONResponse(
         {"status": "success", "message": "Event processed", "dedup_key": dedup_key}, status_code=202
     )
-
-
-async def _acknowledge(
-    request: Request, temporal: TemporalDep, principal: Principal, workflow: str, dedup_key: str
-) -> None:
-    catalog = request.app.state.policies.error_codes
-    signature = compute_signature(
-        catalog,
-        workflow=workflow,
-        step=dedup_key,
-        error_code="ALERT",
-        error_message=None,
-        vendor=None,
-    )
-    handle = temporal.get_workflow_handle(incident_key(str(principal.tenant_id), signature))
-    try:
-        await handle.signal("acknowledge", AcknowledgeRequest(by="pagerduty"))
-    except (RPCError, RuntimeError, OSError) as exc:  # no open alert: PagerDuty drops it too
-        log.info("pagerduty acknowledge for %s dropped: %s", dedup_key, exc)
 
 
 def _valid_items(converted: list[Converted]) -> list[tuple[EventIn, str]]:
@@ -161,7 +160,12 @@ def _valid_items(converted: list[Converted]) -> list[tuple[EventIn, str]]:
     responses=problem_responses(401, 403, 404, 413, 415, 422, 429, 503),
 )
 async def alertmanager(
-    request: Request, principal: IngestPrincipal, workflow: WorkflowParam, settings: SettingsDep
+    *,
+    request: Request,
+    principal: IngestPrincipal,
+    workflow: WorkflowParam,
+    settings: SettingsDep,
+    intake: IntakeDep,
 ) -> dict[str, Any]:
     """Alertmanager webhook (version 4): one event per alert; `resolved` resolves."""
     body = json_body(await read_json_body(request, settings.max_body_bytes * 16))
@@ -170,7 +174,7 @@ async def alertmanager(
     except ValidationError as exc:
         raise invalid(field_errors(exc)) from None
     converted = alertmanager_events(note, workflow)
-    outcomes = await _submit(request, principal, _valid_items(converted))
+    outcomes = await _submit(intake, principal, _valid_items(converted))
     rejected = [o for o in outcomes if isinstance(o, Rejected)]
     if rejected:
         raise NotFound(rejected[0].error)
@@ -195,14 +199,16 @@ async def alertmanager(
     responses=problem_responses(401, 403, 404, 409, 413, 415, 422, 429, 503),
 )
 async def cloudevents(
+    *,
     request: Request,
     principal: IngestPrincipal,
     settings: SettingsDep,
+    intake: IntakeDep,
     workflow: OptionalWorkflow = None,
 ) -> JSONResponse:
     """CloudEvents 1.0: binary, structured and batch modes; `source` + `id` is the key."""
     converted = await _read_cloudevents(request, settings.max_body_bytes * 16, workflow)
-    outcomes = iter(await _submit(request, principal, _valid_items(converted)))
+    outcomes = iter(await _submit(intake, principal, _valid_items(converted)))
     results: list[dict[str, Any]] = []
     for item in converted:
         if isinstance(item, InvalidItem):

@@ -9,10 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.deps import SettingsDep
-from api.dispatcher import OutboxDispatcher
+from api.deps import DispatcherDep, MetricsDep, SettingsDep
 from api.errors import Unauthorized, install_error_handlers
-from api.metrics import ApiMetrics
 from api.middleware import CorrelationIdMiddleware
 
 router = APIRouter(tags=["health"])
@@ -38,10 +36,10 @@ MetricsTokenChecked = Annotated[None, Depends(require_metrics_token)]
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}}, 401: {"description": "Token missing"}},
 )
-async def metrics(request: Request, _: MetricsTokenChecked) -> Response:
+async def metrics(
+    registry: MetricsDep, dispatcher: DispatcherDep, _: MetricsTokenChecked
+) -> Response:
     """Prometheus metrics; the outbox gauges are read fresh from PostgreSQL."""
-    registry: ApiMetrics = request.app.state.metrics
-    dispatcher: OutboxDispatcher = request.app.state.dispatcher
     with contextlib.suppress(Exception):  # a scrape must not fail because PostgreSQL is down
         depth = await dispatcher.outbox_depth()
         registry.outbox_depth.set(depth["depth"])

@@ -7,9 +7,8 @@ import uuid
 from fastapi import APIRouter, Response
 
 from api.auth import AdminOnly
-from api.deps import SessionDep
+from api.deps import SecretBoxDep, SessionDep
 from api.routes.responses import problem_responses
-from api.sealing import SecretBoxDep
 from api.services import signing_secrets
 from api.services.tenants import get_tenant_or_raise
 from models.schemas.tenants import SigningSecretCreated, SigningSecretOut

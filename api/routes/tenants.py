@@ -5,16 +5,15 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from api.auth import AdminOnly, PrincipalCache
-from api.deps import SessionDep
+from api.auth import AdminOnly
+from api.deps import PrincipalCacheDep, SecretBoxDep, SessionDep
 from api.errors import Conflict, NotFound
 from api.pagination import CursorQuery, LimitQuery, fetch_page
 from api.routes.responses import problem_responses
-from api.sealing import SecretBoxDep
 from api.services.tenants import create_tenant, get_tenant_or_raise, issue_api_key
 from models.schemas.common import Page
 from models.schemas.tenants import (
@@ -33,11 +32,6 @@ NULLABLE_CAPS = frozenset(
 )
 router = APIRouter(tags=["admin"], dependencies=[AdminOnly])
 ERRORS = problem_responses(401, 403, 404, 409, 422)
-
-
-def _forget_keys(request: Request) -> None:
-    cache: PrincipalCache = request.app.state.principal_cache
-    cache.clear()
 
 
 @router.post(
@@ -88,7 +82,7 @@ async def list_all(
     "/tenants/{tenant_id}", operation_id="updateTenant", response_model=TenantOut, responses=ERRORS
 )
 async def update(
-    tenant_id: uuid.UUID, body: TenantUpdate, session: SessionDep, request: Request
+    tenant_id: uuid.UUID, body: TenantUpdate, session: SessionDep, keys: PrincipalCacheDep
 ) -> TenantOut:
     """Rename, (de)activate or re-rate a tenant; deactivation makes its keys answer 403."""
     tenant = await get_tenant_or_raise(session=session, tenant_id=tenant_id)
@@ -100,7 +94,7 @@ async def update(
         await session.commit()
     except IntegrityError:
         raise Conflict(f"a tenant named {body.name!r} already exists") from None
-    _forget_keys(request)
+    keys.clear()
     return TenantOut(**tenant.model_dump())
 
 
@@ -145,7 +139,7 @@ async def list_keys(tenant_id: uuid.UUID, session: SessionDep) -> list[ApiKeyOut
     responses=ERRORS,
 )
 async def revoke_key(
-    tenant_id: uuid.UUID, key_id: uuid.UUID, session: SessionDep, request: Request
+    tenant_id: uuid.UUID, key_id: uuid.UUID, session: SessionDep, keys: PrincipalCacheDep
 ) -> Response:
     """Revoke a key at once; it answers 401 from then on."""
     key = await session.get(ApiKey, key_id)
@@ -154,5 +148,5 @@ async def revoke_key(
     if key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
         await session.commit()
-    _forget_keys(request)
+    keys.clear()
     return Response(status_code=204)

@@ -4,32 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 
 from api.auth import OperatorPrincipal
-from api.deps import SessionDep
-from api.intake import Intake
+from api.deps import EgressGuardDep, IntakeDep, PolicyDep, SecretBoxDep, SessionDep
 from api.routes.responses import problem_responses
-from api.sealing import SecretBoxDep
 from api.services import workflows as registry
-from api.services.egress import EgressGuardDep
 from models.schemas.common import NAME_PATTERN
 from models.schemas.workflows import WorkflowCreate, WorkflowOut, WorkflowUpdate
-from rules.policy import Policies
 
 router = APIRouter(tags=["workflows"])
 ERRORS = problem_responses(401, 403, 404, 409, 422)
 WorkflowName = Annotated[str, Path(pattern=NAME_PATTERN)]
-
-
-def _policies(request: Request) -> Policies:
-    policies: Policies = request.app.state.policies
-    return policies
-
-
-def _forget(request: Request) -> None:
-    intake: Intake = request.app.state.intake
-    intake.workflows.clear()
 
 
 @router.post(
@@ -40,12 +26,14 @@ def _forget(request: Request) -> None:
     responses=ERRORS,
 )
 async def register(
+    *,
     body: WorkflowCreate,
     principal: OperatorPrincipal,
     session: SessionDep,
     guard: EgressGuardDep,
     box: SecretBoxDep,
-    request: Request,
+    policies: PolicyDep,
+    intake: IntakeDep,
 ) -> WorkflowOut:
     """Register a workflow; the egress guard must accept its callback and webhook URLs."""
     row = await registry.create_workflow(
@@ -53,10 +41,10 @@ async def register(
         tenant_id=principal.tenant_id,
         body=body,
         guard=guard,
-        policies=_policies(request).retry,
+        policies=policies.retry,
         box=box,
     )
-    _forget(request)
+    intake.forget_registry(principal.tenant_id)
     return registry.workflow_out(row, box=box)
 
 
@@ -88,13 +76,15 @@ async def get_one(
     "/workflows/{name}", operation_id="updateWorkflow", response_model=WorkflowOut, responses=ERRORS
 )
 async def update(
+    *,
     name: WorkflowName,
     body: WorkflowUpdate,
     principal: OperatorPrincipal,
     session: SessionDep,
     guard: EgressGuardDep,
     box: SecretBoxDep,
-    request: Request,
+    policies: PolicyDep,
+    intake: IntakeDep,
 ) -> WorkflowOut:
     """Change a workflow's callback, policy or active flag."""
     row = await registry.update_workflow(
@@ -103,8 +93,8 @@ async def update(
         name=name,
         body=body,
         guard=guard,
-        policies=_policies(request).retry,
+        policies=policies.retry,
         box=box,
     )
-    _forget(request)
+    intake.forget_registry(principal.tenant_id)
     return registry.workflow_out(row, box=box)

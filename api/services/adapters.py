@@ -20,6 +20,7 @@ from api.validation import InvalidItem, invalid_item
 from models.schemas.common import relocator
 from models.schemas.events import EventIn
 from models.schemas.storable import Loc, StorableModel, UtcDateTime
+from vocabulary import FAILURE_TYPES, EventType, PageSeverity
 
 ALERT_CODE = "ALERT"
 Converted = tuple[EventIn, str] | InvalidItem
@@ -63,7 +64,7 @@ class PagerDutyPayload(StorableModel):
     model_config = ConfigDict(extra="allow")
     summary: str = Field(min_length=1, max_length=1024)
     source: str = Field(min_length=1, max_length=255)
-    severity: Literal["critical", "error", "warning", "info"]
+    severity: PageSeverity
     timestamp: UtcDateTime | None = None
     component: str | None = None
     group: str | None = None
@@ -87,13 +88,13 @@ def pagerduty_event(event: PagerDutyEvent, workflow: str) -> tuple[EventIn, str,
     """Map a trigger or resolve to (event, idempotency key, dedup_key)."""
     dedup_key = event.dedup_key or str(uuid.uuid4())
     if event.event_action == "resolve":
-        internal = EventIn(workflow=workflow, event_type="step.succeeded", step=dedup_key)
+        internal = EventIn(workflow=workflow, event_type=EventType.STEP_SUCCEEDED, step=dedup_key)
         return internal, _key("pd", dedup_key, "resolve", str(uuid.uuid4())), dedup_key
     assert event.payload is not None
     payload = event.payload
     internal = EventIn(
         workflow=workflow,
-        event_type="step.failed",
+        event_type=EventType.STEP_FAILED,
         step=dedup_key,
         occurred_at=_isoformat(payload.timestamp),
         error={"code": ALERT_CODE, "message": _summary(payload.summary)},
@@ -163,10 +164,10 @@ def _alert_event(
     step = f"{alert.labels.get('alertname', 'alert')}:{alert.fingerprint}"[:200]
     key = _key("am", note.groupKey, alert.fingerprint, alert.status, alert.startsAt)
     if alert.status == "resolved":
-        return EventIn(workflow=workflow, event_type="step.succeeded", step=step), key
+        return EventIn(workflow=workflow, event_type=EventType.STEP_SUCCEEDED, step=step), key
     event = EventIn(
         workflow=workflow,
-        event_type="step.failed",
+        event_type=EventType.STEP_FAILED,
         step=step,
         occurred_at=alert.startsAt,
         error={
@@ -204,15 +205,7 @@ def cloud_event(event: CloudEvent, default_workflow: str | None) -> tuple[EventI
     """Map by `type` suffix (.failed / .succeeded / .recovered / .started); key = source + id."""
     data = event.data if isinstance(event.data, dict) else {}
     workflow = data.get("workflow") or default_workflow or event.subject
-    # `….step.failed` or a step in the data: a step event; otherwise the whole workflow's.
-    scope = "step" if ".step." in f".{event.type}." or data.get("step") else "workflow"
-    suffix = event.type.rsplit(".", 1)[-1]
-    event_type = {
-        "failed": f"{scope}.failed",
-        "succeeded": f"{scope}.succeeded",
-        "recovered": f"{scope}.succeeded",
-        "started": "workflow.started",
-    }.get(suffix)
+    event_type = cloud_event_type(event.type, has_step=bool(data.get("step")))
     error = data.get("error") if isinstance(data.get("error"), dict) else None
     body = {
         "workflow": workflow,
@@ -221,7 +214,7 @@ def cloud_event(event: CloudEvent, default_workflow: str | None) -> tuple[EventI
         "vendor": data.get("vendor"),
         "occurred_at": event.time,
         "error": {k: error.get(k) for k in ("code", "message", "http_status") if k in error}
-        if error and event_type and event_type.endswith("failed")
+        if error and event_type in FAILURE_TYPES
         else None,
         "payload": {
             "cloudevent": {"id": event.id, "source": event.source, "type": event.type},
@@ -232,6 +225,23 @@ def cloud_event(event: CloudEvent, default_workflow: str | None) -> tuple[EventI
     return EventIn.model_validate(body), key if len(key) <= 200 else _key(
         "ce", event.source, event.id
     )
+
+
+def cloud_event_type(ce_type: str, *, has_step: bool) -> EventType | None:
+    """The event type a CloudEvent `type` names by its suffix; None when it names none."""
+    # `….step.failed` or a step in the data: a step event; otherwise the whole workflow's.
+    step = has_step or ".step." in f".{ce_type}."
+    failed, succeeded = (
+        (EventType.STEP_FAILED, EventType.STEP_SUCCEEDED)
+        if step
+        else (EventType.WORKFLOW_FAILED, EventType.WORKFLOW_SUCCEEDED)
+    )
+    return {
+        "failed": failed,
+        "succeeded": succeeded,
+        "recovered": succeeded,
+        "started": EventType.WORKFLOW_STARTED,
+    }.get(ce_type.rsplit(".", 1)[-1])
 
 
 def cloud_event_item(

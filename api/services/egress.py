@@ -1,34 +1,18 @@
-"""The API's egress guard, and tenants' own allow-lists as admins read and replace them."""
+"""Tenants' own egress allow-lists, as admins read and replace them."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import Depends, Request
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.errors import Conflict
 from api.services.tenants import get_tenant_or_raise
-from models.egress import StoredEgressLists, TenantEgressList
+from models.egress import TenantEgressList
 from models.schemas.egress import EgressListsIn, EgressListsOut
 from rules.egress import EgressGuard
-
-
-def egress_guard(request: Request) -> EgressGuard:
-    """Return the app's egress guard, built on first use from its settings and database."""
-    state = request.app.state
-    guard: EgressGuard | None = getattr(state, "egress_guard", None)
-    if guard is None:
-        # Uncached: an admin's change applies to the very next registration.
-        lists = StoredEgressLists(state.engine, ttl_s=0)
-        guard = state.egress_guard = EgressGuard.from_settings(state.settings, tenant_lists=lists)
-    return guard
-
-
-EgressGuardDep = Annotated[EgressGuard, Depends(egress_guard)]
 
 
 def lists_out(

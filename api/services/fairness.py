@@ -37,6 +37,10 @@ class Caps:
     max_new_incidents_per_minute: int
 
 
+# The settings' defaults, for a dispatcher or intake built without settings (tests, tools).
+DEFAULT_CAPS = Caps(max_open_incidents=1000, max_new_incidents_per_minute=600)
+
+
 @dataclass(frozen=True)
 class TenantLoad:
     """A tenant's incidents now, against its caps."""

@@ -1,19 +1,20 @@
-"""Incident reads (DB projection + live workflow state), timelines and controls."""
+"""Incident reads: the stored projection, the live workflow state, and timelines."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import text
+from sqlalchemy import RowMapping, text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from api.errors import Conflict, NotFound, ServiceUnavailable
+from api.errors import NotFound
 from clients import workflow_ui_url
 from models.event import Event
 from models.incident import Action, Decision, Incident, IncidentTransition
@@ -25,10 +26,12 @@ from models.schemas.incidents import (
     Timeline,
     TimelineEntry,
 )
-from workflows.incident_types import TERMINAL_STATUSES, IncidentView
+from vocabulary import TERMINAL_STATUSES, ActionType, IncidentStatus, Severity
+from workflows.incident_workflow import IncidentWorkflow
 
 LIVE_TIMEOUT = timedelta(seconds=2)
 MAX_BUCKETS = 48
+ACTION_CAUSES: dict[str, str] = {ActionType.RETRY: "retry policy (plan decision)"}
 _BUCKETS = text("""
 SELECT date_bin(make_interval(secs => :bucket), occurred_at, :origin) AS bucket,
        count(*) AS events,
@@ -46,6 +49,38 @@ def incident_out(row: Incident, ui_base: str | None, namespace: str) -> Incident
     return IncidentOut(
         **row.model_dump(), web_ui_url=workflow_ui_url(ui_base, namespace, row.workflow_id)
     )
+
+
+@dataclass(frozen=True)
+class IncidentFilters:
+    """What an incident listing is narrowed to; None matches anything."""
+
+    status: IncidentStatus | None = None
+    severity: Severity | None = None
+    workflow: str | None = None
+    vendor: str | None = None
+    error_code: str | None = None
+    since: datetime | None = None  # last activity at or after
+    until: datetime | None = None  # last activity before
+
+
+def incidents_query(tenant_id: uuid.UUID, filters: IncidentFilters) -> SelectOfScalar[Incident]:
+    """Select the tenant's incidents matching `filters`."""
+    query = select(Incident).where(Incident.tenant_id == tenant_id)
+    for column, value in (
+        (Incident.status, filters.status),
+        (Incident.severity, filters.severity),
+        (Incident.source_workflow, filters.workflow),
+        (Incident.vendor, filters.vendor),
+        (Incident.error_code, filters.error_code),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if filters.since is not None:
+        query = query.where(col(Incident.last_seen_at) >= filters.since)
+    if filters.until is not None:
+        query = query.where(col(Incident.last_seen_at) < filters.until)
+    return query
 
 
 async def get_incident_or_raise(
@@ -74,14 +109,16 @@ async def live_state(temporal: Client, row: Incident) -> tuple[LiveState | None,
     """Query the running workflow; (None, reason) when closed or Temporal is unreachable."""
     if row.status in TERMINAL_STATUSES:
         return None, None
-    handle = temporal.get_workflow_handle(row.workflow_id, first_execution_run_id=row.run_id)
+    handle = temporal.get_workflow_handle_for(
+        IncidentWorkflow.run, row.workflow_id, first_execution_run_id=row.run_id
+    )
     try:
-        view: IncidentView = await asyncio.wait_for(
-            handle.query("status", result_type=IncidentView, rpc_timeout=LIVE_TIMEOUT), 3
+        view = await asyncio.wait_for(
+            handle.query(IncidentWorkflow.status, rpc_timeout=LIVE_TIMEOUT), 3
         )
     except (RPCError, RuntimeError, OSError, TimeoutError) as exc:
         return None, f"live state unavailable: {type(exc).__name__}"
-    return LiveState(**{name: getattr(view, name) for name in LiveState.model_fields}), None
+    return LiveState.model_validate(view, from_attributes=True), None
 
 
 async def incident_detail(
@@ -95,30 +132,6 @@ async def incident_detail(
         live_state_available=live is not None or row.status in TERMINAL_STATUSES,
         live_state_error=error,
     )
-
-
-async def send_control(
-    *, temporal: Client, row: Incident, signal: str, argument: dict[str, Any] | None
-) -> None:
-    """Signal the incident's workflow; 409 when the incident is closed."""
-    if row.status in TERMINAL_STATUSES:
-        raise Conflict(f"incident {row.id} is {row.status}; controls apply only to live incidents")
-    handle = temporal.get_workflow_handle(row.workflow_id, first_execution_run_id=row.run_id)
-    try:
-        if argument is None:
-            await handle.signal(signal, rpc_timeout=LIVE_TIMEOUT)
-        else:
-            await handle.signal(signal, argument, rpc_timeout=LIVE_TIMEOUT)
-    except RPCError as exc:
-        if "completed" in str(exc).lower() or "not found" in str(exc).lower():
-            raise Conflict(f"incident {row.id} has already ended") from None
-        raise ServiceUnavailable(
-            "temporal is unavailable; the control was not delivered", dependency="temporal"
-        ) from None
-    except (RuntimeError, OSError):
-        raise ServiceUnavailable(
-            "temporal is unavailable; the control was not delivered", dependency="temporal"
-        ) from None
 
 
 def bucket_seconds(row: Incident) -> float:
@@ -144,68 +157,76 @@ async def event_entries(session: AsyncSession, row: Incident, width: float) -> l
     buckets = (await connection.execute(_BUCKETS, params)).mappings().all()
     ids = {b["first_id"] for b in buckets} | {b["latest_id"] for b in buckets}
     samples = {e.id: e for e in (await session.exec(select(Event).where(col(Event.id).in_(ids))))}
-    entries = []
-    for bucket in buckets:
-        first, latest = samples[bucket["first_id"]], samples[bucket["latest_id"]]
-        entries.append(
-            TimelineEntry(
-                at=bucket["bucket"],
-                kind="events",
-                summary=f"{bucket['events']} event(s)",
-                cause="client events",
-                details={
-                    "count": bucket["events"],
-                    "samples": [
-                        EventSample(
-                            id=e.id,
-                            event_type=e.event_type,
-                            occurred_at=e.occurred_at,
-                            error_code=e.error_code,
-                            error_message=e.error_message,
-                        ).model_dump(mode="json")
-                        for e in ([first] if first.id == latest.id else [first, latest])
-                    ],
-                },
-            )
+    return [
+        _bucket_entry(
+            bucket, first=samples[bucket["first_id"]], latest=samples[bucket["latest_id"]]
         )
-    return entries
+        for bucket in buckets
+    ]
 
 
-async def audit_entries(session: AsyncSession, row: Incident) -> list[TimelineEntry]:
-    """Decisions, actions and state changes of the incident as timeline entries."""
-    entries: list[TimelineEntry] = []
-    for d in await session.exec(select(Decision).where(Decision.incident_id == row.id)):
-        entries.append(
-            TimelineEntry(
-                at=d.created_at,
-                kind="decision",
-                summary=f"{d.decision_type}: {d.reasoning}"[:500],
-                cause=d.ai_model,
-                details={"confidence": d.confidence, "decision_id": str(d.id)},
-            )
+def _bucket_entry(bucket: RowMapping, *, first: Event, latest: Event) -> TimelineEntry:
+    shown = [first] if first.id == latest.id else [first, latest]
+    return TimelineEntry(
+        at=bucket["bucket"],
+        kind="events",
+        summary=f"{bucket['events']} event(s)",
+        cause="client events",
+        details={
+            "count": bucket["events"],
+            "samples": [
+                EventSample.model_validate(e, from_attributes=True).model_dump(mode="json")
+                for e in shown
+            ],
+        },
+    )
+
+
+async def decision_entries(session: AsyncSession, row: Incident) -> list[TimelineEntry]:
+    """The incident's decisions, each caused by its rule set or mock model."""
+    decisions = await session.exec(select(Decision).where(Decision.incident_id == row.id))
+    return [
+        TimelineEntry(
+            at=d.created_at,
+            kind="decision",
+            summary=f"{d.decision_type}: {d.reasoning}"[:500],
+            cause=d.ai_model,
+            details={"confidence": d.confidence, "decision_id": str(d.id)},
         )
-    for a in await session.exec(select(Action).where(Action.incident_id == row.id)):
-        entries.append(
-            TimelineEntry(
-                at=a.started_at or a.created_at,
-                kind="action",
-                summary=f"{a.action_type} #{a.attempt}: {a.status}",
-                cause="retry policy (plan decision)"
-                if a.action_type == "retry"
-                else "escalation policy",
-                details={"action_id": str(a.id), "result": a.result},
-            )
+        for d in decisions
+    ]
+
+
+async def action_entries(session: AsyncSession, row: Incident) -> list[TimelineEntry]:
+    """The incident's callback attempts and escalation pages."""
+    actions = await session.exec(select(Action).where(Action.incident_id == row.id))
+    return [
+        TimelineEntry(
+            at=a.started_at or a.created_at,
+            kind="action",
+            summary=f"{a.action_type} #{a.attempt}: {a.status}",
+            cause=ACTION_CAUSES.get(a.action_type, "escalation policy"),
+            details={"action_id": str(a.id), "result": a.result},
         )
+        for a in actions
+    ]
+
+
+async def state_entries(session: AsyncSession, row: Incident) -> list[TimelineEntry]:
+    """The incident's status changes, each with the reason the workflow recorded.
+
+    A wait the safety gate asked for reads "waiting: stripe circuit open, 28 s"; an operator's
+    pause or resume names who did it ("paused by alice: deploying").
+    """
     transitions = await session.exec(
         select(IncidentTransition).where(IncidentTransition.incident_id == row.id)
     )
-    for t in transitions:
-        entries.append(
-            TimelineEntry(
-                at=t.at, kind="state", summary=f"status → {t.status}", cause=t.reason or "workflow"
-            )
+    return [
+        TimelineEntry(
+            at=t.at, kind="state", summary=f"status → {t.status}", cause=t.reason or "workflow"
         )
-    return entries
+        for t in transitions
+    ]
 
 
 async def timeline(
@@ -213,7 +234,12 @@ async def timeline(
 ) -> Timeline:
     """Build the bounded, time-ordered story of one incident."""
     width = bucket_seconds(row)
-    entries = await event_entries(session, row, width) + await audit_entries(session, row)
+    entries = [
+        *await event_entries(session, row, width),
+        *await decision_entries(session, row),
+        *await action_entries(session, row),
+        *await state_entries(session, row),
+    ]
     entries.sort(key=lambda entry: entry.at)
     return Timeline(
         incident_id=row.id,

@@ -13,9 +13,11 @@ from typing import Any
 import asyncpg
 from pydantic_core import to_json
 
-from models.schemas.events import FAILURE_TYPES, SUCCESS_TYPES, EventIn
+from api.outbox import RESOLVE_PREFIX
+from models.schemas.events import EventIn
 from rules.policy import ErrorCatalog
 from rules.signature import compute_signature, incident_key
+from vocabulary import FAILURE_TYPES, SUCCESS_TYPES, Remediation
 
 _INSERT = """
 WITH input AS (
@@ -85,7 +87,7 @@ class PreparedEvent:
     occurred_at: datetime
     signature: str
     incident_key: str | None
-    remediation: str
+    remediation: Remediation
     dispatch: bool
 
 
@@ -96,7 +98,7 @@ class StoreOutcome:
     event_id: uuid.UUID
     status: int  # 202 stored, 200 replayed duplicate, 409 key reused with another body
     incident_key: str | None
-    remediation: str
+    remediation: Remediation
 
 
 def body_digest(event: EventIn) -> str:
@@ -138,14 +140,14 @@ def prepare_event(
         occurred_at=event.occurred_at or datetime.now(UTC),
         signature=signature,
         incident_key=key_for_incident,
-        remediation="suppressed" if suppressed else "normal",
+        remediation=Remediation.SUPPRESSED if suppressed else Remediation.NORMAL,
         dispatch=key_for_incident is not None and not suppressed,
     )
 
 
 def resolution_key(tenant_id: str, workflow: str, step: str | None) -> str:
     """Return the outbox group of success events: the (workflow, step) whose incidents close."""
-    return f"resolve:{tenant_id}:{workflow}:{step or ''}"
+    return f"{RESOLVE_PREFIX}{tenant_id}:{workflow}:{step or ''}"
 
 
 def _columns(events: list[PreparedEvent], correlation_id: str) -> list[list[Any]]:
@@ -205,7 +207,7 @@ async def store_events(
             row = existing[p.idempotency_key]
             status = 200 if row["body_sha256"] == p.body_sha256 else 409
             outcomes[p.id] = StoreOutcome(
-                row["id"], status, row["incident_key"], row["remediation"]
+                row["id"], status, row["incident_key"], Remediation(row["remediation"])
             )
     return [outcomes[p.id] for p in events]
 
@@ -241,6 +243,7 @@ class WorkflowStateCache:
                     self._entries[(tenant_id, name)] = (now + self._ttl_s, found[name])
         return found
 
-    def clear(self) -> None:
-        """Forget every cached entry."""
-        self._entries.clear()
+    def forget(self, tenant_id: uuid.UUID) -> None:
+        """Forget the tenant's cached entries (its registry or kill switches changed)."""
+        for key in [key for key in self._entries if key[0] == tenant_id]:
+            del self._entries[key]

@@ -15,7 +15,9 @@ from temporalio.service import RPCError
 from api.errors import NotFound
 from models.registry import KillSwitch
 from models.schemas.safety import KillSwitchCreate
-from workflows.incident_types import KillRequest
+from vocabulary import WORKFLOW_TYPE
+from workflows.incident_workflow import IncidentWorkflow
+from workflows.signal_payloads import KillRequest
 
 log = logging.getLogger("awfdrs.kill_switches")
 # Signals in flight at once: a switch over thousands of incidents lands in seconds, not minutes.
@@ -25,7 +27,7 @@ SIGNALS_AT_ONCE = 32
 def scope_query(tenant_id: uuid.UUID, workflow: str, vendor: str | None) -> str:
     """Return the visibility query for running incidents a kill switch covers."""
     query = (
-        f'WorkflowType = "IncidentWorkflow" AND ExecutionStatus = "Running" '
+        f'WorkflowType = "{WORKFLOW_TYPE}" AND ExecutionStatus = "Running" '
         f'AND TenantId = "{tenant_id}" AND SourceWorkflow = "{workflow}"'
     )
     return query + (f' AND Vendor = "{vendor}"' if vendor else "")
@@ -45,7 +47,8 @@ async def signal_kill(*, temporal: Client, tenant_id: uuid.UUID, row: KillSwitch
     async def kill(workflow_id: str) -> bool:
         async with gate:
             try:
-                await temporal.get_workflow_handle(workflow_id).signal("kill", reason)
+                handle = temporal.get_workflow_handle_for(IncidentWorkflow.run, workflow_id)
+                await handle.signal(IncidentWorkflow.kill, reason)
             except RPCError as exc:  # finished meanwhile; the gate covers any we miss
                 log.info("incident %s not signalled: %s", workflow_id, exc)
                 return False

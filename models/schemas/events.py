@@ -10,12 +10,8 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from models.schemas.common import NAME_PATTERN, FieldError, StrictBody
 from models.schemas.storable import utc_representable
+from vocabulary import FAILURE_TYPES, EventType, Remediation
 
-EventType = Literal[
-    "step.failed", "step.succeeded", "workflow.failed", "workflow.succeeded", "workflow.started"
-]
-FAILURE_TYPES = frozenset({"step.failed", "workflow.failed"})
-SUCCESS_TYPES = frozenset({"step.succeeded", "workflow.succeeded"})
 MAX_BATCH = 1000
 MAX_CLOCK_SKEW = timedelta(days=1)
 
@@ -91,7 +87,7 @@ class EventAccepted(BaseModel):
     incident_key: str | None = Field(
         description="Workflow ID of the incident a failure joins; null for other events."
     )
-    remediation: Literal["normal", "suppressed", "deferred"] = Field(
+    remediation: Remediation = Field(
         description="normal; suppressed by a kill switch; deferred: the tenant is at its cap"
         " of open or new incidents, and its incident starts when it is back under it"
     )
@@ -114,7 +110,7 @@ class BatchItemResult(BaseModel):
     status: int = Field(description="202 stored, 200 duplicate, 404/409/422 rejected")
     event_id: uuid.UUID | None = None
     incident_key: str | None = None
-    remediation: Literal["normal", "suppressed", "deferred"] | None = None
+    remediation: Remediation | None = None
     error: str | None = None
     errors: list[FieldError] | None = Field(
         default=None, description="422 only: each problem, at its path in the batch body"

@@ -9,6 +9,23 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.schemas.common import StrictBody
+from vocabulary import (
+    ActionStatus,
+    ActionType,
+    CallOutcome,
+    IncidentStatus,
+    Severity,
+    SignalName,
+)
+
+# The signals an operator may send through the API (the others are the dispatcher's).
+Control = Literal[
+    SignalName.PAUSE,
+    SignalName.RESUME,
+    SignalName.KILL,
+    SignalName.RESOLVE,
+    SignalName.ACKNOWLEDGE,
+]
 
 
 class IncidentOut(BaseModel):
@@ -20,8 +37,8 @@ class IncidentOut(BaseModel):
                 {
                     "id": "6f1c2a3e-8d4b-4f6a-9c1e-2b3d4e5f6a7b",
                     "workflow_id": "incident:0b58-…:8edf4eca0211b497e0a1c3d5e7f90123",
-                    "status": "waiting",
-                    "severity": "high",
+                    "status": IncidentStatus.WAITING,
+                    "severity": Severity.HIGH,
                     "category": "timeout",
                     "title": "billing-sync · VENDOR_TIMEOUT · stripe",
                     "source_workflow": "billing-sync",
@@ -144,12 +161,12 @@ class ActionOut(BaseModel):
                 {
                     "id": "0d5e…",
                     "incident_id": "6f1c…",
-                    "action_type": "retry",
+                    "action_type": ActionType.RETRY,
                     "attempt": 1,
                     "idempotency_key": "6f1c…:1",
-                    "status": "failed",
+                    "status": ActionStatus.FAILED,
                     "parameters": {"callback_url": "https://hooks.example.com/retry"},
-                    "result": {"outcome": "retryable", "http_status": 503},
+                    "result": {"outcome": CallOutcome.RETRYABLE, "http_status": 503},
                     "started_at": "2026-11-26T10:00:02Z",
                     "finished_at": "2026-11-26T10:00:02Z",
                     "created_at": "2026-11-26T10:00:02Z",
@@ -206,10 +223,14 @@ class DecisionOut(BaseModel):
 
 
 class ControlBody(StrictBody):
-    """Optional argument of a control: a reason (kill, resolve) or who acknowledges."""
+    """Optional argument of a control: why (kill, resolve, pause, resume) and who (acknowledge,
+    pause, resume; the API key when omitted)."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"reason": "vendor incident"}]}
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"reason": "vendor incident"}, {"by": "alice", "reason": "deploying"}]
+        },
     )
 
     reason: str | None = Field(default=None, max_length=2000)

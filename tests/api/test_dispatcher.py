@@ -8,7 +8,8 @@ import logging
 import pytest
 from temporalio.client import Client
 
-from api.dispatcher import OutboxDispatcher, supervise
+from api.dispatcher import OutboxDispatcher
+from api.dispatcher_health import supervise
 from api.metrics import ApiMetrics
 from models.db import create_engine
 from settings import Settings

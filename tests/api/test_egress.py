@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from api.services.egress import egress_guard
+from api.deps import get_egress_guard
 from models.egress import StoredEgressLists
 from tests.conftest import ADMIN_TOKEN, TenantCredentials
 from tests.utils.builders import register_workflow
@@ -28,9 +28,9 @@ def resolver(app: FastAPI) -> Iterator[ScriptedResolver]:
     resolver.answers[PARTNER] = [["10.20.1.5"]]
     resolver.answers[f"public.{PARTNER}"] = [["93.184.216.34"]]
     guard = make_guard(resolver, tenant_lists=StoredEgressLists(app.state.engine, ttl_s=0))
-    app.dependency_overrides[egress_guard] = lambda: guard
+    app.dependency_overrides[get_egress_guard] = lambda: guard
     yield resolver
-    del app.dependency_overrides[egress_guard]
+    del app.dependency_overrides[get_egress_guard]
 
 
 async def _register(
@@ -44,6 +44,7 @@ async def _register(
 @pytest.mark.parametrize("by_name", [False, True], ids=["address", "name"])
 @pytest.mark.parametrize(("host", "reason", "answer"), REFUSED, ids=IDS)
 async def test_registration_refuses_internal_targets_naming_the_field_and_class(
+    *,
     http: httpx.AsyncClient,
     tenant: TenantCredentials,
     resolver: ScriptedResolver,

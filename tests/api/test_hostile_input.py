@@ -311,7 +311,7 @@ def _bytes(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     ],
 )
 async def test_nul_in_a_stored_header_is_a_422_naming_it(
-    http: httpx.AsyncClient, tenant: TenantCredentials, url: str, header: str, body: Any
+    *, http: httpx.AsyncClient, tenant: TenantCredentials, url: str, header: str, body: Any
 ) -> None:
     await register_workflow(http, tenant)
     sent = {k: v for k, v in {**tenant.headers, **CE_BINARY}.items() if k != header}
@@ -389,6 +389,7 @@ BODIES: list[tuple[str, str, Any, str]] = [
     ("method", "url", "body", "where"), BODIES, ids=[f"{b[0]} {b[1]} {b[3]}" for b in BODIES]
 )
 async def test_every_json_body_route_answers_422_naming_the_field(
+    *,
     http: httpx.AsyncClient,
     tenant: TenantCredentials,
     method: str,

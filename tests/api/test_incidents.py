@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
@@ -15,6 +12,7 @@ from api.app import create_app
 from devstack.http_target import CallbackServer, Reply
 from devstack.process import free_port
 from settings import Settings
+from tests.api.incident_views import wait_for_incident
 from tests.conftest import ADMIN_TOKEN, TenantCredentials
 from tests.utils.builders import register_workflow
 from tests.utils.incidents import IncidentStarter, failure
@@ -29,18 +27,6 @@ SLOW = {
 }
 
 
-async def _incident(
-    http: httpx.AsyncClient, tenant: TenantCredentials, workflow_id: str, status: str | None = None
-) -> dict[str, Any]:
-    for _ in range(200):
-        items = (await http.get("/api/v1/incidents", headers=tenant.headers)).json()["items"]
-        found: list[dict[str, Any]] = [i for i in items if i["workflow_id"] == workflow_id]
-        if found and (status is None or found[0]["status"] == status):
-            return found[0]
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"incident {workflow_id} never reached {status}")
-
-
 async def test_read_filter_control_and_timeline_of_a_live_incident(
     live: IncidentStarter,
     http: httpx.AsyncClient,
@@ -49,7 +35,7 @@ async def test_read_filter_control_and_timeline_of_a_live_incident(
     async with CallbackServer([Reply(503)]) as server:
         await register_workflow(http, tenant, callback_url=server.url, retry_policy=SLOW)
         handle = await live.start()
-        incident = await _incident(http, tenant, handle.id, "waiting")
+        incident = await wait_for_incident(http, tenant, handle.id, "waiting")
         path = f"/api/v1/incidents/{incident['id']}"
         detail = (await http.get(path, headers=tenant.headers)).json()
         by_workflow_id = await http.get(f"/api/v1/incidents/{handle.id}", headers=tenant.headers)
@@ -70,17 +56,17 @@ async def test_read_filter_control_and_timeline_of_a_live_incident(
             assert (incident["id"] in [i["id"] for i in items]) is hit, query
 
         assert (await http.post(f"{path}/pause", headers=tenant.headers)).status_code == 202
-        await _incident(http, tenant, handle.id, "paused")
+        await wait_for_incident(http, tenant, handle.id, "paused")
         assert (await http.get(path, headers=tenant.headers)).json()["live"]["paused"] is True
         assert (await http.post(f"{path}/resume", headers=tenant.headers)).status_code == 202
-        await _incident(http, tenant, handle.id, "waiting")
+        await wait_for_incident(http, tenant, handle.id, "waiting")
         killed = await http.post(
             f"{path}/kill", headers=tenant.headers, json={"reason": "operator test"}
         )
         assert killed.status_code == 202
         result = await asyncio.wait_for(handle.result(), 30)
         assert (result.status, result.reason) == ("killed", "operator test")
-        await _incident(http, tenant, handle.id, "killed")
+        await wait_for_incident(http, tenant, handle.id, "killed")
         again = await http.post(f"{path}/kill", headers=tenant.headers)
         assert again.status_code == 409
         assert again.headers["content-type"] == "application/problem+json"
@@ -130,7 +116,7 @@ async def test_isolation_matrix_foreign_ids_are_404_and_lists_stay_private(
     async with CallbackServer([Reply(503)]) as server:
         await register_workflow(http, tenant, callback_url=server.url, retry_policy=SLOW)
         handle = await live.start()
-        incident = await _incident(http, tenant, handle.id, "waiting")
+        incident = await wait_for_incident(http, tenant, handle.id, "waiting")
         action = (await http.get("/api/v1/actions", headers=tenant.headers)).json()["items"][0]
         event = (await http.get("/api/v1/events", headers=tenant.headers)).json()
         other = await _other_tenant(http)
@@ -203,75 +189,6 @@ async def test_ingest_keys_cannot_read_or_control(
     assert control.status_code == 403
 
 
-async def _seed_incident(settings: Settings, tenant: TenantCredentials, events: int) -> uuid.UUID:
-    start = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
-    key = f"incident:{tenant.id}:{uuid.uuid4().hex}"
-    conn = await asyncpg.connect(settings.plain_database_url)
-    try:
-        incident_id = await conn.fetchval(
-            """INSERT INTO incidents (id, tenant_id, workflow_id, run_id, status, source_workflow,
-                   signature, title, event_count, first_seen_at, last_seen_at, closed_at)
-               VALUES (gen_random_uuid(), $1, $2, 'run', 'resolved', 'billing-sync', 's', '', $3,
-                   $4, $5, $5) RETURNING id""",
-            tenant.id,
-            key,
-            events,
-            start,
-            start + timedelta(seconds=events - 1),
-        )
-        await conn.copy_records_to_table(
-            "events",
-            columns=[
-                "id",
-                "tenant_id",
-                "idempotency_key",
-                "body_sha256",
-                "workflow",
-                "event_type",
-                "error_code",
-                "signature",
-                "incident_key",
-                "correlation_id",
-                "occurred_at",
-            ],
-            records=[
-                (
-                    uuid.uuid4(),
-                    tenant.id,
-                    f"k{n}",
-                    "h",
-                    "billing-sync",
-                    "step.failed",
-                    "VENDOR_TIMEOUT",
-                    "s",
-                    key,
-                    "c",
-                    start + timedelta(seconds=n),
-                )
-                for n in range(events)
-            ],
-        )
-    finally:
-        await conn.close()
-    return uuid.UUID(str(incident_id))
-
-
-async def test_a_timeline_of_10000_events_is_one_bounded_response(
-    http: httpx.AsyncClient,
-    tenant: TenantCredentials,
-    settings: Settings,
-) -> None:
-    incident_id = await _seed_incident(settings, tenant, 10_000)
-    response = await http.get(f"/api/v1/incidents/{incident_id}/timeline", headers=tenant.headers)
-    assert response.status_code == 200
-    timeline = response.json()
-    buckets = [e for e in timeline["entries"] if e["kind"] == "events"]
-    assert len(buckets) <= 48
-    assert sum(b["details"]["count"] for b in buckets) == 10_000
-    assert all(1 <= len(b["details"]["samples"]) <= 2 for b in buckets)
-    assert len(response.content) < 100_000
-
-
 async def test_temporal_down_gives_the_stored_view_not_a_5xx(
     settings: Settings,
     live: IncidentStarter,
@@ -281,7 +198,7 @@ async def test_temporal_down_gives_the_stored_view_not_a_5xx(
     async with CallbackServer([Reply(503)]) as server:
         await register_workflow(http, tenant, callback_url=server.url, retry_policy=SLOW)
         handle = await live.start()
-        incident = await _incident(http, tenant, handle.id, "waiting")
+        incident = await wait_for_incident(http, tenant, handle.id, "waiting")
         dead = create_app(
             settings.model_copy(
                 update={"temporal_address": f"127.0.0.1:{free_port()}", "dispatcher_enabled": False}
@@ -314,7 +231,7 @@ async def test_an_unknown_error_code_stays_visible_and_is_explained(
         await register_workflow(http, tenant, callback_url=server.url, retry_policy=SLOW)
         drift = failure(code="LEDGER_DRIFT_42", error_message="books do not balance")
         handle = await live.start(code="LEDGER_DRIFT_42", events=[drift])
-        incident = await _incident(http, tenant, handle.id, "waiting")
+        incident = await wait_for_incident(http, tenant, handle.id, "waiting")
         decisions = (
             await http.get(
                 "/api/v1/decisions", params={"incident_id": incident["id"]}, headers=tenant.headers

@@ -99,6 +99,7 @@ MALFORMED: list[tuple[str, dict[str, str], bytes, int]] = [
     ("name", "headers", "body", "status"), MALFORMED, ids=[case[0] for case in MALFORMED]
 )
 async def test_malformed_events_get_problem_json_never_5xx(
+    *,
     http: httpx.AsyncClient,
     tenant: TenantCredentials,
     name: str,

@@ -88,6 +88,7 @@ def _verifies(secret: str, call: Call) -> bool:
 
 
 async def test_during_rotation_callbacks_and_pages_verify_with_both_secrets(
+    *,
     live: IncidentStarter,
     http: httpx.AsyncClient,
     tenant: TenantCredentials,

@@ -14,6 +14,7 @@ from api.app import create_app
 from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.incidents import IncidentStarter
+from vocabulary import PageSeverity
 from workflows.incident_types import EscalationRequest, EscalationStep
 
 
@@ -64,7 +65,7 @@ def test_a_page_carries_the_ui_link_only_when_there_is_one() -> None:
         incident_id="i",
         workflow_id="incident:t:s",
         level=1,
-        step=EscalationStep("on-call", "https://pager.example", 900, "error"),
+        step=EscalationStep("on-call", "https://pager.example", 900, PageSeverity.ERROR),
         summary="billing-sync VENDOR_TIMEOUT at stripe",
         source_workflow="billing-sync",
         error_code="VENDOR_TIMEOUT",

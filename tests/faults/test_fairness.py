@@ -73,7 +73,7 @@ async def test_a_tenant_at_its_caps_defers_its_new_incidents_and_slows_nobody(
 
         keys = {r["incident_key"] for r in answer.json()["results"]}
         reached = await p.reached(keys, 30, timeout=90)  # A's deferred incidents start later
-        ledger = await _ledger(p, a, flood, reached, a_server)
+        ledger = await _ledger(p, a, sent=flood, reached=reached, server=a_server)
     assert remediation == ["normal"] * 3 + ["deferred"] * 27
     assert len(opened_while_capped) <= 3
     assert loaded <= 2 * idle + 0.25, (idle, loaded)
@@ -84,6 +84,7 @@ async def test_a_tenant_at_its_caps_defers_its_new_incidents_and_slows_nobody(
 async def _ledger(
     p: Pipeline,
     tenant: TenantCredentials,
+    *,
     sent: list[dict[str, Any]],
     reached: int,
     server: CallbackServer,

@@ -67,6 +67,7 @@ def _http_date(seconds_ahead: float) -> str:
     ],
 )
 async def test_retry_after_is_honoured_within_the_policy(
+    *,
     pipeline: PipelineFactory,
     retry_after: str | Callable[[], str],
     max_interval_s: float,

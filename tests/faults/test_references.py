@@ -13,6 +13,7 @@ from tests.faults.conftest import Pipeline, PipelineFactory
 from tests.faults.support import QUICK, first_call, incident_result
 from tests.utils.builders import failure_event, register_workflow
 from tests.utils.incidents import digest, failure
+from vocabulary import IncidentStatus, PageSeverity
 from worker import activity_set, build_worker
 from workflows.incident_types import (
     DIGEST_SIGNAL,
@@ -70,11 +71,11 @@ async def test_a_forged_start_for_another_tenant_calls_nobody(pipeline: Pipeline
         plan = RetryPlan("forged", 3, 0.1, 1, 0.1, 0)
         state = IncidentState(
             incident_id=str(uuid.uuid4()),
-            status="remediating",
+            status=IncidentStatus.REMEDIATING,
             analysed=True,
             plan=plan,
             callback_url=attackers.url,
-            escalation=[EscalationStep("forged", attackers.url, 1, "critical")],
+            escalation=[EscalationStep("forged", attackers.url, 1, PageSeverity.CRITICAL)],
             watermarks_loaded=True,
         )
         continued = await _forge(p.temporal, p.settings.task_queue, p.tenant.id, state)
