@@ -17,7 +17,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.ingest import drive, encode_singles, event, percentile
+from bench.ingest import encode_singles, event
+from bench.load import drive, percentile
 from devstack.http_target import Call, CallbackServer, Reply
 from vocabulary import IncidentStatus
 
