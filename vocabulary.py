@@ -55,6 +55,22 @@ class Severity(StrEnum):
     INFO = "info"
 
 
+class PageSeverity(StrEnum):
+    """The severity of an escalation page, on PagerDuty's Events v2 scale."""
+
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class ActionType(StrEnum):
+    """What an action row records: one callback attempt or one escalation page."""
+
+    RETRY = "retry"
+    ESCALATE = "escalate"
+
+
 class ActionStatus(StrEnum):
     """An action row's lifecycle: pending → running → one of the final three."""
 
@@ -76,6 +92,16 @@ class GateVerdict(StrEnum):
     PERMIT = "permit"
     WAIT = "wait"
     DENY = "deny"
+
+
+class BreakerState(StrEnum):
+    """A vendor circuit breaker's state; the `forced_*` states are an operator's."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+    FORCED_OPEN = "forced_open"
+    FORCED_CLOSED = "forced_closed"
 
 
 class CallOutcome(StrEnum):

@@ -1,4 +1,4 @@
-"""The mock AI (DESIGN §7): detector, root-cause analyser, similarity search, and the plan.
+"""The mock AI: detector, root-cause analyser, similarity search, and the plan.
 
 Deterministic by design: the same inputs always give the same decision, and every output is
 stored as an immutable `decisions` row naming its `ai_model`.
@@ -17,20 +17,23 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
+from models.base import sql_strings
 from rules.policy import Policies, RetryPolicy
-from workflows.incident_types import (
-    Analysis,
-    Classification,
-    DecisionRequest,
-    EscalationStep,
-    Plan,
-    RetryPlan,
-)
+from vocabulary import IncidentStatus
+from workflows.activity_payloads import Analysis, Classification, DecisionRequest, Plan
+from workflows.incident_state import EscalationStep, RetryPlan
 
 DETECTOR = "mock-detector-v1"
 RCA = "mock-rca-v1"
 SIMILARITY = "mock-similarity-v1"
 RULES = "rules-v1"
+# Incidents whose outcome is known, or known to need people: what similarity compares against.
+PAST_OUTCOMES = (
+    IncidentStatus.RESOLVED,
+    IncidentStatus.KILLED,
+    IncidentStatus.ESCALATED,
+    IncidentStatus.ACKNOWLEDGED,
+)
 # The key is claimed in `decision_keys` by the same statement: `decisions` is partitioned by
 # month, so only that table can stop a retry stored in a later month from recording it twice.
 _INSERT_DECISION = text("""
@@ -49,11 +52,11 @@ SELECT decision_id, :tenant_id, :incident_id, :decision_key, :decision_type, :re
        :confidence, :ai_model, :input_digest, CAST(:output AS jsonb)
 FROM claimed
 """)
-_PAST_INCIDENTS = text("""
+_PAST_INCIDENTS = text(f"""
 SELECT id, title, source_workflow, step, error_code, vendor, status, attempts
 FROM incidents
 WHERE tenant_id = :tenant_id AND id <> :incident_id
-  AND status IN ('resolved', 'killed', 'escalated', 'acknowledged')
+  AND status IN ({sql_strings(PAST_OUTCOMES)})
 ORDER BY last_seen_at DESC LIMIT 200
 """)
 # The message of the failure being classified lives in PostgreSQL, not in workflow history.
@@ -103,6 +106,7 @@ class AnalysisActivities:
     async def _decide(
         self,
         req: DecisionRequest,
+        *,
         key: str,
         kind: str,
         model: str,
@@ -161,13 +165,13 @@ class AnalysisActivities:
         )
         await self._decide(
             req,
-            "classify",
-            "classification",
-            DETECTOR,
-            reasoning,
-            confidence,
-            asdict(result),
-            {"code": req.error_code, "message": message},
+            key="classify",
+            kind="classification",
+            model=DETECTOR,
+            reasoning=reasoning,
+            confidence=confidence,
+            output=asdict(result),
+            inputs={"code": req.error_code, "message": message},
         )
         return result
 
@@ -222,24 +226,25 @@ class AnalysisActivities:
         ]
         await self._decide(
             req,
-            "similarity",
-            "similarity",
-            SIMILARITY,
-            f"{len(similar)} similar past incidents (Jaccard over workflow, step, code and vendor)",
-            similar[0]["score"] if similar else 0.0,
-            {"similar": similar},
-            {"tokens": sorted(mine)},
+            key="similarity",
+            kind="similarity",
+            model=SIMILARITY,
+            reasoning=f"{len(similar)} similar past incidents "
+            "(Jaccard over workflow, step, code and vendor)",
+            confidence=similar[0]["score"] if similar else 0.0,
+            output={"similar": similar},
+            inputs={"tokens": sorted(mine)},
         )
         hypothesis, confidence, evidence = self._hypothesis(req, similar)
         await self._decide(
             req,
-            "rca",
-            "root_cause",
-            RCA,
-            hypothesis,
-            confidence,
-            {"hypothesis": hypothesis, "evidence": evidence},
-            {
+            key="rca",
+            kind="root_cause",
+            model=RCA,
+            reasoning=hypothesis,
+            confidence=confidence,
+            output={"hypothesis": hypothesis, "evidence": evidence},
+            inputs={
                 "events": req.event_count,
                 "failures": req.failure_count,
                 "similar": [s["incident_id"] for s in similar],
@@ -321,13 +326,13 @@ class AnalysisActivities:
         )
         await self._decide(
             req,
-            "plan",
-            "plan",
-            RULES,
-            summary,
-            1.0,
-            {"policy": asdict(retry), "escalation_levels": len(escalation)},
-            {"override": override, "vendor": req.vendor, "category": category},
+            key="plan",
+            kind="plan",
+            model=RULES,
+            reasoning=summary,
+            confidence=1.0,
+            output={"policy": asdict(retry), "escalation_levels": len(escalation)},
+            inputs={"override": override, "vendor": req.vendor, "category": category},
         )
         return Plan(
             retry, row["callback_url"] if row else "", vendor.call_timeout_s, escalation, summary

@@ -24,7 +24,8 @@ from models.secret_box import SecretBox, mask_url
 from models.stored_secrets import WEBHOOK_URLS
 from rules.egress import EgressGuard, EgressRefused, VettedTarget
 from rules.policy import EscalationPolicy
-from workflows.incident_types import ActionRequest, EscalationOutcome, EscalationRequest
+from vocabulary import ActionStatus, ActionType
+from workflows.activity_payloads import ActionRequest, EscalationOutcome, EscalationRequest
 
 log = logging.getLogger("awfdrs.escalation")
 WEBHOOK_TIMEOUT_S = 10.0
@@ -108,10 +109,10 @@ class EscalationActivities:
         action = ActionRequest(
             tenant_id=req.tenant_id,
             incident_id=req.incident_id,
-            action_type="escalate",
+            action_type=ActionType.ESCALATE,
             attempt=req.level,
             idempotency_key=key,
-            status="running",
+            status=ActionStatus.RUNNING,
             parameters={"level": req.step.name, "webhook_url": url and mask_url(url)},
         )
         await write_action(self._engine, action)
@@ -164,9 +165,9 @@ class EscalationActivities:
     ) -> EscalationOutcome:
         final = replace(
             action,
-            status="succeeded" if delivered else "failed",
+            status=ActionStatus.SUCCEEDED if delivered else ActionStatus.FAILED,
             result={"delivered": delivered, "detail": detail},
         )
         await write_action(self._engine, final)
-        count_action("escalate", "delivered" if delivered else "failed")
+        count_action(ActionType.ESCALATE, "delivered" if delivered else "failed")
         return EscalationOutcome(delivered, detail)

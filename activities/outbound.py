@@ -82,7 +82,9 @@ async def post_signed(
     Heartbeats while waiting. Never raises but for cancellation: a request that cannot be
     built or sent is a result whose `error` says why.
     """
-    request = asyncio.ensure_future(_post(http, target, body, headers, timeout_s))
+    request = asyncio.ensure_future(
+        _post(http, target=target, body=body, headers=headers, timeout_s=timeout_s)
+    )
     try:
         while True:
             done, _ = await asyncio.wait({request}, timeout=HEARTBEAT_EVERY_S)
@@ -108,6 +110,7 @@ def pinned_request_options(target: VettedTarget, headers: dict[str, str]) -> dic
 
 async def _post(
     http: httpx.AsyncClient,
+    *,
     target: VettedTarget,
     body: bytes,
     headers: dict[str, str],

@@ -14,7 +14,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
-from workflows.incident_types import (
+from models.base import sql_strings
+from vocabulary import FINAL_ACTION_STATUSES, ActionStatus, EventType
+from workflows.activity_payloads import (
+    REDELIVERY,
     ActionRequest,
     OpenIncidentRequest,
     OpenIncidentResult,
@@ -23,7 +26,7 @@ from workflows.incident_types import (
 
 log = logging.getLogger("awfdrs.records")
 NOT_BACKED = "refused: no stored event of this tenant names this incident"
-REDELIVERY = "redelivery: its events were already counted"
+_FINAL = sql_strings(status for status in ActionStatus if status in FINAL_ACTION_STATUSES)
 
 _UPSERT_INCIDENT = text("""
 WITH previous AS (
@@ -71,17 +74,18 @@ _BACKED = text("""
 SELECT EXISTS (SELECT 1 FROM events WHERE tenant_id = :tenant_id AND incident_key = :key)
 """)
 # The newest success that closes failures of this (workflow, step): one index probe each.
-_LATEST_SUCCESS = text("""
+_LATEST_SUCCESS = text(f"""
 (SELECT id, occurred_at FROM events
- WHERE tenant_id = :tenant_id AND workflow = :workflow AND event_type = 'step.succeeded'
+ WHERE tenant_id = :tenant_id AND workflow = :workflow AND event_type = '{EventType.STEP_SUCCEEDED}'
    AND step = :step ORDER BY occurred_at DESC LIMIT 1)
 UNION ALL
 (SELECT id, occurred_at FROM events
- WHERE tenant_id = :tenant_id AND workflow = :workflow AND event_type = 'step.succeeded'
+ WHERE tenant_id = :tenant_id AND workflow = :workflow AND event_type = '{EventType.STEP_SUCCEEDED}'
    AND step IS NULL ORDER BY occurred_at DESC LIMIT 1)
 UNION ALL
 (SELECT id, occurred_at FROM events
- WHERE tenant_id = :tenant_id AND workflow = :workflow AND event_type = 'workflow.succeeded'
+ WHERE tenant_id = :tenant_id AND workflow = :workflow
+   AND event_type = '{EventType.WORKFLOW_SUCCEEDED}'
  ORDER BY occurred_at DESC LIMIT 1)
 ORDER BY occurred_at DESC LIMIT 1
 """)
@@ -95,15 +99,14 @@ FROM incidents
 WHERE incidents.id = CAST(:incident_id AS uuid) AND incidents.tenant_id = CAST(:tenant_id AS uuid)
 ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
 """)
-_FINISH_ACTION = text("""
+_FINISH_ACTION = text(f"""
 UPDATE actions SET status = CAST(:status AS text), result = CAST(:result AS jsonb),
-       finished_at = CASE WHEN CAST(:status AS text) IN ('succeeded', 'failed', 'cancelled')
-                          THEN now() END,
-       started_at = coalesce(started_at,
-                             CASE WHEN CAST(:status AS text) = 'running' THEN now() END),
+       finished_at = CASE WHEN CAST(:status AS text) IN ({_FINAL}) THEN now() END,
+       started_at = coalesce(started_at, CASE WHEN CAST(:status AS text) = '{ActionStatus.RUNNING}'
+                                              THEN now() END),
        updated_at = now()
 WHERE tenant_id = :tenant_id AND idempotency_key = :idempotency_key
-  AND status NOT IN ('succeeded', 'failed', 'cancelled')
+  AND status NOT IN ({_FINAL})
 """)
 
 
@@ -196,7 +199,7 @@ async def write_action(engine: AsyncEngine, req: ActionRequest) -> None:
         try:
             async with engine.begin() as conn:
                 await conn.execute(_INSERT_ACTION, params)
-                if req.status != "pending":
+                if req.status != ActionStatus.PENDING:
                     await conn.execute(_FINISH_ACTION, params)
             return
         except DBAPIError as exc:

@@ -25,26 +25,29 @@ from activities.outbound import (
 from activities.records import NOT_BACKED, running_workflow_id, write_action
 from activities.safety import release_slot, slot_member
 from activities.signing import WebhookSigner
+from models.base import sql_strings
 from rules.egress import EgressGuard, EgressRefused, VettedTarget
-from workflows.incident_types import ActionRequest, CallbackOutcome, CallbackRequest, Outcome
+from vocabulary import FAILURE_TYPES, ActionStatus, ActionType, CallOutcome, EventType
+from workflows.activity_payloads import ActionRequest, CallbackOutcome, CallbackRequest
 
 log = logging.getLogger("awfdrs.remediation")
 RETRYABLE_4XX = (408, 429)
 NOT_REGISTERED = "workflow no longer registered"
 EXCERPT_CHARS = 100
 _NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]")
+_FAILURES = sql_strings(kind for kind in EventType if kind in FAILURE_TYPES)
 # Everything a callback sends comes from PostgreSQL, found by references: the registered
 # workflow's current URL, and the incident's newest failure (the one the workflow names if it
 # is stored, else the newest of the incident key). No stored failure of this tenant under the
 # workflow's own id means the start was forged: nothing is called.
-_TARGET = text("""
+_TARGET = text(f"""
 SELECT w.callback_url, e.id AS event_id, e.error_message, e.payload::text AS payload,
        e.correlation_id
 FROM workflows w
 LEFT JOIN LATERAL (
     SELECT id, error_message, payload, correlation_id FROM events
     WHERE tenant_id = w.tenant_id AND incident_key = :key
-      AND event_type IN ('step.failed', 'workflow.failed')
+      AND event_type IN ({_FAILURES})
     ORDER BY (id = CAST(:event_id AS uuid)) DESC NULLS LAST, occurred_at DESC
     LIMIT 1
 ) e ON true
@@ -64,16 +67,16 @@ def classify_response(result: HttpResult) -> CallbackOutcome:
     """2xx success; 408, 429, 5xx and transport errors retryable; other statuses fatal."""
     status = result.status
     if status is None:
-        return CallbackOutcome("retryable", None, result.error or "no response")
+        return CallbackOutcome(CallOutcome.RETRYABLE, None, result.error or "no response")
     shown = excerpt(result.body)
     detail = f"HTTP {status}: {shown}" if shown else f"HTTP {status}"
     if 200 <= status < 300:
-        return CallbackOutcome("success", status, detail)
+        return CallbackOutcome(CallOutcome.SUCCESS, status, detail)
     if status in RETRYABLE_4XX or status >= 500:
-        return CallbackOutcome("retryable", status, detail, result.retry_after_s)
+        return CallbackOutcome(CallOutcome.RETRYABLE, status, detail, result.retry_after_s)
     if 300 <= status < 400:
-        return CallbackOutcome("fatal", status, "redirect not followed")
-    return CallbackOutcome("fatal", status, detail)
+        return CallbackOutcome(CallOutcome.FATAL, status, "redirect not followed")
+    return CallbackOutcome(CallOutcome.FATAL, status, detail)
 
 
 def count_action(action_type: str, outcome: str) -> None:
@@ -166,17 +169,18 @@ class RemediationActivities:
         target = await load_target(self._engine, req)
         if target.url is not None and target.event_id is None:
             log.warning("refused a callback no stored event backs: %s", running_workflow_id())
-            return CallbackOutcome("fatal", None, NOT_BACKED)
+            return CallbackOutcome(CallOutcome.FATAL, None, NOT_BACKED)
         url = target.url
-        await self._action(req, "running", url=url)
+        await self._action(req, ActionStatus.RUNNING, url=url)
         vetted = await self._vet(req, url)
         if isinstance(vetted, CallbackOutcome):
-            await self._action(req, "failed", vetted, url=url)
+            await self._action(req, ActionStatus.FAILED, vetted, url=url)
             return vetted
         result = await self._post(req, target, vetted)
         outcome = classify_response(result)
-        count_action("retry", outcome.outcome)
-        status = "succeeded" if outcome.outcome == "success" else "failed"
+        count_action(ActionType.RETRY, outcome.outcome)
+        succeeded = outcome.outcome == CallOutcome.SUCCESS
+        status = ActionStatus.SUCCEEDED if succeeded else ActionStatus.FAILED
         await self._action(req, status, outcome, url=url)
         log.info(
             "callback attempt %d → %s",
@@ -189,12 +193,12 @@ class RemediationActivities:
     async def _vet(self, req: CallbackRequest, url: str | None) -> VettedTarget | CallbackOutcome:
         """The address to call, vetted now, or the failed outcome saying why nothing is called."""
         if url is None:
-            return CallbackOutcome("fatal", None, NOT_REGISTERED)
+            return CallbackOutcome(CallOutcome.FATAL, None, NOT_REGISTERED)
         try:
             return await self._guard.vet(url, tenant_id=req.tenant_id)
         except EgressRefused as refused:
             # A DNS failure may clear up; a refused host, scheme, port or address will not.
-            outcome: Outcome = "retryable" if refused.transient else "fatal"
+            outcome = CallOutcome.RETRYABLE if refused.transient else CallOutcome.FATAL
             return CallbackOutcome(outcome, None, f"egress refused: {refused.reason}")
 
     async def _post(
@@ -228,15 +232,15 @@ class RemediationActivities:
             )
         except asyncio.CancelledError:
             # Killed mid-call: the cancellation reached us through a heartbeat.
-            count_action("retry", "cancelled")
-            cancelled = CallbackOutcome("cancelled", None, "killed")
-            await asyncio.shield(self._action(req, "cancelled", cancelled, url=url))
+            count_action(ActionType.RETRY, CallOutcome.CANCELLED)
+            cancelled = CallbackOutcome(CallOutcome.CANCELLED, None, "killed")
+            await asyncio.shield(self._action(req, ActionStatus.CANCELLED, cancelled, url=url))
             raise
 
     async def _action(
         self,
         req: CallbackRequest,
-        status: str,
+        status: ActionStatus,
         outcome: CallbackOutcome | None = None,
         *,
         url: str | None,
@@ -249,7 +253,7 @@ class RemediationActivities:
             ActionRequest(
                 tenant_id=req.tenant_id,
                 incident_id=req.incident_id,
-                action_type="retry",
+                action_type=ActionType.RETRY,
                 attempt=req.attempt,
                 idempotency_key=req.idempotency_key,
                 status=status,

@@ -1,4 +1,4 @@
-"""The safety gate: one call answering permit, wait(seconds, reason) or deny(reason).
+"""The safety gate: one call answering permit, wait(seconds, cause) or deny(reason).
 
 Checks, in order: kill switches and the registry (PostgreSQL, one query), the incident's attempt
 cap, then the vendor's circuit breaker, the vendor's call rate and the tenant-workflow hourly
@@ -22,7 +22,8 @@ from temporalio import activity
 from rules.circuit_breaker import BREAKER_LUA, CircuitBreaker, acquire_args, breaker_key
 from rules.policy import Policies
 from rules.rate_limit import GCRA_LUA, gcra_args
-from workflows.incident_types import GateDecision, GateRequest, OutcomeRecord
+from vocabulary import BreakerState, CallOutcome, GateVerdict
+from workflows.activity_payloads import GateDecision, GateRequest, OutcomeRecord
 
 log = logging.getLogger("awfdrs.gate")
 # Each wait answer costs the incident a workflow task when it ends, so repeated waits back off
@@ -152,9 +153,13 @@ def _count_transition(before: str, after: str) -> None:
     ).add(1, {"from": before, "to": after})
 
 
-def _wait(seconds: float, reason: str) -> GateDecision:
+def _wait(seconds: float, cause: str) -> GateDecision:
     """A wait of at least `seconds` (0: nothing says when the answer will change)."""
-    return GateDecision("wait", seconds, reason)
+    return GateDecision(GateVerdict.WAIT, seconds, cause)
+
+
+def _deny(reason: str, *, kill: bool = False, suppress: bool = False) -> GateDecision:
+    return GateDecision(GateVerdict.DENY, reason=reason, kill=kill, suppress=suppress)
 
 
 def _registry_denial(
@@ -166,13 +171,13 @@ def _registry_denial(
 ) -> GateDecision | None:
     """Kill switch first (it kills), then a deactivated or deleted tenant or workflow."""
     if kill_reason is not None:
-        return GateDecision("deny", reason=f"kill switch: {kill_reason}", kill=True)
+        return _deny(f"kill switch: {kill_reason}", kill=True)
     if not tenant_active:
         gone = "no longer exists" if tenant_active is None else "was deactivated"
-        return GateDecision("deny", reason=f"tenant {gone}", suppress=True)
+        return _deny(f"tenant {gone}", suppress=True)
     if not workflow_active:
         gone = "is no longer registered" if workflow_active is None else "was deactivated"
-        return GateDecision("deny", reason=f"workflow {workflow!r} {gone}", suppress=True)
+        return _deny(f"workflow {workflow!r} {gone}", suppress=True)
     return None
 
 
@@ -208,7 +213,7 @@ class SafetyGate:
     async def check_gate(self, req: GateRequest) -> GateDecision:
         """Answer permit, wait or deny for attempt `req.attempt`."""
         decision = await self._decide(req)
-        if decision.verdict == "wait":
+        if decision.verdict == GateVerdict.WAIT:
             decision.wait_s = spread_wait(decision.wait_s, req.waits, self._rng)
         if activity.in_activity():
             activity.metric_meter().create_counter(
@@ -221,7 +226,7 @@ class SafetyGate:
         if denial:
             return denial
         if req.attempt > req.max_attempts:
-            return GateDecision("deny", reason=f"attempt cap of {req.max_attempts} reached")
+            return _deny(f"attempt cap of {req.max_attempts} reached")
         try:
             await self._adopt_legacy_breakers()
             return await self._redis_checks(req, max_callbacks or self._max_callbacks)
@@ -285,17 +290,18 @@ class SafetyGate:
         if req.vendor:
             self._breaker.report_transition(keys[2], before, after)
         if permit:
-            return GateDecision("permit", probe=_text(after) == "half_open")
+            return GateDecision(GateVerdict.PERMIT, probe=_text(after) == BreakerState.HALF_OPEN)
         return self._explain(_text(blocker), int(wait_us) / 1_000_000, req.vendor)
 
     def _explain(self, blocker: str, wait_s: float, vendor: str | None) -> GateDecision:
-        """The wait answer for whichever check held the call back."""
-        if blocker == "forced_open":
-            return _wait(0, "circuit forced open by an operator")
-        if blocker == "open":
-            return _wait(wait_s, f"circuit open: wait {wait_s:.0f}s")
-        if blocker == "half_open":
-            return _wait(wait_s, "circuit half-open: wait")
+        """The wait answer for whichever check held the call back, naming its cause."""
+        # The workflow adds how long it waits: "waiting: stripe circuit open, 28 s".
+        if blocker == BreakerState.FORCED_OPEN:
+            return _wait(0, f"{vendor} circuit forced open by an operator")
+        if blocker == BreakerState.OPEN:
+            return _wait(wait_s, f"{vendor} circuit open")
+        if blocker == BreakerState.HALF_OPEN:
+            return _wait(wait_s, f"{vendor} circuit half-open (probes in flight)")
         if blocker == "rate":
             return _wait(wait_s, f"{vendor} rate limit")
         if blocker == "slots":
@@ -305,12 +311,14 @@ class SafetyGate:
     @activity.defn(name="record_outcome")
     async def record_outcome(self, req: OutcomeRecord) -> str:
         """Count a callback outcome in the vendor's breaker; return the breaker state."""
-        if req.outcome == "cancelled":
+        if req.outcome == CallOutcome.CANCELLED:
             return "unchanged"  # a cancelled probe's lease simply expires
         settings = self._policies.vendors.for_vendor(req.vendor).circuit_breaker
         # A 4xx is the client's problem, not the vendor's: the vendor answered.
         return await self._breaker.record(
-            breaker_key(req.tenant_id, req.vendor), settings, success=req.outcome != "retryable"
+            breaker_key(req.tenant_id, req.vendor),
+            settings,
+            success=req.outcome != CallOutcome.RETRYABLE,
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,7 +56,11 @@ def jsonb_field(*, nullable: bool = False) -> Any:
     )
 
 
-def check_in(column: str, values: tuple[str, ...]) -> str:
+def sql_strings(values: Iterable[str]) -> str:
+    """Return `'a', 'b'`: fixed words (enum values, never input) as SQL string literals."""
+    return ", ".join(f"'{value}'" for value in values)
+
+
+def check_in(column: str, values: Iterable[str]) -> str:
     """Return a CHECK expression restricting a text column to `values`."""
-    quoted = ", ".join(f"'{value}'" for value in values)
-    return f"{column} IN ({quoted})"
+    return f"{column} IN ({sql_strings(values)})"

@@ -20,15 +20,7 @@ from sqlmodel import Field, SQLModel
 
 from models.base import check_in, created_at_field, id_field, jsonb_field, timestamp_field
 from models.partitions import partition_time_field
-
-EVENT_TYPES = (
-    "step.failed",
-    "step.succeeded",
-    "workflow.failed",
-    "workflow.succeeded",
-    "workflow.started",
-)
-REMEDIATION_MODES = ("normal", "suppressed", "deferred")
+from vocabulary import EventType, Remediation
 
 
 class Event(SQLModel, table=True):
@@ -43,8 +35,8 @@ class Event(SQLModel, table=True):
     # The database key is (id, received_at); rows are still found by `id` alone.
     __mapper_args__: ClassVar[dict[str, Any]] = {"primary_key": ["id"]}
     __table_args__ = (
-        CheckConstraint(check_in("event_type", EVENT_TYPES), name="event_type"),
-        CheckConstraint(check_in("remediation", REMEDIATION_MODES), name="remediation"),
+        CheckConstraint(check_in("event_type", EventType), name="event_type"),
+        CheckConstraint(check_in("remediation", Remediation), name="remediation"),
         Index("ix_events_tenant_id_occurred_at", "tenant_id", "occurred_at"),
         Index("ix_events_tenant_id_workflow_occurred_at", "tenant_id", "workflow", "occurred_at"),
         Index(
@@ -66,14 +58,14 @@ class Event(SQLModel, table=True):
             "workflow",
             "step",
             "occurred_at",
-            postgresql_where=text("event_type = 'step.succeeded'"),
+            postgresql_where=text(f"event_type = '{EventType.STEP_SUCCEEDED}'"),
         ),
         Index(
             "ix_events_workflow_successes",
             "tenant_id",
             "workflow",
             "occurred_at",
-            postgresql_where=text("event_type = 'workflow.succeeded'"),
+            postgresql_where=text(f"event_type = '{EventType.WORKFLOW_SUCCEEDED}'"),
         ),
         {"postgresql_partition_by": "RANGE (received_at)"},
     )
@@ -95,7 +87,9 @@ class Event(SQLModel, table=True):
     # The incident this failure joins; success events name the (workflow, step) they resolve.
     incident_key: str | None = Field(default=None, max_length=300)
     remediation: str = Field(
-        default="normal", max_length=16, sa_column_kwargs={"server_default": "normal"}
+        default=Remediation.NORMAL.value,
+        max_length=16,
+        sa_column_kwargs={"server_default": Remediation.NORMAL.value},
     )
     correlation_id: str = Field(max_length=100)
     occurred_at: datetime = timestamp_field(nullable=False)

@@ -11,21 +11,7 @@ from sqlmodel import Field, SQLModel
 
 from models.base import check_in, created_at_field, id_field, jsonb_field, timestamp_field
 from models.partitions import partition_time_field
-
-INCIDENT_STATUSES = (
-    "open",
-    "analyzing",
-    "remediating",
-    "waiting",
-    "paused",
-    "escalated",
-    "acknowledged",
-    "resolved",
-    "killed",
-    "suppressed",
-)
-SEVERITIES = ("critical", "high", "medium", "low", "info")
-ACTION_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
+from vocabulary import ActionStatus, IncidentStatus, Severity
 
 
 class Incident(SQLModel, table=True):
@@ -34,8 +20,8 @@ class Incident(SQLModel, table=True):
     __tablename__: ClassVar[str] = "incidents"
     __table_args__ = (
         UniqueConstraint("workflow_id", "run_id"),
-        CheckConstraint(check_in("status", INCIDENT_STATUSES), name="status"),
-        CheckConstraint(check_in("severity", SEVERITIES), name="severity"),
+        CheckConstraint(check_in("status", IncidentStatus), name="status"),
+        CheckConstraint(check_in("severity", Severity), name="severity"),
         Index("ix_incidents_tenant_id_status_last_seen_at", "tenant_id", "status", "last_seen_at"),
         Index(
             "ix_incidents_tenant_id_severity_last_seen_at", "tenant_id", "severity", "last_seen_at"
@@ -71,9 +57,15 @@ class Incident(SQLModel, table=True):
     tenant_id: uuid.UUID = Field(foreign_key="tenants.id")
     workflow_id: str = Field(max_length=300)
     run_id: str = Field(max_length=100)
-    status: str = Field(default="open", max_length=16, sa_column_kwargs={"server_default": "open"})
+    status: str = Field(
+        default=IncidentStatus.OPEN.value,
+        max_length=16,
+        sa_column_kwargs={"server_default": IncidentStatus.OPEN.value},
+    )
     severity: str = Field(
-        default="medium", max_length=16, sa_column_kwargs={"server_default": "medium"}
+        default=Severity.MEDIUM.value,
+        max_length=16,
+        sa_column_kwargs={"server_default": Severity.MEDIUM.value},
     )
     category: str | None = Field(default=None, max_length=100)
     title: str = Field(default="", max_length=500)
@@ -134,7 +126,7 @@ class Action(SQLModel, table=True):
     __tablename__: ClassVar[str] = "actions"
     __table_args__ = (
         UniqueConstraint("tenant_id", "idempotency_key"),
-        CheckConstraint(check_in("status", ACTION_STATUSES), name="status"),
+        CheckConstraint(check_in("status", ActionStatus), name="status"),
         Index("ix_actions_tenant_id_created_at", "tenant_id", "created_at"),
         Index("ix_actions_tenant_id_incident_id_attempt", "tenant_id", "incident_id", "attempt"),
         Index("ix_actions_tenant_id_status_created_at", "tenant_id", "status", "created_at"),
@@ -147,7 +139,9 @@ class Action(SQLModel, table=True):
     attempt: int = Field(ge=0)
     idempotency_key: str = Field(max_length=400)
     status: str = Field(
-        default="pending", max_length=16, sa_column_kwargs={"server_default": "pending"}
+        default=ActionStatus.PENDING.value,
+        max_length=16,
+        sa_column_kwargs={"server_default": ActionStatus.PENDING.value},
     )
     parameters: dict[str, Any] = jsonb_field()
     result: dict[str, Any] = jsonb_field()

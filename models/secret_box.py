@@ -79,11 +79,6 @@ def is_sealed(value: str) -> bool:
     return len(parts) == 4 and parts[0] == FORMAT and bool(_KEY_ID.fullmatch(parts[1]))
 
 
-def sealed_key_id(value: str) -> str:
-    """Return the id of the key that sealed `value`."""
-    return value.split(":")[1]
-
-
 class SecretBox:
     """Seals under the current key; opens under any configured key, found by its id."""
 

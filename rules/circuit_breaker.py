@@ -14,15 +14,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 from redis.asyncio import Redis
 
 from rules.policy import CircuitBreakerSettings
+from vocabulary import BreakerState
 
 log = logging.getLogger("awfdrs.breaker")
-State = Literal["closed", "open", "half_open", "forced_open", "forced_closed"]
-STATES: tuple[State, ...] = ("closed", "open", "half_open", "forced_open", "forced_closed")
+# What an operator may set: forced open, forced closed, or closed again (a reset).
+FORCEABLE_STATES = frozenset(
+    {BreakerState.FORCED_OPEN, BreakerState.FORCED_CLOSED, BreakerState.CLOSED}
+)
 # Vendor names are free-form, so breaker keys would otherwise pile up forever. A key expires
 # this long after its last write, plus whatever remains of an open period, so expiry never cuts
 # a live breaker short; it only forgets a vendor nobody has called for a day. Forced states
@@ -176,7 +178,7 @@ class BreakerPermit:
 
     allowed: bool
     wait_s: float
-    state: str
+    state: BreakerState
 
 
 def breaker_prefix(tenant_id: str) -> str:
@@ -216,9 +218,11 @@ class CircuitBreaker:
             keys=[key], args=acquire_args(settings, probe_lease_s=probe_lease_s)
         )
         self.report_transition(key, before, after)
-        return BreakerPermit(bool(allowed), int(wait_us) / 1_000_000, _text(after))
+        return BreakerPermit(bool(allowed), int(wait_us) / 1_000_000, BreakerState(_text(after)))
 
-    async def record(self, key: str, settings: CircuitBreakerSettings, *, success: bool) -> str:
+    async def record(
+        self, key: str, settings: CircuitBreakerSettings, *, success: bool
+    ) -> BreakerState:
         """Count one outcome; return the state afterwards."""
         before, after = await self._record(
             keys=[key],
@@ -233,21 +237,25 @@ class CircuitBreaker:
             ],
         )
         self.report_transition(key, before, after)
-        return _text(after)
+        return BreakerState(_text(after))
 
-    async def force(
-        self, key: str, state: Literal["forced_open", "forced_closed", "closed"]
-    ) -> str:
-        """Force the breaker open or closed, or reset it to closed with an empty window."""
-        before, after = await self._force(keys=[key], args=[state])
+    async def force(self, key: str, state: str) -> BreakerState:
+        """Force the breaker open or closed, or reset it to closed with an empty window.
+
+        `state` is one of `FORCEABLE_STATES`; anything else raises ValueError.
+        """
+        target = BreakerState(state)
+        if target not in FORCEABLE_STATES:
+            raise ValueError(f"a breaker cannot be forced {target}")
+        before, after = await self._force(keys=[key], args=[target.value])
         self.report_transition(key, before, after)
-        return _text(after)
+        return BreakerState(_text(after))
 
-    async def state(self, key: str) -> tuple[str, float]:
+    async def state(self, key: str) -> tuple[BreakerState, float]:
         """Return the current state and, when open, the seconds until half-open."""
         raw_state, open_until = await self._redis.hmget(key, ["state", "open_until"])
-        state = _text(raw_state) if raw_state else "closed"
-        if state != "open" or not open_until:
+        state = BreakerState(_text(raw_state)) if raw_state else BreakerState.CLOSED
+        if state != BreakerState.OPEN or not open_until:
             return state, 0.0
         seconds, micros = await self._redis.time()
         remaining = int(open_until) - (int(seconds) * 1_000_000 + int(micros))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
 from pydantic import (
@@ -17,7 +17,8 @@ from pydantic import (
     model_validator,
 )
 
-Severity = Literal["critical", "high", "medium", "low", "info"]
+from vocabulary import PageSeverity, Severity
+
 CODE_PATTERN = r"^[A-Z][A-Z0-9_]{0,99}$"
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -165,7 +166,7 @@ class EscalationLevel(_Strict):
     name: str = Field(min_length=1)
     webhook: str = Field(min_length=1)
     ack_timeout_s: float = Field(gt=0, le=7 * 86_400)
-    severity: Literal["critical", "error", "warning", "info"] = "error"
+    severity: PageSeverity = PageSeverity.ERROR
 
 
 class EscalationPolicy(_Strict):

@@ -57,5 +57,5 @@ def compute_signature(
 
 
 def incident_key(tenant_id: str, signature: str) -> str:
-    """Return the incident's Temporal workflow ID (DESIGN §5)."""
+    """Return the incident's Temporal workflow ID: `incident:{tenant}:{signature}`."""
     return f"incident:{tenant_id}:{signature}"

@@ -1,21 +1,23 @@
-"""Pure, deterministic helpers of `IncidentWorkflow`: backoff, event bookkeeping, the view."""
+"""Pure, deterministic helpers of `IncidentWorkflow`: backoff, event counting, reasons, views.
+
+No Temporal calls: every function here takes plain values and is unit-tested directly.
+"""
 
 from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
 
-from workflows.incident_types import (
+from vocabulary import (
     FAILURE_TYPES,
     SUCCESS_TYPES,
     TERMINAL_STATUSES,
-    EventBatch,
-    EventDigest,
-    IncidentInput,
-    IncidentState,
-    IncidentView,
-    RetryPlan,
+    GateVerdict,
+    IncidentStatus,
 )
+from workflows.activity_payloads import CallbackOutcome, GateDecision
+from workflows.incident_state import IncidentInput, IncidentState, IncidentView, RetryPlan
+from workflows.signal_payloads import EventBatch, EventDigest, OperatorRequest
 
 RECENT_EVENT_IDS = 4096
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -25,7 +27,7 @@ MAX_DELAY_S = 30 * 24 * 3600.0
 
 
 def backoff_s(plan: RetryPlan, attempt: int, unit_random: float) -> float:
-    """interval = min(initial × multiplier^(attempt-1), max) plus 0–jitter of it (DESIGN §6)."""
+    """interval = min(initial × multiplier^(attempt-1), max) plus 0–jitter of it."""
     base = min(plan.initial_interval_s * plan.multiplier ** (attempt - 1), plan.max_interval_s)
     return round(base + base * plan.jitter * unit_random, 3)
 
@@ -124,9 +126,55 @@ def is_terminal(state: IncidentState) -> bool:
     return state.status in TERMINAL_STATUSES
 
 
-def visible_status(state: IncidentState) -> str:
+def visible_status(state: IncidentState) -> IncidentStatus:
     """Return the lifecycle status an operator sees (`paused` overlays live states)."""
-    return "paused" if state.paused and not is_terminal(state) else state.status
+    return IncidentStatus.PAUSED if state.paused and not is_terminal(state) else state.status
+
+
+def gate_wait_reason(cause: str, wait_s: float) -> str:
+    """Explain a wait the safety gate asked for: "waiting: stripe circuit open, 28 s"."""
+    return f"waiting: {cause}, {math.ceil(bounded_delay(wait_s)):,} s"
+
+
+def gate_reason(decision: GateDecision) -> str | None:
+    """What the incident shows of a gate answer: a wait with its length, a denial, or None."""
+    if decision.verdict == GateVerdict.WAIT:
+        return gate_wait_reason(decision.reason, decision.wait_s)
+    return decision.reason or None
+
+
+def waiting_for_gate(state: IncidentState) -> bool:
+    """Tell whether the incident waits because the safety gate said wait (not a backoff)."""
+    return state.status == IncidentStatus.WAITING and state.gate_waits > 0
+
+
+def operator_note(verb: str, request: OperatorRequest) -> str:
+    """Name who paused or resumed, and why if they said: "paused by alice: vendor incident"."""
+    note = f"{verb} by {request.by}"
+    return f"{note}: {request.reason}" if request.reason else note
+
+
+def transition_reason(state: IncidentState) -> str:
+    """Why the incident is in its status, as stored with a transition.
+
+    A close reason first, then an operator's pause or resume, then the gate's wait while the
+    incident waits for the gate, then the latest action or decision.
+    """
+    held = state.gate_reason if waiting_for_gate(state) else None
+    reason = (
+        state.close_reason
+        or state.operator_note
+        or held
+        or state.latest_action
+        or state.latest_decision
+    )
+    return (reason or "")[:2000]
+
+
+def attempt_summary(attempt: int, outcome: CallbackOutcome) -> str:
+    """Describe how one callback attempt ended: "retry #2: retryable (HTTP 503)"."""
+    how = f"HTTP {outcome.http_status}" if outcome.http_status else outcome.detail
+    return f"retry #{attempt}: {outcome.outcome} ({how})"
 
 
 def incident_view(inp: IncidentInput, state: IncidentState, workflow_id: str) -> IncidentView:

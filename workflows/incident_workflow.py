@@ -1,12 +1,11 @@
-"""`IncidentWorkflow`: one incident's life, from first failure to resolution (DESIGN §5).
+"""`IncidentWorkflow`: one incident's life, from first failure to resolution.
 
 open → analyzing → remediating ⇄ waiting → resolved; → escalated → acknowledged → resolved;
 `paused` overlays any live state until `resume`; `killed` and `suppressed` are terminal.
+docs/ARCHITECTURE.md describes its contract with the dispatcher, the API and operators.
 """
 
 from __future__ import annotations
-
-import copy
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
@@ -15,419 +14,300 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 # These modules hold only deterministic code and dataclasses: sharing them across runs saves
 # the sandbox re-importing them for every workflow (CPU) and every cached run (memory).
 with workflow.unsafe.imports_passed_through():
-    from workflows.incident_core import IncidentCore, count_incident
-    from workflows.incident_logic import (
-        apply_digest,
-        apply_events,
-        incident_view,
-        is_terminal,
-        retry_delay,
-        success_resolves,
-    )
-    from workflows.incident_steps import IncidentSteps
-    from workflows.incident_types import (
-        DIGEST_SIGNAL,
+    from vocabulary import (
         WORKFLOW_TYPE,
-        AcknowledgeRequest,
-        ActionRequest,
-        CallbackOutcome,
-        CallbackRequest,
-        DecisionRequest,
-        EscalationOutcome,
-        EscalationStep,
-        EventBatch,
-        EventDigest,
-        GateRequest,
+        ActionStatus,
+        CallOutcome,
+        GateVerdict,
+        IncidentStatus,
+        QueryName,
+        SignalName,
+    )
+    from workflows import activity_calls as calls
+    from workflows import activity_requests as requests
+    from workflows import incident_logic as logic
+    from workflows.activity_payloads import CallbackOutcome, OutcomeRecord
+    from workflows.escalation_ladder import EscalationLadder
+    from workflows.event_intake import EventIntake
+    from workflows.incident_state import (
         IncidentInput,
         IncidentResult,
         IncidentState,
         IncidentView,
+    )
+    from workflows.incident_tracker import IncidentTracker, count_incident
+    from workflows.incident_waits import IncidentWaits
+    from workflows.signal_payloads import (
+        AcknowledgeRequest,
+        EventBatch,
+        EventDigest,
         KillRequest,
-        OpenIncidentRequest,
-        OutcomeRecord,
+        OperatorRequest,
         ResolveRequest,
     )
 
-
 SEVERITY_KEY = SearchAttributeKey.for_keyword("Severity")
 ERROR_CODE_KEY = SearchAttributeKey.for_keyword("ErrorCode")
-# Opening checks earlier runs' watermarks and the latest success (exact de-duplication).
+# Patches: opening checks earlier runs' watermarks and the latest success (exact
+# de-duplication); a vendor's breaker counts each callback outcome.
 OPEN_WITH_WATERMARKS = "open-with-watermarks"
+RECORD_BREAKER_OUTCOME = "record-breaker-outcome"
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
-class IncidentWorkflow(IncidentCore):
+class IncidentWorkflow:
     """Classifies, retries through the client's callback, escalates; steered by signals."""
 
     @workflow.init
     def __init__(self, inp: IncidentInput) -> None:
         self._inp = inp
-        self._s: IncidentState = inp.state or IncidentState()
-        self._signals = 0
-        self._dirty = False
-        self._published_status = ""
-        self._steps = IncidentSteps(inp, self._s)
+        self._state: IncidentState = inp.state or IncidentState()
+        self._tracker = IncidentTracker(inp, self._state)
+        self._intake = EventIntake(self._state, self._tracker)
+        self._waits = IncidentWaits(inp, self._state, self._tracker)
+        self._escalation = EscalationLadder(inp, self._state, self._tracker, self._waits)
         self._callback: workflow.ActivityHandle[CallbackOutcome] | None = None
-        # Digests that arrive before earlier runs' watermarks are known wait here.
-        self._inbox: list[EventDigest] = []
 
     @workflow.run
     async def run(self, _inp: IncidentInput) -> IncidentResult:
         """Drive the incident until it is resolved, killed or suppressed."""
+        s = self._state
         try:
-            if not self._s.incident_id:
-                if workflow.patched(OPEN_WITH_WATERMARKS):
-                    if refused := await self._open():
-                        return await self._discard(refused)
-                else:
-                    self._s.incident_id = await self._steps.record(self._record_request())
-                count_incident("opened")
-                self._publish()
-            else:
-                self._take_inbox()  # a continued run: its state holds the watermarks
-            if not self._s.analysed and not is_terminal(self._s):
+            if s.incident_id:
+                self._intake.take_inbox()  # a continued run: its state holds the watermarks
+            elif refused := await self._open():
+                return await self._discard(refused)
+            if not s.analysed and not logic.is_terminal(s):
                 await self._assess()
             await self._lifecycle()
         except BaseException as exc:
             if is_cancelled_exception(exc):
-                self._close("killed", "workflow cancelled")
-                await self._steps.record(self._record_request(closed=True))
+                self._close(IncidentStatus.KILLED, "workflow cancelled")
+                await self._tracker.save_projection(closed=True)
             raise
-        await self._steps.record(self._record_request(closed=True))
+        await self._tracker.save_projection(closed=True)
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return IncidentResult(
-            self._s.status, self._s.attempts, self._s.event_count, self._s.close_reason
-        )
-
-    # --- opening --------------------------------------------------------------------------
+        return IncidentResult(s.status, s.attempts, s.event_count, s.close_reason)
 
     async def _open(self) -> str:
         """Open this run's incident; return why not ("" when opened)."""
-        s = self._s
-        tentative = copy.deepcopy(s)
-        for digest in self._inbox:
-            apply_digest(tentative, digest)
-        pending: dict[str, int] = {}
-        for digest in self._inbox:
-            if digest.seqs:
-                pending[digest.source] = max(pending.get(digest.source, 0), digest.seqs[-1])
-        opened = await self._steps.open(
-            OpenIncidentRequest(
-                record=self._record_request(state=tentative),
-                pending=pending,
-                legacy_events=s.event_count > 0,
-            )
-        )
-        s.watermarks = dict(opened.watermarks)
-        self._take_inbox()
-        if not opened.incident_id:
-            return opened.refused or "redelivery: its events were already counted"
-        s.incident_id = opened.incident_id
-        success_at = opened.latest_success_at
-        if success_at and s.last_failure_at and success_resolves(s, success_at):
-            # The success was stored before this incident existed, so no signal carried it.
-            self._close("resolved", f"success event {opened.latest_success_id} followed")
+        if not workflow.patched(OPEN_WITH_WATERMARKS):
+            request = self._tracker.projection_request()
+            self._state.incident_id = await calls.record_incident(request)
+        elif refused := await self._intake.open_incident():
+            return refused
+        count_incident("opened")
+        self._tracker.publish_status()
         return ""
 
     async def _discard(self, reason: str) -> IncidentResult:
         """End a run that opens no incident (a redelivery, a forged start): nothing to do."""
-        s = self._s
-        s.status, s.close_reason = "suppressed", reason
-        self._publish()
+        s = self._state
+        s.status, s.close_reason = IncidentStatus.SUPPRESSED, reason
+        self._tracker.publish_status()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return IncidentResult(s.status, 0, 0, s.close_reason)
 
-    def _take_inbox(self) -> None:
-        self._s.watermarks_loaded = True
-        inbox, self._inbox = self._inbox, []
-        for digest in inbox:
-            self._take(digest)
-
-    def _take(self, digest: EventDigest) -> None:
-        s = self._s
-        success_at = apply_digest(s, digest)
-        if success_at is not None and not is_terminal(s) and success_resolves(s, success_at):
-            self._close("resolved", "a success event arrived for the failed step")
-        self._refresh()
-
-    # --- lifecycle ----------------------------------------------------------------------
-
     async def _assess(self) -> None:
-        s = self._s
-        self._set_status("analyzing")
-        request = DecisionRequest(
-            tenant_id=self._inp.tenant_id,
-            incident_id=s.incident_id,
-            workflow_id=workflow.info().workflow_id,
-            source_workflow=self._inp.source_workflow,
-            step=self._inp.step,
-            error_code=self._inp.error_code,
-            error_message=s.latest_event.error_message if s.latest_event else None,
-            vendor=self._inp.vendor,
-            event_count=s.event_count,
-            failure_count=s.failure_count,
-            event_id=s.latest_event.event_id if s.latest_event else "",
-        )
-        verdict = await self._steps.classify(request)
+        """Classify, analyse and plan (each a decision row); then remediation starts."""
+        s = self._state
+        self._tracker.set_status(IncidentStatus.ANALYZING)
+        workflow_id = workflow.info().workflow_id
+        request = requests.decision_request(self._inp, s, workflow_id=workflow_id)
+        verdict = await calls.classify(request)
         s.error_code, s.category = verdict.code, verdict.category
         s.severity, s.retryable = verdict.severity, verdict.retryable
         s.latest_decision = f"classified {verdict.summary}"
         workflow.upsert_search_attributes(
             [SEVERITY_KEY.value_set(s.severity), ERROR_CODE_KEY.value_set(s.error_code)]
         )
-        analysis = await self._steps.analyse(request)
-        plan = await self._steps.plan(request)
-        s.plan, s.callback_url, s.call_timeout_s = (
-            plan.retry,
-            plan.callback_url,
-            plan.call_timeout_s,
-        )
-        s.escalation = plan.escalation
+        analysis = await calls.analyse(request)
+        plan = await calls.plan(request)
+        s.plan, s.callback_url, s.escalation = plan.retry, plan.callback_url, plan.escalation
+        s.call_timeout_s = plan.call_timeout_s
         s.latest_decision = f"{analysis.summary}; {plan.summary}"
         s.analysed = True
-        if not is_terminal(s):
-            self._set_status("remediating")
-        await self._sync()
+        if not logic.is_terminal(s):
+            self._tracker.set_status(IncidentStatus.REMEDIATING)
+        await self._tracker.save_projection()
 
     async def _lifecycle(self) -> None:
-        while not is_terminal(self._s):
-            if self._roll_due():
-                await self._roll()
-            if self._dirty:
-                await self._sync()
-            if self._s.paused:
-                await self._wait(
-                    lambda: not self._s.paused or is_terminal(self._s) or self._roll_due(),
-                    None,
-                    "paused until resume",
-                )
-            elif self._s.status == "escalated":
-                await self._escalation_step()
-            elif self._s.status == "acknowledged":
-                self._s.next_action = "acknowledged; waiting for resolve"
-                self._refresh()
-                await self._wait(self._interrupted, None, "acknowledged")
+        """Take the next step until the incident ends, saving and rolling over in between."""
+        s = self._state
+        while not logic.is_terminal(s):
+            if self._waits.continue_as_new_due():
+                await self._waits.continue_as_new()
+            if self._tracker.unsaved:
+                await self._tracker.save_projection()
+            if s.paused:
+                await self._waits.until_resumed()
+            elif s.status == IncidentStatus.ESCALATED:
+                await self._escalation.step()
+            elif s.status == IncidentStatus.ACKNOWLEDGED:
+                s.next_action = "acknowledged; waiting for resolve"
+                self._tracker.refresh_details()
+                await self._waits.until_interrupted("acknowledged")
             else:
                 await self._remediation_step()
 
+    # --- remediation ----------------------------------------------------------------------
+
     async def _remediation_step(self) -> None:
-        s = self._s
+        """Wait out a planned delay, escalate when retrying is over, else ask the gate."""
+        s = self._state
         assert s.plan is not None
-        if s.next_action_at is not None and workflow.now() < s.next_action_at:
-            await self._wait_until_next_action()
-            return
-        if not s.retryable:
-            await self._start_escalation(f"{s.error_code} is not retryable")
-            return
-        if s.attempts >= s.plan.max_attempts:
-            await self._start_escalation(f"all {s.plan.max_attempts} attempts failed")
-            return
-        gate = await self._steps.check_gate(
-            GateRequest(
-                tenant_id=self._inp.tenant_id,
-                incident_id=s.incident_id,
-                source_workflow=self._inp.source_workflow,
-                vendor=self._inp.vendor,
-                attempt=s.attempts + 1,
-                max_attempts=s.plan.max_attempts,
-                waits=s.gate_waits,
-            )
-        )
-        s.gate_reason = gate.reason or None
-        s.gate_waits = s.gate_waits + 1 if gate.verdict == "wait" else 0
-        if gate.verdict == "wait":
-            self._set_status("waiting")
-            self._schedule(gate.wait_s, f"{gate.reason}: wait {gate.wait_s:g}s")
-        elif gate.verdict == "deny" and gate.kill:
-            self._close("killed", gate.reason)
-        elif gate.verdict == "deny" and gate.suppress:
-            self._close("suppressed", gate.reason)
-        elif gate.verdict == "deny":
-            await self._start_escalation(f"safety gate denied retry: {gate.reason}")
+        if self._waits.next_action_pending():
+            await self._waits.until_next_action()
+        elif not s.retryable:
+            await self._escalation.start(f"{s.error_code} is not retryable")
+        elif s.attempts >= s.plan.max_attempts:
+            await self._escalation.start(f"all {s.plan.max_attempts} attempts failed")
+        else:
+            await self._ask_gate()
+
+    async def _ask_gate(self) -> None:
+        """Attempt if the safety gate permits; otherwise wait, end or escalate as it says."""
+        s = self._state
+        gate = await calls.check_gate(requests.gate_request(self._inp, s))
+        s.gate_reason = logic.gate_reason(gate)
+        s.gate_waits = s.gate_waits + 1 if gate.verdict == GateVerdict.WAIT else 0
+        if gate.verdict == GateVerdict.WAIT:
+            self._tracker.set_status(IncidentStatus.WAITING)
+            label = f"gate check for retry #{s.attempts + 1} ({gate.reason})"
+            self._tracker.schedule(gate.wait_s, label)
+        elif gate.verdict == GateVerdict.DENY and gate.kill:
+            self._close(IncidentStatus.KILLED, gate.reason)
+        elif gate.verdict == GateVerdict.DENY and gate.suppress:
+            self._close(IncidentStatus.SUPPRESSED, gate.reason)
+        elif gate.verdict == GateVerdict.DENY:
+            await self._escalation.start(f"safety gate denied retry: {gate.reason}")
         else:
             await self._attempt(probe=gate.probe)
 
-    async def _attempt(self, *, probe: bool = False) -> None:
-        s = self._s
+    async def _attempt(self, *, probe: bool) -> None:
+        """Run one callback attempt and decide what follows from its outcome."""
+        s = self._state
         assert s.plan is not None
         s.attempts += 1
         attempt = s.attempts
         s.next_action, s.next_action_at = f"retry #{attempt} running", None
-        self._set_status("remediating")
-        key = f"{s.incident_id}:{attempt}"
-        await self._steps.record_action(self._action(attempt, key, "pending"))
-        await self._sync()
-        outcome = await self._call(attempt, key)
-        if self._inp.vendor and workflow.patched("record-breaker-outcome"):
+        self._tracker.set_status(IncidentStatus.REMEDIATING)
+        pending = requests.retry_action(self._inp, s, attempt=attempt, status=ActionStatus.PENDING)
+        await calls.record_action(pending)
+        await self._tracker.save_projection()
+        outcome = await self._call(attempt)
+        if self._inp.vendor and workflow.patched(RECORD_BREAKER_OUTCOME):
             await self._count_outcome(outcome, probe)
-        s.latest_action = f"retry #{attempt}: {outcome.outcome}" + (
-            f" (HTTP {outcome.http_status})" if outcome.http_status else f" ({outcome.detail})"
-        )
-        if is_terminal(s):
+        s.latest_action = logic.attempt_summary(attempt, outcome)
+        if logic.is_terminal(s):
             return
-        if outcome.outcome == "success":
-            self._close("resolved", f"retry #{attempt} succeeded")
-        elif outcome.outcome == "fatal":
-            await self._start_escalation(f"retry #{attempt} failed permanently: {outcome.detail}")
+        if outcome.outcome == CallOutcome.SUCCESS:
+            self._close(IncidentStatus.RESOLVED, f"retry #{attempt} succeeded")
+        elif outcome.outcome == CallOutcome.FATAL:
+            await self._escalation.start(f"retry #{attempt} failed permanently: {outcome.detail}")
         elif attempt < s.plan.max_attempts:
-            delay = retry_delay(s.plan, attempt, workflow.random().random(), outcome.retry_after_s)
-            self._set_status("waiting")
-            self._schedule(delay, f"backoff {delay:g}s before retry #{attempt + 1}")
-        self._refresh()
+            unit_random = workflow.random().random()
+            delay = logic.retry_delay(s.plan, attempt, unit_random, outcome.retry_after_s)
+            self._tracker.set_status(IncidentStatus.WAITING)
+            self._tracker.schedule(delay, f"backoff {delay:g}s before retry #{attempt + 1}")
+        self._tracker.refresh_details()
 
-    async def _call(self, attempt: int, key: str) -> CallbackOutcome:
-        s = self._s
-        latest = s.latest_event
-        request = CallbackRequest(
-            tenant_id=self._inp.tenant_id,
-            incident_id=s.incident_id,
-            workflow_id=workflow.info().workflow_id,
-            attempt=attempt,
-            idempotency_key=key,
-            callback_url=s.callback_url,
-            source_workflow=self._inp.source_workflow,
-            step=self._inp.step,
-            vendor=self._inp.vendor,
-            error_code=s.error_code,
-            error_message=None,
-            payload=None,
-            correlation_id=(latest.correlation_id if latest else "") or self._inp.correlation_id,
-            timeout_s=s.call_timeout_s,
-            event_id=latest.event_id if latest else "",
-        )
-        self._callback = self._steps.start_callback(
-            request, f"retry #{attempt} → {self._inp.vendor or self._inp.source_workflow}"
-        )
+    async def _call(self, attempt: int) -> CallbackOutcome:
+        """Call back once; an activity that ends without an outcome is a failed attempt."""
+        inp, s = self._inp, self._state
+        workflow_id = workflow.info().workflow_id
+        request = requests.callback_request(inp, s, workflow_id=workflow_id, attempt=attempt)
+        target = inp.vendor or inp.source_workflow
+        self._callback = calls.start_callback(request, f"retry #{attempt} → {target}")
         try:
             return await self._callback
         except ActivityError as err:
             cancelled = is_cancelled_exception(err)
             outcome = CallbackOutcome(
-                "cancelled" if cancelled else "retryable",
+                CallOutcome.CANCELLED if cancelled else CallOutcome.RETRYABLE,
                 None,
                 "killed" if cancelled else f"no outcome: {err.cause}",
             )
-            await self._steps.record_action(
-                self._action(attempt, key, "cancelled" if cancelled else "failed", outcome.__dict__)
-            )
+            status = ActionStatus.CANCELLED if cancelled else ActionStatus.FAILED
+            action = requests.retry_action(inp, s, attempt=attempt, status=status, outcome=outcome)
+            await calls.record_action(action)
             return outcome
         finally:
             self._callback = None
 
     async def _count_outcome(self, outcome: CallbackOutcome, probe: bool) -> None:
+        """Count the outcome in the vendor's circuit breaker (best effort)."""
         assert self._inp.vendor is not None
+        record = OutcomeRecord(self._inp.tenant_id, self._inp.vendor, outcome.outcome, probe)
         try:
-            await self._steps.record_outcome(
-                OutcomeRecord(self._inp.tenant_id, self._inp.vendor, outcome.outcome, probe)
-            )
+            await calls.record_outcome(record)
         except ActivityError as err:
             # Breaker accounting is best effort: an outage must not fail the incident.
             workflow.logger.warning("breaker outcome not recorded: %s", err.cause)
 
-    async def _start_escalation(self, reason: str) -> None:
-        self._s.latest_action = f"escalating: {reason}"
-        self._s.next_action, self._s.next_action_at = None, None
-        self._set_status("escalated")
-        await self._sync()
-
-    async def _escalation_step(self) -> None:
-        s = self._s
-        if s.next_action_at is not None and workflow.now() < s.next_action_at:
-            await self._wait_until_next_action()
-            return
-        if s.escalation_level >= len(s.escalation):
-            s.next_action, s.next_action_at = "all levels paged; waiting for acknowledge", None
-            self._refresh()
-            await self._wait(self._interrupted, None, "waiting for acknowledge")
-            return
-        step = s.escalation[s.escalation_level]
-        s.escalation_level += 1
-        outcome = await self._page(step)
-        s.latest_action = f"escalation L{s.escalation_level} ({step.name}): " + (
-            "delivered" if outcome.delivered else outcome.detail
-        )
-        self._schedule(
-            step.ack_timeout_s,
-            f"wait {step.ack_timeout_s:g}s for acknowledge (L{s.escalation_level})",
-        )
-        await self._sync()
-
-    async def _page(self, step: EscalationStep) -> EscalationOutcome:
-        """Page one level; a page that cannot be delivered is a failed action, never fatal."""
-        s = self._s
-        try:
-            return await self._steps.escalate(self._inp, s, step)
-        except ActivityError as err:
-            outcome = EscalationOutcome(False, f"not delivered: {err.cause}"[:500])
-        await self._steps.record_action(
-            ActionRequest(
-                tenant_id=self._inp.tenant_id,
-                incident_id=s.incident_id,
-                action_type="escalate",
-                attempt=s.escalation_level,
-                idempotency_key=f"{s.incident_id}:escalate:{s.escalation_level}",
-                status="failed",
-                parameters={"level": step.name},
-                result={"delivered": False, "detail": outcome.detail},
-            )
-        )
-        return outcome
+    def _close(self, status: IncidentStatus, reason: str) -> None:
+        """End the incident; a kill also cancels a running callback."""
+        self._tracker.close(status, reason)
+        if self._callback is not None and status == IncidentStatus.KILLED:
+            self._callback.cancel()
 
     # --- signals and queries ------------------------------------------------------------
 
-    @workflow.signal(name=DIGEST_SIGNAL)
+    @workflow.signal(name=SignalName.EVENT_DIGEST)
     def event_digest(self, digest: EventDigest) -> None:
         """Internal: one outbox group from the dispatcher, de-duplicated by sequence."""
-        self._signals += 1
-        if self._s.watermarks_loaded:
-            self._take(digest)
-        else:
-            self._inbox.append(digest)
+        self._waits.signals += 1
+        self._intake.receive_digest(digest)
 
-    @workflow.signal(name="events")
+    @workflow.signal(name=SignalName.EVENTS)
     def events(self, batch: EventBatch) -> None:
         """Internal, legacy: events in full from older dispatchers, de-duplicated by id."""
-        self._signals += 1
-        if apply_events(self._s, batch) and not is_terminal(self._s):
-            self._close("resolved", "a success event arrived for the failed step")
-        self._refresh()
+        self._waits.signals += 1
+        self._intake.receive_batch(batch)
 
-    @workflow.signal
-    def pause(self) -> None:
-        """Hold the next attempt until `resume`."""
-        if not is_terminal(self._s) and not self._s.paused:
-            self._s.paused, self._dirty = True, True
-            self._publish()
+    @workflow.signal(name=SignalName.PAUSE)
+    def pause(self, request: OperatorRequest | None = None) -> None:
+        """Hold the next attempt until `resume`; the transition names who paused and why."""
+        s = self._state
+        if not logic.is_terminal(s) and not s.paused:
+            s.paused = True
+            s.operator_note = logic.operator_note("paused", request or OperatorRequest())
+            self._tracker.unsaved = True
+            self._tracker.publish_status()
 
-    @workflow.signal
-    def resume(self) -> None:
-        """Release a `pause`."""
-        if self._s.paused:
-            self._s.paused, self._dirty = False, True
-            self._publish()
+    @workflow.signal(name=SignalName.RESUME)
+    def resume(self, request: OperatorRequest | None = None) -> None:
+        """Release a `pause`; the transition names who resumed."""
+        s = self._state
+        if s.paused:
+            s.paused = False
+            s.operator_note = logic.operator_note("resumed", request or OperatorRequest())
+            self._tracker.unsaved = True
+            self._tracker.publish_status()
 
-    @workflow.signal
-    def kill(self, req: KillRequest | None = None) -> None:
+    @workflow.signal(name=SignalName.KILL)
+    def kill(self, request: KillRequest | None = None) -> None:
         """Stop everything now: cancel a running callback; nothing runs afterwards."""
-        if not is_terminal(self._s):
-            self._close("killed", (req or KillRequest()).reason)
+        if not logic.is_terminal(self._state):
+            self._close(IncidentStatus.KILLED, (request or KillRequest()).reason)
 
-    @workflow.signal
-    def resolve(self, req: ResolveRequest | None = None) -> None:
+    @workflow.signal(name=SignalName.RESOLVE)
+    def resolve(self, request: ResolveRequest | None = None) -> None:
         """Close the incident as resolved."""
-        if not is_terminal(self._s):
-            self._close("resolved", (req or ResolveRequest()).reason)
+        if not logic.is_terminal(self._state):
+            self._close(IncidentStatus.RESOLVED, (request or ResolveRequest()).reason)
 
-    @workflow.signal
-    def acknowledge(self, req: AcknowledgeRequest | None = None) -> None:
+    @workflow.signal(name=SignalName.ACKNOWLEDGE)
+    def acknowledge(self, request: AcknowledgeRequest | None = None) -> None:
         """Acknowledge an escalation: stop paging further levels."""
-        if self._s.status == "escalated":
-            self._s.acknowledged_by = (req or AcknowledgeRequest()).by
-            self._s.next_action, self._s.next_action_at = None, None
-            self._set_status("acknowledged")
-            self._dirty = True
+        s = self._state
+        if s.status == IncidentStatus.ESCALATED:
+            s.acknowledged_by = (request or AcknowledgeRequest()).by
+            s.next_action, s.next_action_at = None, None
+            self._tracker.set_status(IncidentStatus.ACKNOWLEDGED)
+            self._tracker.unsaved = True
 
-    @workflow.query
+    @workflow.query(name=QueryName.STATUS)
     def status(self) -> IncidentView:
         """The live incident view (same field names as the incident API)."""
-        return incident_view(self._inp, self._s, workflow.info().workflow_id)
+        return logic.incident_view(self._inp, self._state, workflow.info().workflow_id)

@@ -25,14 +25,15 @@ from settings import Settings, load_settings
 from tests.conftest import TenantCredentials
 from tests.utils.egress import REFUSED, ScriptedResolver, ServerOn, make_guard, resolving_name
 from tests.utils.incidents import activity_env, failure, store_events
-from workflows.incident_types import (
+from vocabulary import IncidentStatus, PageSeverity, Severity
+from workflows.activity_payloads import (
     CallbackOutcome,
     CallbackRequest,
     EscalationOutcome,
     EscalationRequest,
-    EscalationStep,
     RecordIncidentRequest,
 )
+from workflows.incident_state import EscalationStep
 
 IDS = [host for host, _, _ in REFUSED]
 
@@ -85,8 +86,8 @@ async def _record(engine: AsyncEngine, tenant: TenantCredentials, workflow_id: s
             signature=workflow_id.rsplit(":", 1)[-1],
             error_code="VENDOR_TIMEOUT",
             vendor="stripe",
-            status="remediating",
-            severity="high",
+            status=IncidentStatus.REMEDIATING,
+            severity=Severity.HIGH,
             category="transient",
             event_count=1,
             attempts=1,
@@ -100,6 +101,7 @@ async def _call(
     engine: AsyncEngine,
     tenant: TenantCredentials,
     guard: EgressGuard,
+    *,
     workflow_id: str,
     attempt: int = 1,
 ) -> tuple[CallbackOutcome, dict[str, object]]:
@@ -148,7 +150,7 @@ async def test_a_refused_callback_is_a_failed_action_and_opens_no_connection(
     target = resolving_name(IDS.index(host)) if by_name else host
     url = f"http://{target}:{server.port}/cb"  # the loopback cases point at the live server
     workflow_id = await _incident(engine, tenant, url)
-    outcome, result = await _call(engine, tenant, make_guard(resolver), workflow_id)
+    outcome, result = await _call(engine, tenant, make_guard(resolver), workflow_id=workflow_id)
     assert (outcome.outcome, outcome.http_status) == ("fatal", None)
     assert outcome.detail.startswith("egress refused: ")
     assert reason.split(" address ")[0] in outcome.detail
@@ -163,7 +165,7 @@ async def test_inside_an_allowed_network_the_same_name_is_called(
     resolver = ScriptedResolver({name: [["127.0.0.1"]]})
     guard = make_guard(resolver, networks=["127.0.0.0/8"])
     workflow_id = await _incident(engine, tenant, f"http://{name}:{server.port}/cb")
-    outcome, _ = await _call(engine, tenant, guard, workflow_id)
+    outcome, _ = await _call(engine, tenant, guard, workflow_id=workflow_id)
     assert outcome.outcome == "success"
     assert [call.headers["host"] for call in server.calls] == [f"{name}:{server.port}"]
 
@@ -177,9 +179,9 @@ async def test_a_rebinding_name_is_called_at_the_vetted_address_then_refused(
     guard = make_guard(resolver, networks=["127.0.0.2/32"])
     async with ServerOn("127.0.0.2") as vetted, ServerOn("127.0.0.3", port=vetted.port) as rebound:
         workflow_id = await _incident(engine, tenant, f"http://{name}:{vetted.port}/cb")
-        first, _ = await _call(engine, tenant, guard, workflow_id)
+        first, _ = await _call(engine, tenant, guard, workflow_id=workflow_id)
         assert resolver.lookups == [name]  # httpx never resolved it again (nor could it)
-        second, result = await _call(engine, tenant, guard, workflow_id, attempt=2)
+        second, result = await _call(engine, tenant, guard, workflow_id=workflow_id, attempt=2)
     assert first.outcome == "success"
     assert [call.headers["host"] for call in vetted.calls] == [f"{name}:{vetted.port}"]
     assert second.outcome == "fatal"
@@ -191,7 +193,9 @@ async def test_a_dns_failure_at_call_time_is_retryable(
     engine: AsyncEngine, tenant: TenantCredentials
 ) -> None:
     workflow_id = await _incident(engine, tenant, "https://gone.egress.test/cb")
-    outcome, _ = await _call(engine, tenant, make_guard(ScriptedResolver()), workflow_id)
+    outcome, _ = await _call(
+        engine, tenant, make_guard(ScriptedResolver()), workflow_id=workflow_id
+    )
     assert outcome.outcome == "retryable"
     assert "host gone.egress.test does not resolve" in outcome.detail
 
@@ -205,7 +209,7 @@ async def test_an_action_keeps_the_status_and_a_short_sanitised_excerpt(
     guard = make_guard(ScriptedResolver(), networks=["127.0.0.0/8"])
     async with ServerOn("127.0.0.1", [Reply(422, body=HOSTILE_BODY)]) as server:
         workflow_id = await _incident(engine, tenant, server.url)
-        outcome, result = await _call(engine, tenant, guard, workflow_id)
+        outcome, result = await _call(engine, tenant, guard, workflow_id=workflow_id)
     # Control characters and non-ASCII become `?`, whitespace runs one space, 100 at most.
     expected = "HTTP 422: " + ("?[31mroot:x:0:0 token=s3cr3t? ??" + "A" * 100)[:97] + "..."
     assert (outcome.outcome, outcome.http_status, outcome.detail) == ("fatal", 422, expected)
@@ -257,7 +261,7 @@ async def test_a_refused_page_is_a_failed_action_and_opens_no_connection(
         incident_id=incident_id,
         workflow_id=workflow_id,
         level=1,
-        step=EscalationStep("on-call", None, 900, "error"),
+        step=EscalationStep("on-call", None, 900, PageSeverity.ERROR),
         summary="billing-sync VENDOR_TIMEOUT at stripe",
         source_workflow="billing-sync",
         error_code="VENDOR_TIMEOUT",

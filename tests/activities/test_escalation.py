@@ -24,12 +24,9 @@ from rules.policy import load_policies
 from settings import Settings, load_settings
 from tests.conftest import TenantCredentials
 from tests.utils.incidents import activity_env, failure, store_events
-from workflows.incident_types import (
-    EscalationOutcome,
-    EscalationRequest,
-    EscalationStep,
-    RecordIncidentRequest,
-)
+from vocabulary import IncidentStatus, PageSeverity, Severity
+from workflows.activity_payloads import EscalationOutcome, EscalationRequest, RecordIncidentRequest
+from workflows.incident_state import EscalationStep
 
 
 @pytest.fixture
@@ -71,8 +68,8 @@ async def _incident(engine: AsyncEngine, tenant: TenantCredentials, workflow_id:
             signature=workflow_id.rsplit(":", 1)[-1],
             error_code="VENDOR_TIMEOUT",
             vendor="stripe",
-            status="escalated",
-            severity="high",
+            status=IncidentStatus.ESCALATED,
+            severity=Severity.HIGH,
             category="transient",
             event_count=1,
             attempts=3,
@@ -96,7 +93,7 @@ def _request(
         incident_id=incident_id,
         workflow_id=workflow_id,
         level=1,
-        step=EscalationStep("on-call", webhook_url, 900, "error"),
+        step=EscalationStep("on-call", webhook_url, 900, PageSeverity.ERROR),
         summary="billing-sync VENDOR_TIMEOUT at stripe: all 3 attempts failed",
         source_workflow="billing-sync",
         error_code="VENDOR_TIMEOUT",
@@ -111,6 +108,7 @@ async def _escalate(
     escalation: EscalationActivities,
     engine: AsyncEngine,
     tenant: TenantCredentials,
+    *,
     webhook_url: str | None,
     workflow_id: str | None = None,
 ) -> tuple[EscalationOutcome, str]:
@@ -171,7 +169,7 @@ async def test_a_page_that_cannot_be_delivered_is_a_failed_action(
         url = {"down": f"http://127.0.0.1:{free_port()}/page", "500": failing.url}.get(
             target or "", target
         )
-        outcome, incident_id = await _escalate(escalation, engine, tenant, url)
+        outcome, incident_id = await _escalate(escalation, engine, tenant, webhook_url=url)
     assert outcome.delivered is False
     assert reason in outcome.detail
     [row] = await _rows(engine, tenant)
@@ -184,7 +182,7 @@ async def test_a_delivered_page_is_keyed_by_its_incident(
     escalation: EscalationActivities, engine: AsyncEngine, tenant: TenantCredentials
 ) -> None:
     async with CallbackServer([Reply(202)]) as pager:
-        outcome, incident_id = await _escalate(escalation, engine, tenant, pager.url)
+        outcome, incident_id = await _escalate(escalation, engine, tenant, webhook_url=pager.url)
     assert (outcome.delivered, outcome.detail) == (True, "HTTP 202")
     [call] = pager.calls
     assert call.body["dedup_key"] == incident_id
@@ -198,8 +196,12 @@ async def test_a_recurring_signature_pages_again_with_its_own_row(
 ) -> None:
     workflow_id = f"incident:{tenant.id}:{uuid.uuid4().hex}"
     async with CallbackServer([Reply(202)]) as pager:
-        first, first_id = await _escalate(escalation, engine, tenant, pager.url, workflow_id)
-        second, second_id = await _escalate(escalation, engine, tenant, pager.url, workflow_id)
+        first, first_id = await _escalate(
+            escalation, engine, tenant, webhook_url=pager.url, workflow_id=workflow_id
+        )
+        second, second_id = await _escalate(
+            escalation, engine, tenant, webhook_url=pager.url, workflow_id=workflow_id
+        )
     assert first.delivered and second.delivered
     assert first_id != second_id
     assert [c.body["dedup_key"] for c in pager.calls] == [first_id, second_id]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import asyncpg
 import pytest
@@ -15,7 +16,8 @@ from models.db import create_engine
 from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.incidents import failure, store_events
-from workflows.incident_types import ActionRequest, RecordIncidentRequest
+from vocabulary import ActionStatus, ActionType, IncidentStatus, Severity
+from workflows.activity_payloads import ActionRequest, RecordIncidentRequest
 
 
 @pytest.fixture
@@ -40,8 +42,8 @@ async def _incident(engine: AsyncEngine, tenant: TenantCredentials) -> str:
             signature=uuid.uuid4().hex,
             error_code="VENDOR_TIMEOUT",
             vendor="stripe",
-            status="open",
-            severity="high",
+            status=IncidentStatus.OPEN,
+            severity=Severity.HIGH,
             category="transient",
             event_count=1,
             attempts=0,
@@ -70,9 +72,11 @@ async def test_an_action_write_survives_a_connection_the_server_dropped(
     incident_id = await _incident(worker_engine, tenant)
     assert await _drop_connections(settings, worker_engine) == 1
     key = f"{incident_id}:1"
-    request = ActionRequest(str(tenant.id), incident_id, "retry", 1, key, "running")
+    request = ActionRequest(
+        str(tenant.id), incident_id, ActionType.RETRY, 1, key, ActionStatus.RUNNING
+    )
     await write_action(worker_engine, request)  # first try meets the dead connection
-    await write_action(worker_engine, ActionRequest(**{**request.__dict__, "status": "failed"}))
+    await write_action(worker_engine, replace(request, status=ActionStatus.FAILED))
     async with worker_engine.connect() as conn:
         rows = (
             await conn.execute(
@@ -90,9 +94,15 @@ async def test_a_finished_action_never_moves_backwards(
 ) -> None:
     incident_id = await _incident(worker_engine, tenant)
     key = f"{incident_id}:1"
-    for status in ("pending", "succeeded", "running", "pending"):
+    for status in (
+        ActionStatus.PENDING,
+        ActionStatus.SUCCEEDED,
+        ActionStatus.RUNNING,
+        ActionStatus.PENDING,
+    ):
         await write_action(
-            worker_engine, ActionRequest(str(tenant.id), incident_id, "retry", 1, key, status)
+            worker_engine,
+            ActionRequest(str(tenant.id), incident_id, ActionType.RETRY, 1, key, status),
         )
     async with worker_engine.connect() as conn:
         status = (

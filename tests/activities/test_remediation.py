@@ -23,7 +23,8 @@ from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
 from tests.utils.incidents import activity_env, failure, store_events
-from workflows.incident_types import CallbackOutcome, CallbackRequest, RecordIncidentRequest
+from vocabulary import IncidentStatus, Severity
+from workflows.activity_payloads import CallbackOutcome, CallbackRequest, RecordIncidentRequest
 
 
 @pytest.fixture
@@ -71,8 +72,8 @@ async def _request(
             signature=signature,
             error_code="VENDOR_TIMEOUT",
             vendor="stripe",
-            status="remediating",
-            severity="high",
+            status=IncidentStatus.REMEDIATING,
+            severity=Severity.HIGH,
             category="transient",
             event_count=1,
             attempts=attempt,

@@ -28,7 +28,8 @@ from rules.rate_limit import RateLimiter
 from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
-from workflows.incident_types import GateDecision, GateRequest
+from vocabulary import GateVerdict
+from workflows.activity_payloads import GateDecision, GateRequest
 
 # A vendor whose breaker opens after two failures for one second, then lets three probes by.
 FLAKY = "flaky-vendor"
@@ -145,7 +146,8 @@ async def test_half_open_admits_exactly_the_probes_and_waiters_spend_nothing(
     )
     permits = [d for d in decisions if d.verdict == "permit"]
     assert len(permits) == 3 and all(d.probe for d in permits)
-    assert {d.reason for d in decisions if d.verdict != "permit"} == {"circuit half-open: wait"}
+    held = {d.reason for d in decisions if d.verdict != "permit"}
+    assert held == {f"{FLAKY} circuit half-open (probes in flight)"}
     used, tat, probes = await _spent(redis, tenant)
     assert (used, probes) == (b"3", b"3")
     assert isinstance(tat, bytes) and (int(tat) - started_us) // FLAKY_INTERVAL_US == 3
@@ -157,6 +159,19 @@ async def test_half_open_admits_exactly_the_probes_and_waiters_spend_nothing(
     assert 0 < await redis.ttl(budget_key(tenant_id, "billing-sync")) <= 3600
     assert 0 < await redis.pttl(rate_key(tenant_id, FLAKY)) <= 3 * FLAKY_INTERVAL_US // 1000 + 1000
     assert IDLE_TTL_S - 60 < await redis.ttl(breaker) <= IDLE_TTL_S
+
+
+@pytest.mark.usefixtures("registered")
+async def test_an_open_breaker_names_its_vendor_and_waits_out_the_open_period(
+    make_gate: GateFactory, tenant: TenantCredentials, redis: Redis
+) -> None:
+    key = breaker_key(str(tenant.id), FLAKY)
+    for _ in range(2):
+        await CircuitBreaker(redis).record(key, FLAKY_SETTINGS.circuit_breaker, success=False)
+    decision = await make_gate(100).check_gate(_request(tenant, vendor=FLAKY))
+    assert (decision.verdict, decision.reason) == ("wait", f"{FLAKY} circuit open")
+    # The open period left (under a second), plus the first wait's spread (0.5-1 s).
+    assert 0.5 < decision.wait_s <= FLAKY_SETTINGS.circuit_breaker.open_duration_s + 1
 
 
 @pytest.mark.usefixtures("registered")
@@ -195,7 +210,7 @@ async def test_a_legacy_untagged_forced_open_breaker_still_holds_calls(
 ) -> None:
     await redis.hset(f"cb:{tenant.id}:{FLAKY}", "state", "forced_open")
     decision = await make_gate(10).check_gate(_request(tenant, vendor=FLAKY))
-    assert decision.reason == "circuit forced open by an operator"
+    assert decision.reason == f"{FLAKY} circuit forced open by an operator"
     assert await redis.ttl(breaker_key(str(tenant.id), FLAKY)) == -1
 
 
@@ -231,7 +246,7 @@ async def test_an_active_kill_switch_denies_and_kills_even_without_a_signal(
 
 
 def _suppressed(reason: str) -> GateDecision:
-    return GateDecision("deny", reason=reason, suppress=True)
+    return GateDecision(GateVerdict.DENY, reason=reason, suppress=True)
 
 
 async def test_a_deactivated_workflow_suppresses_and_spends_nothing(

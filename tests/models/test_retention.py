@@ -20,7 +20,7 @@ from models.retention import RetentionBusy, run_retention
 from models.schemas.events import EventIn
 from rules.policy import load_policies
 from settings import Settings
-from workflows.incident_types import DecisionRequest
+from workflows.activity_payloads import DecisionRequest
 
 NINETY_DAYS = timedelta(days=90)
 APPEND_ONLY = ("events", "decisions", "incident_transitions")

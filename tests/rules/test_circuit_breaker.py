@@ -32,7 +32,7 @@ async def _open(breaker: CircuitBreaker, key: str) -> None:
 
 
 def _probe_worker(
-    url: str, key: str, vendor_ok: bool, barrier: object, results: multiprocessing.Queue[int]
+    *, url: str, key: str, vendor_ok: bool, barrier: object, results: multiprocessing.Queue[int]
 ) -> None:
     async def run() -> int:
         redis = Redis.from_url(url)
@@ -53,7 +53,16 @@ def _probe_round(url: str, key: str, vendor_ok: bool) -> int:
     barrier = context.Barrier(8)
     results: multiprocessing.Queue = context.Queue()  # type: ignore[type-arg]
     workers = [
-        context.Process(target=_probe_worker, args=(url, key, vendor_ok, barrier, results))
+        context.Process(
+            target=_probe_worker,
+            kwargs={
+                "url": url,
+                "key": key,
+                "vendor_ok": vendor_ok,
+                "barrier": barrier,
+                "results": results,
+            },
+        )
         for _ in range(8)
     ]
     for worker in workers:

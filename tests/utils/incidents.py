@@ -25,17 +25,13 @@ from api.outbox import KEYWORDS
 from devstack.temporal import SEARCH_ATTRIBUTES
 from settings import Settings
 from tests.conftest import TenantCredentials
+from vocabulary import FAILURE_TYPES
 from worker import build_worker
 from workflows.incident_logic import EPOCH
-from workflows.incident_types import (
-    DIGEST_SIGNAL,
-    FAILURE_TYPES,
-    EventDigest,
-    EventSummary,
-    IncidentInput,
-    IncidentResult,
-)
+from workflows.incident_state import IncidentInput, IncidentResult
+from workflows.incident_types import DIGEST_SIGNAL
 from workflows.incident_workflow import IncidentWorkflow
+from workflows.signal_payloads import EventDigest, EventSummary
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from workflows.converter import DATA_CONVERTER, AwfdrsPayloadConverter, _type_adapter
-from workflows.incident_types import EventSummary, IncidentState, KillRequest
+from workflows.incident_state import IncidentState
+from workflows.signal_payloads import EventSummary, KillRequest
 
 
 def test_state_round_trips_with_datetimes_and_nested_dataclasses() -> None:

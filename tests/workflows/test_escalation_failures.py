@@ -24,7 +24,7 @@ from tests.utils.builders import register_workflow
 from tests.utils.incidents import IncidentStarter, keep_history
 from tests.utils.signatures import SignatureAudit
 from worker import activity_set, build_worker
-from workflows.incident_types import IncidentResult
+from workflows.incident_state import IncidentResult
 from workflows.incident_workflow import IncidentWorkflow
 
 ONE_ATTEMPT = {

@@ -18,8 +18,10 @@ from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
 from tests.utils.incidents import IncidentStarter, digest, failure
-from workflows.incident_types import DIGEST_SIGNAL, IncidentInput, IncidentResult, KillRequest
+from vocabulary import SignalName
+from workflows.incident_state import IncidentInput, IncidentResult
 from workflows.incident_workflow import IncidentWorkflow
+from workflows.signal_payloads import KillRequest
 
 Handle = WorkflowHandle[IncidentWorkflow, IncidentResult]
 
@@ -50,7 +52,7 @@ async def _fail(live: IncidentStarter, signature: str) -> Handle:
         ),
         id=key,
         task_queue=live.task_queue,
-        start_signal=DIGEST_SIGNAL,
+        start_signal=SignalName.EVENT_DIGEST,
         start_signal_args=[digest(events, key)],
     )
 

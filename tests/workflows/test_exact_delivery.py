@@ -17,14 +17,10 @@ from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
 from tests.utils.incidents import IncidentStarter, digest, failure, keep_history
-from workflows.incident_types import (
-    DIGEST_SIGNAL,
-    EventDigest,
-    IncidentInput,
-    IncidentResult,
-    IncidentView,
-)
+from vocabulary import SignalName
+from workflows.incident_state import IncidentInput, IncidentResult, IncidentView
 from workflows.incident_workflow import IncidentWorkflow
+from workflows.signal_payloads import EventDigest
 
 PARKED = {
     "max_attempts": 3,
@@ -67,7 +63,7 @@ async def _redeliver(live: IncidentStarter, key: str, group: EventDigest) -> Han
         id=key,
         task_queue=live.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        start_signal=DIGEST_SIGNAL,
+        start_signal=SignalName.EVENT_DIGEST,
         start_signal_args=[group],
     )
 

@@ -20,8 +20,8 @@ from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
 from tests.utils.incidents import IncidentStarter, failure
-from workflows.incident_types import EventBatch, EventSummary
 from workflows.incident_workflow import IncidentWorkflow
+from workflows.signal_payloads import EventBatch, EventSummary
 
 SLOW_POLICY = {
     "max_attempts": 3,

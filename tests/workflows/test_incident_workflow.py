@@ -22,8 +22,10 @@ from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
 from tests.utils.incidents import IncidentStarter, failure, keep_history
-from workflows.incident_types import EventBatch, IncidentResult, KillRequest
+from tests.workflows.observe import transitions
+from workflows.incident_state import IncidentResult
 from workflows.incident_workflow import IncidentWorkflow
+from workflows.signal_payloads import EventBatch, KillRequest, OperatorRequest
 
 POLICY = {
     "max_attempts": 4,
@@ -181,20 +183,26 @@ async def test_pause_during_backoff_holds_the_next_attempt_until_resume(
     skipping_env: WorkflowEnvironment,
     http: httpx.AsyncClient,
     tenant: TenantCredentials,
+    settings: Settings,
 ) -> None:
     async with CallbackServer([Reply(503), Reply(200)]) as server:
         await register_workflow(http, tenant, callback_url=server.url, retry_policy=POLICY)
         handle = await skipping.start()
         await _eventually_status(handle, "waiting")
-        await handle.signal(IncidentWorkflow.pause)
+        await handle.signal(IncidentWorkflow.pause, OperatorRequest("alice", "vendor incident"))
         await _eventually_status(handle, "paused")
         await skipping_env.sleep(3600)
         assert len(server.calls) == 1
-        await handle.signal(IncidentWorkflow.resume)
+        await handle.signal(IncidentWorkflow.resume, OperatorRequest("bob"))
         result = await _result(handle)
         await keep_history(handle, "pause_resume")
+        incident_id = (await handle.query(IncidentWorkflow.status)).incident_id
     assert result.status == "resolved"
     assert len(server.calls) == 2
+    recorded = await transitions(settings.plain_database_url, incident_id)
+    paused = recorded.index(("paused", "paused by alice: vendor incident"))
+    assert recorded[paused + 1] == ("waiting", "resumed by bob")
+    assert recorded[paused + 2][0] == "remediating"
 
 
 async def test_kill_during_backoff_ends_killed_with_no_further_call(

@@ -11,7 +11,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from workflows.converter import DATA_CONVERTER
-from workflows.incident_types import IncidentInput, IncidentResult
+from workflows.incident_state import IncidentInput, IncidentResult
 from workflows.incident_workflow import IncidentWorkflow
 
 HISTORIES = sorted((Path(__file__).resolve().parent.parent / "histories").glob("*.json"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,9 +18,10 @@ from devstack.valkey import EmbeddedValkey
 from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import failure_event, register_workflow
-from tests.utils.incidents import IncidentStarter
+from tests.utils.incidents import IncidentStarter, keep_history
+from tests.workflows.observe import current_details, transitions
 from worker import activity_set, build_worker
-from workflows.incident_types import IncidentResult, IncidentView
+from workflows.incident_state import IncidentResult, IncidentView
 from workflows.incident_workflow import IncidentWorkflow
 
 BACKOFF_2S = {
@@ -30,6 +32,7 @@ BACKOFF_2S = {
     "jitter": 0,
 }
 Handle = WorkflowHandle[IncidentWorkflow, IncidentResult]
+FORCED_OPEN_WAIT = r"waiting: stripe circuit forced open by an operator, [0-9,]+ s"
 
 
 async def _view_until(handle: Handle, check: object, timeout: float = 30) -> IncidentView:
@@ -84,10 +87,11 @@ async def test_kill_switch_kills_20_backing_off_incidents_and_no_call_follows(
     assert again.json()["remediation"] == "normal"
 
 
-async def test_a_vendor_forced_open_holds_calls_until_closed(
+async def test_a_vendor_forced_open_holds_calls_until_closed_and_says_why(
     live: IncidentStarter,
     http: httpx.AsyncClient,
     tenant: TenantCredentials,
+    settings: Settings,
 ) -> None:
     async with CallbackServer([Reply(200)]) as server:
         await register_workflow(http, tenant, callback_url=server.url, retry_policy=BACKOFF_2S)
@@ -95,7 +99,10 @@ async def test_a_vendor_forced_open_holds_calls_until_closed(
         assert forced.json()["circuit_state"] == "forced_open"
         handle = await live.start()
         view = await _view_until(handle, lambda v: v.status == "waiting")
-        assert view.gate_reason == "circuit forced open by an operator"
+        assert re.fullmatch(FORCED_OPEN_WAIT, view.gate_reason or ""), view.gate_reason
+        assert re.search(f"gate: {FORCED_OPEN_WAIT}", await current_details(handle))
+        waiting = await _waiting_reason(settings, view.incident_id)
+        assert re.fullmatch(FORCED_OPEN_WAIT, waiting), waiting
         await asyncio.sleep(3)
         assert server.calls == []
         vendors = (await http.get("/api/v1/vendors", headers=tenant.headers)).json()
@@ -105,8 +112,19 @@ async def test_a_vendor_forced_open_holds_calls_until_closed(
         closed = await http.post("/api/v1/vendors/stripe/circuit/reset", headers=tenant.headers)
         assert closed.json()["circuit_state"] == "closed"
         result = await asyncio.wait_for(handle.result(), 15)
+        await keep_history(handle, "gate_wait_forced_open")
     assert result.status == "resolved"
     assert len(server.calls) == 1
+
+
+async def _waiting_reason(settings: Settings, incident_id: str) -> str:
+    """The reason recorded with the incident's transition to waiting, once it is stored."""
+    for _ in range(100):
+        recorded = dict(await transitions(settings.plain_database_url, incident_id))
+        if "waiting" in recorded:
+            return recorded["waiting"]
+        await asyncio.sleep(0.1)
+    raise AssertionError("no transition to waiting was recorded")
 
 
 @pytest.fixture

@@ -1,0 +1,150 @@
+"""How `IncidentWorkflow` calls its activities: timeouts, retry policies and Web UI summaries.
+
+Short steps run as local activities (no round trip to the server); the callback and the page
+are ordinary activities that heartbeat and can be cancelled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityCancellationType
+
+from workflows.activity_payloads import (
+    ActionRequest,
+    Analysis,
+    CallbackOutcome,
+    CallbackRequest,
+    Classification,
+    DecisionRequest,
+    EscalationOutcome,
+    EscalationRequest,
+    GateDecision,
+    GateRequest,
+    OpenIncidentRequest,
+    OpenIncidentResult,
+    OutcomeRecord,
+    Plan,
+    RecordIncidentRequest,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from activities.analysis import AnalysisActivities
+    from activities.escalation import EscalationActivities
+    from activities.records import IncidentRecords
+    from activities.remediation import RemediationActivities
+    from activities.safety import SafetyGate
+
+LOCAL_TIMEOUT = timedelta(seconds=10)
+# Projections and decisions must land eventually: retry (idempotent) writes while the
+# database is down rather than failing the incident.
+UNTIL_STORED = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
+GATE_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1))
+# A page should survive a short outage of its target or of PostgreSQL; after that the failure
+# is recorded and the next level follows on schedule.
+ESCALATION_RETRY = RetryPolicy(
+    maximum_attempts=6,
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+)
+# Attempts belong to the workflow: each has its own idempotency key and action row,
+# so Temporal must never re-run a callback on its own.
+SINGLE_ATTEMPT = RetryPolicy(maximum_attempts=1)
+CALLBACK_HEARTBEAT = timedelta(seconds=5)
+PAGE_TIMEOUT = timedelta(seconds=30)
+ArgT = TypeVar("ArgT")
+ResultT = TypeVar("ResultT")
+
+
+async def _local(
+    method: Callable[[Any, ArgT], Awaitable[ResultT]],
+    arg: ArgT,
+    summary: str,
+    retry_policy: RetryPolicy = UNTIL_STORED,
+) -> ResultT:
+    return await workflow.execute_local_activity_method(
+        method,
+        arg,
+        start_to_close_timeout=LOCAL_TIMEOUT,
+        retry_policy=retry_policy,
+        summary=summary,
+    )
+
+
+async def record_incident(req: RecordIncidentRequest) -> str:
+    """Write the incident projection; return its id."""
+    return await _local(IncidentRecords.record_incident, req, f"record incident: {req.status}")
+
+
+async def open_incident(req: OpenIncidentRequest) -> OpenIncidentResult:
+    """Open a new run's incident (or learn that its events were all counted before)."""
+    return await _local(
+        IncidentRecords.open_incident, req, "open incident: earlier runs + latest success"
+    )
+
+
+async def record_action(req: ActionRequest) -> None:
+    """Write or advance an action row."""
+    await _local(
+        IncidentRecords.record_action,
+        req,
+        f"action {req.action_type} #{req.attempt}: {req.status}",
+    )
+
+
+async def classify(req: DecisionRequest) -> Classification:
+    """Run the rules and the mock detector."""
+    return await _local(
+        AnalysisActivities.classify, req, "classify: error catalogue + mock detector"
+    )
+
+
+async def analyse(req: DecisionRequest) -> Analysis:
+    """Run the mock root-cause analyser and similarity search."""
+    return await _local(AnalysisActivities.analyse, req, "analyse: mock RCA + similar incidents")
+
+
+async def plan(req: DecisionRequest) -> Plan:
+    """Choose the retry policy and escalation ladder."""
+    return await _local(AnalysisActivities.plan, req, "plan: retry policy + escalation")
+
+
+async def check_gate(req: GateRequest) -> GateDecision:
+    """Ask the safety gate about the next attempt."""
+    return await _local(SafetyGate.check_gate, req, f"safety gate for retry #{req.attempt}")
+
+
+async def record_outcome(req: OutcomeRecord) -> None:
+    """Count the callback's outcome in the vendor's circuit breaker."""
+    await _local(SafetyGate.record_outcome, req, f"breaker {req.vendor}: {req.outcome}", GATE_RETRY)
+
+
+def start_callback(req: CallbackRequest, summary: str) -> workflow.ActivityHandle[CallbackOutcome]:
+    """Start the (cancellable, heartbeating) callback activity."""
+    return workflow.start_activity_method(
+        RemediationActivities.call_callback,
+        req,
+        start_to_close_timeout=timedelta(seconds=req.timeout_s + 10),
+        heartbeat_timeout=CALLBACK_HEARTBEAT,
+        retry_policy=SINGLE_ATTEMPT,
+        cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        summary=summary,
+    )
+
+
+async def send_escalation(req: EscalationRequest) -> EscalationOutcome:
+    """Page one escalation level."""
+    return await workflow.execute_activity_method(
+        EscalationActivities.send_escalation,
+        req,
+        start_to_close_timeout=PAGE_TIMEOUT,
+        heartbeat_timeout=CALLBACK_HEARTBEAT,
+        retry_policy=ESCALATION_RETRY,
+        summary=f"escalate L{req.level} → {req.step.name}",
+    )

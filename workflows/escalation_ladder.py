@@ -1,0 +1,75 @@
+"""How an incident escalates: each level of the ladder is paged, then given its ack timeout.
+
+Deterministic workflow code: it runs inside the workflow sandbox.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+from vocabulary import IncidentStatus
+from workflows import activity_calls
+from workflows.activity_payloads import EscalationOutcome
+from workflows.activity_requests import escalation_request, failed_page_action
+from workflows.incident_state import EscalationStep, IncidentInput, IncidentState
+from workflows.incident_tracker import IncidentTracker
+from workflows.incident_waits import IncidentWaits
+
+
+class EscalationLadder:
+    """Pages the levels of `rules/escalation.yaml` in turn until someone acknowledges."""
+
+    def __init__(
+        self,
+        inp: IncidentInput,
+        state: IncidentState,
+        tracker: IncidentTracker,
+        waits: IncidentWaits,
+    ) -> None:
+        self._inp = inp
+        self._state = state
+        self._tracker = tracker
+        self._waits = waits
+
+    async def start(self, reason: str) -> None:
+        """Leave remediation for escalation, saying why."""
+        s = self._state
+        s.latest_action = f"escalating: {reason}"
+        s.next_action, s.next_action_at = None, None
+        self._tracker.set_status(IncidentStatus.ESCALATED)
+        await self._tracker.save_projection()
+
+    async def step(self) -> None:
+        """Page the next level and wait for its acknowledge timeout, or wait for acknowledge."""
+        s = self._state
+        if self._waits.next_action_pending():
+            await self._waits.until_next_action()
+            return
+        if s.escalation_level >= len(s.escalation):
+            s.next_action, s.next_action_at = "all levels paged; waiting for acknowledge", None
+            self._tracker.refresh_details()
+            await self._waits.until_interrupted("waiting for acknowledge")
+            return
+        level = s.escalation[s.escalation_level]
+        s.escalation_level += 1
+        outcome = await self._page(level)
+        delivered = "delivered" if outcome.delivered else outcome.detail
+        s.latest_action = f"escalation L{s.escalation_level} ({level.name}): {delivered}"
+        label = f"wait {level.ack_timeout_s:g}s for acknowledge (L{s.escalation_level})"
+        self._tracker.schedule(level.ack_timeout_s, label)
+        await self._tracker.save_projection()
+
+    async def _page(self, level: EscalationStep) -> EscalationOutcome:
+        """Page one level; a page that cannot be delivered is a failed action, never fatal."""
+        inp, s = self._inp, self._state
+        workflow_id = workflow.info().workflow_id
+        try:
+            return await activity_calls.send_escalation(
+                escalation_request(inp, s, workflow_id=workflow_id, step=level)
+            )
+        except ActivityError as err:
+            outcome = EscalationOutcome(False, f"not delivered: {err.cause}"[:500])
+        failed = failed_page_action(inp, s, step=level, detail=outcome.detail)
+        await activity_calls.record_action(failed)
+        return outcome

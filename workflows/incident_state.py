@@ -1,0 +1,134 @@
+"""The input, state, query view and result of `IncidentWorkflow`.
+
+Plain dataclasses only: imported by the workflow sandbox, the activities and the API alike.
+`IncidentState` is carried whole across continue-as-new, so a new field needs a default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from vocabulary import IncidentStatus, PageSeverity, Severity
+from workflows.signal_payloads import EventSummary
+
+
+@dataclass
+class RetryPlan:
+    """The retry policy chosen for this incident."""
+
+    name: str
+    max_attempts: int
+    initial_interval_s: float
+    multiplier: float
+    max_interval_s: float
+    jitter: float
+
+
+@dataclass
+class EscalationStep:
+    """One escalation level, resolved to a concrete webhook."""
+
+    name: str
+    webhook_url: str | None
+    ack_timeout_s: float
+    severity: PageSeverity
+
+
+@dataclass
+class IncidentState:
+    """Everything the workflow knows; carried whole across continue-as-new."""
+
+    incident_id: str = ""
+    status: IncidentStatus = IncidentStatus.OPEN
+    severity: Severity = Severity.MEDIUM
+    category: str = "unknown"
+    retryable: bool = True
+    error_code: str | None = None
+    event_count: int = 0
+    failure_count: int = 0
+    first_seen_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    latest_event: EventSummary | None = None
+    recent_event_ids: list[str] = field(default_factory=list)
+    attempts: int = 0
+    plan: RetryPlan | None = None
+    callback_url: str = ""
+    call_timeout_s: float = 10.0
+    escalation: list[EscalationStep] = field(default_factory=list)
+    escalation_level: int = 0
+    paused: bool = False
+    acknowledged_by: str | None = None
+    close_reason: str | None = None
+    next_action: str | None = None
+    next_action_at: datetime | None = None
+    latest_decision: str | None = None
+    latest_action: str | None = None
+    # Why the safety gate last held an attempt back (None after it permitted one).
+    gate_reason: str | None = None
+    gate_waits: int = 0
+    analysed: bool = False
+    runs: int = 1
+    # Highest outbox sequence counted per outbox key; earlier runs' marks are loaded on open.
+    watermarks: dict[str, int] = field(default_factory=dict)
+    watermarks_loaded: bool = False
+    # The newest failure's occurred_at: a success resolves only failures that happened before it.
+    last_failure_at: datetime | None = None
+    # Who paused or resumed the incident and why: the reason of the next recorded transition.
+    operator_note: str | None = None
+
+
+@dataclass
+class IncidentInput:
+    """Identity of an incident, fixed for its whole life; `state` is set by continue-as-new."""
+
+    tenant_id: str
+    source_workflow: str
+    signature: str
+    step: str | None = None
+    error_code: str | None = None
+    vendor: str | None = None
+    correlation_id: str = ""
+    max_signals_per_run: int = 1000
+    state: IncidentState | None = None
+
+
+@dataclass
+class IncidentView:
+    """The `status` query: the same field names as the incident API."""
+
+    workflow_id: str
+    incident_id: str
+    status: IncidentStatus
+    severity: Severity
+    category: str
+    source_workflow: str
+    step: str | None
+    signature: str
+    error_code: str | None
+    vendor: str | None
+    event_count: int
+    attempts: int
+    max_attempts: int | None
+    paused: bool
+    first_seen_at: datetime | None
+    last_seen_at: datetime | None
+    next_action: str | None
+    next_action_at: datetime | None
+    latest_decision: str | None
+    latest_action: str | None
+    gate_reason: str | None
+    escalation_level: int
+    acknowledged_by: str | None
+    close_reason: str | None
+    runs: int
+
+
+@dataclass
+class IncidentResult:
+    """How the incident ended."""
+
+    status: IncidentStatus
+    attempts: int
+    event_count: int
+    reason: str | None
