@@ -16,7 +16,7 @@ log = logging.getLogger("awfdrs.ledger")
 
 @dataclass
 class Ledger:
-    """Counts that must all come out right after a fault (see reliability.md §6)."""
+    """Counts that must all come out right after a fault: nothing lost, nothing doubled."""
 
     accepted: int = 0
     stored: int = 0
