@@ -8,10 +8,13 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import httpx
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError
@@ -29,7 +32,7 @@ from models.secret_box import SecretBox
 from models.stored_secrets import check_secret_key_at_startup
 from observability import configure_logging
 from rules.egress import EgressGuard
-from rules.policy import load_policies
+from rules.policy import Policies, load_policies
 from settings import Settings, SettingsError, load_settings
 from workflows.incident_workflow import IncidentWorkflow
 
@@ -74,11 +77,22 @@ async def connect_with_retry(
     return None
 
 
-@asynccontextmanager
-async def activity_set(settings: Settings) -> AsyncIterator[Sequence[Callable[..., Any]]]:
-    """Build the activity objects with their clients; close the clients afterwards."""
-    policies = load_policies(settings.policy_dir)
-    box = SecretBox.from_settings(settings)  # first: a missing key leaks no client
+@dataclass(frozen=True)
+class _Clients:
+    """The clients every activity shares: PostgreSQL, outbound HTTP, Redis."""
+
+    engine: AsyncEngine
+    http: httpx.AsyncClient
+    redis: Redis
+
+    async def aclose(self) -> None:
+        """Close all three."""
+        await self.http.aclose()
+        await self.redis.aclose()
+        await self.engine.dispose()
+
+
+def _clients(settings: Settings) -> _Clients:
     # Activities and local activities share this pool: size it to their concurrency, and let
     # a busy moment queue for a connection rather than fail (and back off) the activity.
     engine = create_engine(
@@ -95,20 +109,18 @@ async def activity_set(settings: Settings) -> AsyncIterator[Sequence[Callable[..
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
         ),
     )
+    return _Clients(engine, http, create_redis(settings))
+
+
+def _outbound_activities(
+    settings: Settings, policies: Policies, box: SecretBox, clients: _Clients
+) -> list[Callable[..., Any]]:
+    """The activities that call out: the tenant's callback and the escalation page."""
+    engine, http = clients.engine, clients.http
     guard = EgressGuard.from_settings(settings, tenant_lists=StoredEgressLists(engine))
-    redis = create_redis(settings)
-    gate = SafetyGate(
-        engine=engine,
-        redis=redis,
-        policies=policies,
-        calls_per_hour=settings.remediation_calls_per_hour,
-        max_callbacks=settings.tenant_max_concurrent_callbacks,
-    )
-    records = IncidentRecords(engine)
-    analysis = AnalysisActivities(engine=engine, policies=policies)
     signer = WebhookSigner(engine=engine, box=box)
     remediation = RemediationActivities(
-        http=http, engine=engine, guard=guard, signer=signer, redis=redis
+        http=http, engine=engine, guard=guard, signer=signer, redis=clients.redis
     )
     escalation = EscalationActivities(
         http=http,
@@ -120,23 +132,45 @@ async def activity_set(settings: Settings) -> AsyncIterator[Sequence[Callable[..
         signer=signer,
         box=box,
     )
+    return [remediation.call_callback, escalation.send_escalation]
+
+
+def _activities(
+    settings: Settings, policies: Policies, box: SecretBox, clients: _Clients
+) -> list[Callable[..., Any]]:
+    """Every activity the incident workflow calls, bound to the shared clients."""
+    records = IncidentRecords(clients.engine)
+    analysis = AnalysisActivities(engine=clients.engine, policies=policies)
+    gate = SafetyGate(
+        engine=clients.engine,
+        redis=clients.redis,
+        policies=policies,
+        calls_per_hour=settings.remediation_calls_per_hour,
+        max_callbacks=settings.tenant_max_concurrent_callbacks,
+    )
+    return [
+        records.record_incident,
+        records.open_incident,
+        records.record_action,
+        analysis.classify,
+        analysis.analyse,
+        analysis.plan,
+        gate.check_gate,
+        gate.record_outcome,
+        *_outbound_activities(settings, policies, box, clients),
+    ]
+
+
+@asynccontextmanager
+async def activity_set(settings: Settings) -> AsyncIterator[Sequence[Callable[..., Any]]]:
+    """Build the activity objects with their clients; close the clients afterwards."""
+    policies = load_policies(settings.policy_dir)
+    box = SecretBox.from_settings(settings)  # first: a missing key leaks no client
+    clients = _clients(settings)
     try:
-        yield [
-            records.record_incident,
-            records.open_incident,
-            records.record_action,
-            analysis.classify,
-            analysis.analyse,
-            analysis.plan,
-            gate.check_gate,
-            gate.record_outcome,
-            remediation.call_callback,
-            escalation.send_escalation,
-        ]
+        yield _activities(settings, policies, box, clients)
     finally:
-        await http.aclose()
-        await redis.aclose()
-        await engine.dispose()
+        await clients.aclose()
 
 
 def build_worker(

@@ -1,14 +1,13 @@
-"""The mock AI: detector, root-cause analyser, similarity search, and the plan.
+"""The analysis activities: classify, analyse and plan an incident, each a decision row.
 
-Deterministic by design: the same inputs always give the same decision, and every output is
-stored as an immutable `decisions` row naming its `ai_model`.
+The reasoning is the mock AI's (`activities.mock_ai`, deterministic: the same inputs always
+give the same decision); these activities read its inputs from PostgreSQL and store every
+output as an immutable `decisions` row naming its `ai_model`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import uuid
 from dataclasses import asdict
 from typing import Any
@@ -17,16 +16,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
+from activities import mock_ai
 from models.base import sql_strings
-from rules.policy import Policies, RetryPolicy
+from rules.policy import Policies
 from vocabulary import IncidentStatus
 from workflows.activity_payloads import Analysis, Classification, DecisionRequest, Plan
-from workflows.incident_state import EscalationStep, RetryPlan
 
-DETECTOR = "mock-detector-v1"
-RCA = "mock-rca-v1"
-SIMILARITY = "mock-similarity-v1"
-RULES = "rules-v1"
 # Incidents whose outcome is known, or known to need people: what similarity compares against.
 PAST_OUTCOMES = (
     IncidentStatus.RESOLVED,
@@ -69,33 +64,6 @@ WHERE tenant_id = :tenant_id AND name = :name
 """)
 
 
-def digest(document: dict[str, Any]) -> str:
-    """Return the SHA-256 of a document's canonical JSON."""
-    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _tokens(*parts: str | None) -> set[str]:
-    return {t for p in parts if p for t in re.split(r"[^a-z0-9]+", p.lower()) if t}
-
-
-def jaccard(a: set[str], b: set[str]) -> float:
-    """Return |a ∩ b| / |a ∪ b| (0 when both are empty)."""
-    return len(a & b) / len(a | b) if a | b else 0.0
-
-
-def choose_policy(
-    policies: Policies, override: dict[str, Any], vendor: str | None, category: str
-) -> tuple[str, RetryPolicy]:
-    """Pick the retry policy: workflow override, then vendor, then category, then default."""
-    retry = policies.retry
-    if "name" in override:
-        return override["name"], retry.policies[override["name"]]
-    if override:
-        return "workflow override", RetryPolicy(**override)
-    name = retry.by_vendor.get(vendor or "") or retry.by_category.get(category) or retry.default
-    return name, retry.policies[name]
-
-
 class AnalysisActivities:
     """Classification, root-cause analysis, similarity and planning, each a decision row."""
 
@@ -103,77 +71,29 @@ class AnalysisActivities:
         self._engine = engine
         self._policies = policies
 
-    async def _decide(
-        self,
-        req: DecisionRequest,
-        *,
-        key: str,
-        kind: str,
-        model: str,
-        reasoning: str,
-        confidence: float,
-        output: dict[str, Any],
-        inputs: dict[str, Any],
-    ) -> None:
+    async def _store(self, req: DecisionRequest, decision: mock_ai.Decision) -> None:
+        """Store one decision row, once per incident and key."""
+        params = {
+            "tenant_id": req.tenant_id,
+            "incident_id": req.incident_id,
+            "decision_key": decision.key,
+            "decision_type": decision.kind,
+            "reasoning": decision.reasoning,
+            "confidence": round(decision.confidence, 3),
+            "ai_model": decision.model,
+            "input_digest": mock_ai.digest(decision.inputs),
+            "output": json.dumps(decision.output, default=str),
+        }
         async with self._engine.begin() as conn:
-            await conn.execute(
-                _INSERT_DECISION,
-                {
-                    "tenant_id": req.tenant_id,
-                    "incident_id": req.incident_id,
-                    "decision_key": key,
-                    "decision_type": kind,
-                    "reasoning": reasoning,
-                    "confidence": round(confidence, 3),
-                    "ai_model": model,
-                    "input_digest": digest(inputs),
-                    "output": json.dumps(output, default=str),
-                },
-            )
+            await conn.execute(_INSERT_DECISION, params)
 
     @activity.defn(name="classify_incident")
     async def classify(self, req: DecisionRequest) -> Classification:
         """Detector: category, severity and retryability from the code, else the message."""
-        catalog = self._policies.error_codes
         message = req.error_message or await self._message(req)
-        code, how, confidence = catalog.default_code, None, 0.3
-        if req.error_code and catalog.canonical(req.error_code) in catalog.codes:
-            code = catalog.canonical(req.error_code)
-            exact = code == req.error_code.upper()
-            how, confidence = ("catalogue code" if exact else "alias"), (0.95 if exact else 0.9)
-        elif message and (matched := catalog.match_message(message)):
-            code, how, confidence = matched, "message pattern", 0.7
-        entry = catalog.codes[code]
-        traits = f"{entry.category}, {entry.severity}, " + (
-            "retryable" if entry.retryable else "not retryable"
-        )
-        if how is None:
-            # Unknown to the catalogue: the incident keeps the code the client sent, with the
-            # default entry's handling, so nobody has to guess what "UNKNOWN_ERROR" stood for.
-            shown = req.error_code or code
-            summary = f"{shown} ({traits}, as {code})"
-            reasoning = (
-                f"Neither the catalogue nor a message pattern knows "
-                f"{repr(req.error_code) if req.error_code else 'this failure'}: handled as "
-                f"{code} ({traits}). {entry.description}"
-            )
-        else:
-            shown, summary = code, f"{code} ({traits})"
-            reasoning = f"Matched by {how}: {summary}. {entry.description}"
-        result = Classification(
-            shown, entry.category, entry.severity, entry.retryable, confidence, summary
-        )
-        await self._decide(
-            req,
-            key="classify",
-            kind="classification",
-            model=DETECTOR,
-            reasoning=reasoning,
-            confidence=confidence,
-            output=asdict(result),
-            inputs={"code": req.error_code, "message": message},
-        )
-        return result
+        decision = mock_ai.classify(self._policies.error_codes, req.error_code, message)
+        await self._store(req, decision)
+        return Classification(**decision.output)
 
     async def _message(self, req: DecisionRequest) -> str | None:
         if not req.event_id:
@@ -186,154 +106,46 @@ class AnalysisActivities:
     @activity.defn(name="analyse_incident")
     async def analyse(self, req: DecisionRequest) -> Analysis:
         """Root-cause hypothesis from the events and history, plus top-3 similar incidents."""
-        mine = _tokens(req.source_workflow, req.step, req.error_code, req.vendor)
+        mine = mock_ai.tokens(req.source_workflow, req.step, req.error_code, req.vendor)
+        params = {"tenant_id": uuid.UUID(req.tenant_id), "incident_id": uuid.UUID(req.incident_id)}
         async with self._engine.connect() as conn:
-            rows = (
-                (
-                    await conn.execute(
-                        _PAST_INCIDENTS,
-                        {
-                            "tenant_id": uuid.UUID(req.tenant_id),
-                            "incident_id": uuid.UUID(req.incident_id),
-                        },
-                    )
-                )
-                .mappings()
-                .all()
-            )
-        scored = sorted(
-            (
-                (
-                    jaccard(
-                        mine, _tokens(r["source_workflow"], r["step"], r["error_code"], r["vendor"])
-                    ),
-                    r,
-                )
-                for r in rows
-            ),
-            key=lambda pair: (-pair[0], str(pair[1]["id"])),
-        )[:3]
-        similar = [
-            {
-                "incident_id": str(r["id"]),
-                "score": round(s, 3),
-                "title": r["title"],
-                "outcome": r["status"],
-                "attempts": r["attempts"],
-            }
-            for s, r in scored
-            if s > 0
-        ]
-        await self._decide(
-            req,
-            key="similarity",
-            kind="similarity",
-            model=SIMILARITY,
-            reasoning=f"{len(similar)} similar past incidents "
-            "(Jaccard over workflow, step, code and vendor)",
-            confidence=similar[0]["score"] if similar else 0.0,
-            output={"similar": similar},
-            inputs={"tokens": sorted(mine)},
-        )
-        hypothesis, confidence, evidence = self._hypothesis(req, similar)
-        await self._decide(
-            req,
-            key="rca",
-            kind="root_cause",
-            model=RCA,
-            reasoning=hypothesis,
-            confidence=confidence,
-            output={"hypothesis": hypothesis, "evidence": evidence},
-            inputs={
-                "events": req.event_count,
-                "failures": req.failure_count,
-                "similar": [s["incident_id"] for s in similar],
-            },
-        )
+            past = (await conn.execute(_PAST_INCIDENTS, params)).mappings().all()
+        similar = mock_ai.similar_incidents(mine, past)
+        await self._store(req, mock_ai.similarity_decision(mine, similar))
+        cause = mock_ai.root_cause(self._policies.error_codes, req, similar)
+        await self._store(req, cause)
         return Analysis(
-            hypothesis,
-            confidence,
+            cause.reasoning,
+            cause.confidence,
             [s["incident_id"] for s in similar],
-            f"{hypothesis} (confidence {confidence:.2f})",
+            f"{cause.reasoning} (confidence {cause.confidence:.2f})",
         )
-
-    def _hypothesis(
-        self, req: DecisionRequest, similar: list[dict[str, Any]]
-    ) -> tuple[str, float, list[str]]:
-        entry = self._policies.error_codes.entry(req.error_code or "")
-        who = req.vendor or req.source_workflow
-        evidence = [
-            f"{req.failure_count} failure event(s) with this signature",
-            f"error category {entry.category}",
-        ]
-        confidence = 0.5 + min(req.failure_count, 10) * 0.03
-        if similar:
-            best = similar[0]
-            evidence.append(f"similar incident {best['incident_id']} ended {best['outcome']}")
-            confidence += 0.1 * best["score"]
-        transient = entry.retryable
-        hypothesis = (
-            f"Transient {entry.category} failure at {who}; a retry is likely to succeed"
-            if transient
-            else f"Persistent {entry.category} failure at {who}; retrying will not help"
-        )
-        return hypothesis, min(confidence, 0.95), evidence
 
     @activity.defn(name="plan_remediation")
     async def plan(self, req: DecisionRequest) -> Plan:
         """Choose the retry policy, the callback and the escalation ladder."""
-        async with self._engine.connect() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        _WORKFLOW,
-                        {
-                            "tenant_id": uuid.UUID(req.tenant_id),
-                            "name": req.source_workflow,
-                        },
-                    )
-                )
-                .mappings()
-                .first()
-            )
+        row = await self._registration(req)
         override = dict(row["retry_policy"]) if row else {}
         category = self._policies.error_codes.entry(req.error_code or "").category
-        name, policy = choose_policy(self._policies, override, req.vendor, category)
-        vendor = self._policies.vendors.for_vendor(req.vendor)
-        escalation = [
-            EscalationStep(
-                level.name,
-                # The workflow's own webhook is a credential: the page reads it, decrypted,
-                # from the registry when it is sent; the plan names only a policy's own URL.
-                None if level.webhook == "workflow" else level.webhook,
-                level.ack_timeout_s,
-                level.severity,
-            )
-            for level in self._policies.escalation.levels
-        ]
-        retry = RetryPlan(
-            name,
-            policy.max_attempts,
-            policy.initial_interval_s,
-            policy.multiplier,
-            policy.max_interval_s,
-            policy.jitter,
-        )
-        summary = (
-            f"policy {name}: up to {policy.max_attempts} attempts, "
-            f"{policy.initial_interval_s:g}s × {policy.multiplier:g} ≤ "
-            f"{policy.max_interval_s:g}s"
-        )
-        await self._decide(
-            req,
+        name, policy = mock_ai.choose_policy(self._policies, override, req.vendor, category)
+        retry, summary = mock_ai.retry_plan(name, policy)
+        escalation = mock_ai.escalation_steps(self._policies)
+        decision = mock_ai.Decision(
             key="plan",
             kind="plan",
-            model=RULES,
+            model=mock_ai.RULES,
             reasoning=summary,
             confidence=1.0,
             output={"policy": asdict(retry), "escalation_levels": len(escalation)},
             inputs={"override": override, "vendor": req.vendor, "category": category},
         )
-        return Plan(
-            retry, row["callback_url"] if row else "", vendor.call_timeout_s, escalation, summary
-        )
+        await self._store(req, decision)
+        timeout_s = self._policies.vendors.for_vendor(req.vendor).call_timeout_s
+        callback_url = row["callback_url"] if row else ""
+        return Plan(retry, callback_url, timeout_s, escalation, summary)
+
+    async def _registration(self, req: DecisionRequest) -> Any:
+        """The workflow's registered callback and retry policy (None when unregistered)."""
+        params = {"tenant_id": uuid.UUID(req.tenant_id), "name": req.source_workflow}
+        async with self._engine.connect() as conn:
+            return (await conn.execute(_WORKFLOW, params)).mappings().first()

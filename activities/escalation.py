@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
+from activities.mock_ai import WORKFLOW_WEBHOOK
 from activities.outbound import (
     HttpResult,
     canonical_json,
@@ -140,7 +141,7 @@ class EscalationActivities:
         if row is None or not 1 <= req.level <= len(levels):
             return row is not None and bool(row.backed), None
         webhook = levels[req.level - 1].webhook
-        if webhook != "workflow":
+        if webhook != WORKFLOW_WEBHOOK:
             return bool(row.backed), webhook
         sealed, context = row.escalation_webhook_url, WEBHOOK_URLS.context(req.tenant_id)
         return bool(row.backed), sealed and self._box.decrypt(sealed, context=context)

@@ -124,16 +124,9 @@ async def _post(
             follow_redirects=False,
             **pinned_request_options(target, headers),
         ) as response:
-            chunks, size = [], 0
-            async for chunk in response.aiter_bytes():
-                chunks.append(chunk[: MAX_RESPONSE_BYTES - size])
-                size += len(chunk)
-                if size >= MAX_RESPONSE_BYTES:
-                    break
-            text_body = b"".join(chunks).decode(errors="replace")
             return HttpResult(
                 response.status_code,
-                text_body,
+                await _capped_text(response),
                 retry_after_s=parse_retry_after(response.headers.get("retry-after")),
             )
     except httpx.TimeoutException:
@@ -146,6 +139,17 @@ async def _post(
         # is the same failed call, never a failed activity. Cancellation is not an Exception.
         log.warning("outbound POST failed outside httpx's errors", exc_info=True)
         return HttpResult(None, "", error=_describe(exc))
+
+
+async def _capped_text(response: httpx.Response) -> str:
+    """The first 64 KiB of the body: a huge or endless answer costs no more than that."""
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk[: MAX_RESPONSE_BYTES - size])
+        size += len(chunk)
+        if size >= MAX_RESPONSE_BYTES:
+            break
+    return b"".join(chunks).decode(errors="replace")
 
 
 def _describe(exc: BaseException) -> str:

@@ -127,6 +127,22 @@ def _json_or_none(raw: str | None) -> Any:
         return None
 
 
+def callback_body(req: CallbackRequest, target: CallbackTarget) -> bytes:
+    """The signed JSON body of one callback: the incident, the attempt and the failure."""
+    return canonical_json(
+        {
+            "incident_id": req.incident_id,
+            "incident_key": running_workflow_id(),
+            "attempt": req.attempt,
+            "workflow": req.source_workflow,
+            "step": req.step,
+            "vendor": req.vendor,
+            "error": {"code": req.error_code, "message": target.message},
+            "payload": target.payload,
+        }
+    )
+
+
 class RemediationActivities:
     """Calls tenants' callbacks with idempotency keys and HMAC signatures."""
 
@@ -206,18 +222,7 @@ class RemediationActivities:
     ) -> HttpResult:
         url = target.url
         assert url is not None
-        body = canonical_json(
-            {
-                "incident_id": req.incident_id,
-                "incident_key": running_workflow_id(),
-                "attempt": req.attempt,
-                "workflow": req.source_workflow,
-                "step": req.step,
-                "vendor": req.vendor,
-                "error": {"code": req.error_code, "message": target.message},
-                "payload": target.payload,
-            }
-        )
+        body = callback_body(req, target)
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": req.idempotency_key,
