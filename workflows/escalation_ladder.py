@@ -34,42 +34,43 @@ class EscalationLadder:
 
     async def start(self, reason: str) -> None:
         """Leave remediation for escalation, saying why."""
-        s = self._state
-        s.latest_action = f"escalating: {reason}"
-        s.next_action, s.next_action_at = None, None
+        state = self._state
+        state.latest_action = f"escalating: {reason}"
+        state.next_action, state.next_action_at = None, None
         self._tracker.set_status(IncidentStatus.ESCALATED)
         await self._tracker.save_projection()
 
     async def step(self) -> None:
         """Page the next level and wait for its acknowledge timeout, or wait for acknowledge."""
-        s = self._state
+        state = self._state
         if self._waits.next_action_pending():
             await self._waits.until_next_action()
             return
-        if s.escalation_level >= len(s.escalation):
-            s.next_action, s.next_action_at = "all levels paged; waiting for acknowledge", None
+        if state.escalation_level >= len(state.escalation):
+            state.next_action = "all levels paged; waiting for acknowledge"
+            state.next_action_at = None
             self._tracker.refresh_details()
             await self._waits.until_interrupted("waiting for acknowledge")
             return
-        level = s.escalation[s.escalation_level]
-        s.escalation_level += 1
+        level = state.escalation[state.escalation_level]
+        state.escalation_level += 1
         outcome = await self._page(level)
         delivered = "delivered" if outcome.delivered else outcome.detail
-        s.latest_action = f"escalation L{s.escalation_level} ({level.name}): {delivered}"
-        label = f"wait {level.ack_timeout_s:g}s for acknowledge (L{s.escalation_level})"
+        state.latest_action = f"escalation L{state.escalation_level} ({level.name}): {delivered}"
+        label = f"wait {level.ack_timeout_s:g}s for acknowledge (L{state.escalation_level})"
         self._tracker.schedule(level.ack_timeout_s, label)
         await self._tracker.save_projection()
 
     async def _page(self, level: EscalationStep) -> EscalationOutcome:
         """Page one level; a page that cannot be delivered is a failed action, never fatal."""
-        inp, s = self._inp, self._state
+        inp, state = self._inp, self._state
         workflow_id = workflow.info().workflow_id
         try:
             return await activity_calls.send_escalation(
-                escalation_request(inp, s, workflow_id=workflow_id, step=level)
+                escalation_request(inp, state, workflow_id=workflow_id, step=level)
             )
         except ActivityError as err:
             outcome = EscalationOutcome(False, f"not delivered: {err.cause}"[:500])
-        failed = failed_page_action(inp, s, step=level, detail=outcome.detail)
+        failed = failed_page_action(inp, state, step=level, detail=outcome.detail)
         await activity_calls.record_action(failed)
         return outcome

@@ -49,8 +49,8 @@ class EventIntake:
 
     async def open_incident(self) -> str:
         """Open unless earlier runs counted every event in hand; return why not ("" if open)."""
-        s = self._state
-        tentative = copy.deepcopy(s)
+        state = self._state
+        tentative = copy.deepcopy(state)
         pending: dict[str, int] = {}
         for digest in self._inbox:
             apply_digest(tentative, digest)
@@ -58,23 +58,24 @@ class EventIntake:
                 pending[digest.source] = max(pending.get(digest.source, 0), digest.seqs[-1])
         record = self._tracker.projection_request(state=tentative)
         opened = await activity_calls.open_incident(
-            OpenIncidentRequest(record=record, pending=pending, legacy_events=s.event_count > 0)
+            OpenIncidentRequest(record=record, pending=pending, legacy_events=state.event_count > 0)
         )
-        s.watermarks = dict(opened.watermarks)
+        state.watermarks = dict(opened.watermarks)
         self.take_inbox()
         if not opened.incident_id:
             return opened.refused or REDELIVERY
-        s.incident_id = opened.incident_id
+        state.incident_id = opened.incident_id
         success_at = opened.latest_success_at
-        if success_at and s.last_failure_at and success_resolves(s, success_at):
+        if success_at and state.last_failure_at and success_resolves(state, success_at):
             # The success was stored before this incident existed, so no signal carried it.
             reason = f"success event {opened.latest_success_id} followed"
             self._tracker.close(IncidentStatus.RESOLVED, reason)
         return ""
 
     def _take_digest(self, digest: EventDigest) -> None:
-        s = self._state
-        success_at = apply_digest(s, digest)
-        if success_at is not None and not is_terminal(s) and success_resolves(s, success_at):
+        state = self._state
+        success_at = apply_digest(state, digest)
+        live = not is_terminal(state)
+        if success_at is not None and live and success_resolves(state, success_at):
             self._tracker.close(IncidentStatus.RESOLVED, SUCCESS_EVENT_RESOLVED)
         self._tracker.refresh_details()

@@ -55,8 +55,9 @@ class IncidentTracker:
 
     def close(self, status: IncidentStatus, reason: str) -> None:
         """End the incident with a terminal `status` and its reason; nothing is planned after."""
-        s = self.state
-        s.close_reason, s.paused, s.next_action, s.next_action_at = reason, False, None, None
+        state = self.state
+        state.close_reason, state.paused = reason, False
+        state.next_action, state.next_action_at = None, None
         self.set_status(status)
         self.unsaved = True
 

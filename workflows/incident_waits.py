@@ -40,9 +40,9 @@ class IncidentWaits:
 
     async def until_resumed(self) -> None:
         """Hold a paused incident until `resume`, its end, or a roll-over."""
-        s = self._state
+        state = self._state
         await self.until(
-            lambda: not s.paused or is_terminal(s) or self.continue_as_new_due(),
+            lambda: not state.paused or is_terminal(state) or self.continue_as_new_due(),
             None,
             "paused until resume",
         )
@@ -53,17 +53,17 @@ class IncidentWaits:
 
     async def until_next_action(self) -> None:
         """Sleep until the planned action, unless a signal or a status change comes first."""
-        s = self._state
-        assert s.next_action_at is not None
-        remaining = (s.next_action_at - workflow.now()).total_seconds()
-        status = s.status
+        state = self._state
+        assert state.next_action_at is not None
+        remaining = (state.next_action_at - workflow.now()).total_seconds()
+        status = state.status
         came_first = await self.until(
-            lambda: self.interrupted() or s.status != status,
+            lambda: self.interrupted() or state.status != status,
             remaining,
-            s.next_action or "waiting",
+            state.next_action or "waiting",
         )
         if not came_first:
-            s.next_action_at = None
+            state.next_action_at = None
 
     def next_action_pending(self) -> bool:
         """Tell whether a planned action lies in the future."""
@@ -72,8 +72,9 @@ class IncidentWaits:
 
     def interrupted(self) -> bool:
         """Tell whether the workflow must act: ended, paused, unsaved or due to roll over."""
-        s = self._state
-        return is_terminal(s) or s.paused or self._tracker.unsaved or self.continue_as_new_due()
+        state = self._state
+        ended_or_held = is_terminal(state) or state.paused
+        return ended_or_held or self._tracker.unsaved or self.continue_as_new_due()
 
     def continue_as_new_due(self) -> bool:
         """Tell whether this run should roll over: Temporal suggests it, or one of our limits."""

@@ -71,13 +71,13 @@ class IncidentWorkflow:
     @workflow.run
     async def run(self, _inp: IncidentInput) -> IncidentResult:
         """Drive the incident until it is resolved, killed or suppressed."""
-        s = self._state
+        state = self._state
         try:
-            if s.incident_id:
+            if state.incident_id:
                 self._intake.take_inbox()  # a continued run: its state holds the watermarks
             elif refused := await self._open():
                 return await self._discard(refused)
-            if not s.analysed and not logic.is_terminal(s):
+            if not state.analysed and not logic.is_terminal(state):
                 await self._assess()
             await self._lifecycle()
         except BaseException as exc:
@@ -87,7 +87,7 @@ class IncidentWorkflow:
             raise
         await self._tracker.save_projection(closed=True)
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return IncidentResult(s.status, s.attempts, s.event_count, s.close_reason)
+        return IncidentResult(state.status, state.attempts, state.event_count, state.close_reason)
 
     async def _open(self) -> str:
         """Open this run's incident; return why not ("" when opened)."""
@@ -102,49 +102,49 @@ class IncidentWorkflow:
 
     async def _discard(self, reason: str) -> IncidentResult:
         """End a run that opens no incident (a redelivery, a forged start): nothing to do."""
-        s = self._state
-        s.status, s.close_reason = IncidentStatus.SUPPRESSED, reason
+        state = self._state
+        state.status, state.close_reason = IncidentStatus.SUPPRESSED, reason
         self._tracker.publish_status()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return IncidentResult(s.status, 0, 0, s.close_reason)
+        return IncidentResult(state.status, 0, 0, state.close_reason)
 
     async def _assess(self) -> None:
         """Classify, analyse and plan (each a decision row); then remediation starts."""
-        s = self._state
+        state = self._state
         self._tracker.set_status(IncidentStatus.ANALYZING)
         workflow_id = workflow.info().workflow_id
-        request = requests.decision_request(self._inp, s, workflow_id=workflow_id)
+        request = requests.decision_request(self._inp, state, workflow_id=workflow_id)
         verdict = await calls.classify(request)
-        s.error_code, s.category = verdict.code, verdict.category
-        s.severity, s.retryable = verdict.severity, verdict.retryable
-        s.latest_decision = f"classified {verdict.summary}"
+        state.error_code, state.category = verdict.code, verdict.category
+        state.severity, state.retryable = verdict.severity, verdict.retryable
+        state.latest_decision = f"classified {verdict.summary}"
         workflow.upsert_search_attributes(
-            [SEVERITY_KEY.value_set(s.severity), ERROR_CODE_KEY.value_set(s.error_code)]
+            [SEVERITY_KEY.value_set(state.severity), ERROR_CODE_KEY.value_set(state.error_code)]
         )
         analysis = await calls.analyse(request)
         plan = await calls.plan(request)
-        s.plan, s.callback_url, s.escalation = plan.retry, plan.callback_url, plan.escalation
-        s.call_timeout_s = plan.call_timeout_s
-        s.latest_decision = f"{analysis.summary}; {plan.summary}"
-        s.analysed = True
-        if not logic.is_terminal(s):
+        state.plan, state.escalation = plan.retry, plan.escalation
+        state.callback_url, state.call_timeout_s = plan.callback_url, plan.call_timeout_s
+        state.latest_decision = f"{analysis.summary}; {plan.summary}"
+        state.analysed = True
+        if not logic.is_terminal(state):
             self._tracker.set_status(IncidentStatus.REMEDIATING)
         await self._tracker.save_projection()
 
     async def _lifecycle(self) -> None:
         """Take the next step until the incident ends, saving and rolling over in between."""
-        s = self._state
-        while not logic.is_terminal(s):
+        state = self._state
+        while not logic.is_terminal(state):
             if self._waits.continue_as_new_due():
                 await self._waits.continue_as_new()
             if self._tracker.unsaved:
                 await self._tracker.save_projection()
-            if s.paused:
+            if state.paused:
                 await self._waits.until_resumed()
-            elif s.status == IncidentStatus.ESCALATED:
+            elif state.status == IncidentStatus.ESCALATED:
                 await self._escalation.step()
-            elif s.status == IncidentStatus.ACKNOWLEDGED:
-                s.next_action = "acknowledged; waiting for resolve"
+            elif state.status == IncidentStatus.ACKNOWLEDGED:
+                state.next_action = "acknowledged; waiting for resolve"
                 self._tracker.refresh_details()
                 await self._waits.until_interrupted("acknowledged")
             else:
@@ -154,26 +154,26 @@ class IncidentWorkflow:
 
     async def _remediation_step(self) -> None:
         """Wait out a planned delay, escalate when retrying is over, else ask the gate."""
-        s = self._state
-        assert s.plan is not None
+        state = self._state
+        assert state.plan is not None
         if self._waits.next_action_pending():
             await self._waits.until_next_action()
-        elif not s.retryable:
-            await self._escalation.start(f"{s.error_code} is not retryable")
-        elif s.attempts >= s.plan.max_attempts:
-            await self._escalation.start(f"all {s.plan.max_attempts} attempts failed")
+        elif not state.retryable:
+            await self._escalation.start(f"{state.error_code} is not retryable")
+        elif state.attempts >= state.plan.max_attempts:
+            await self._escalation.start(f"all {state.plan.max_attempts} attempts failed")
         else:
             await self._ask_gate()
 
     async def _ask_gate(self) -> None:
         """Attempt if the safety gate permits; otherwise wait, end or escalate as it says."""
-        s = self._state
-        gate = await calls.check_gate(requests.gate_request(self._inp, s))
-        s.gate_reason = logic.gate_reason(gate)
-        s.gate_waits = s.gate_waits + 1 if gate.verdict == GateVerdict.WAIT else 0
+        state = self._state
+        gate = await calls.check_gate(requests.gate_request(self._inp, state))
+        state.gate_reason = logic.gate_reason(gate)
+        state.gate_waits = state.gate_waits + 1 if gate.verdict == GateVerdict.WAIT else 0
         if gate.verdict == GateVerdict.WAIT:
             self._tracker.set_status(IncidentStatus.WAITING)
-            label = f"gate check for retry #{s.attempts + 1} ({gate.reason})"
+            label = f"gate check for retry #{state.attempts + 1} ({gate.reason})"
             self._tracker.schedule(gate.wait_s, label)
         elif gate.verdict == GateVerdict.DENY and gate.kill:
             self._close(IncidentStatus.KILLED, gate.reason)
@@ -186,37 +186,38 @@ class IncidentWorkflow:
 
     async def _attempt(self, *, probe: bool) -> None:
         """Run one callback attempt and decide what follows from its outcome."""
-        s = self._state
-        assert s.plan is not None
-        s.attempts += 1
-        attempt = s.attempts
-        s.next_action, s.next_action_at = f"retry #{attempt} running", None
+        state = self._state
+        assert state.plan is not None
+        state.attempts += 1
+        attempt = state.attempts
+        state.next_action, state.next_action_at = f"retry #{attempt} running", None
         self._tracker.set_status(IncidentStatus.REMEDIATING)
-        pending = requests.retry_action(self._inp, s, attempt=attempt, status=ActionStatus.PENDING)
-        await calls.record_action(pending)
+        await calls.record_action(
+            requests.retry_action(self._inp, state, attempt=attempt, status=ActionStatus.PENDING)
+        )
         await self._tracker.save_projection()
         outcome = await self._call(attempt)
         if self._inp.vendor and workflow.patched(RECORD_BREAKER_OUTCOME):
             await self._count_outcome(outcome, probe)
-        s.latest_action = logic.attempt_summary(attempt, outcome)
-        if logic.is_terminal(s):
+        state.latest_action = logic.attempt_summary(attempt, outcome)
+        if logic.is_terminal(state):
             return
         if outcome.outcome == CallOutcome.SUCCESS:
             self._close(IncidentStatus.RESOLVED, f"retry #{attempt} succeeded")
         elif outcome.outcome == CallOutcome.FATAL:
             await self._escalation.start(f"retry #{attempt} failed permanently: {outcome.detail}")
-        elif attempt < s.plan.max_attempts:
+        elif attempt < state.plan.max_attempts:
             unit_random = workflow.random().random()
-            delay = logic.retry_delay(s.plan, attempt, unit_random, outcome.retry_after_s)
+            delay = logic.retry_delay(state.plan, attempt, unit_random, outcome.retry_after_s)
             self._tracker.set_status(IncidentStatus.WAITING)
             self._tracker.schedule(delay, f"backoff {delay:g}s before retry #{attempt + 1}")
         self._tracker.refresh_details()
 
     async def _call(self, attempt: int) -> CallbackOutcome:
         """Call back once; an activity that ends without an outcome is a failed attempt."""
-        inp, s = self._inp, self._state
+        inp, state = self._inp, self._state
         workflow_id = workflow.info().workflow_id
-        request = requests.callback_request(inp, s, workflow_id=workflow_id, attempt=attempt)
+        request = requests.callback_request(inp, state, workflow_id=workflow_id, attempt=attempt)
         target = inp.vendor or inp.source_workflow
         self._callback = calls.start_callback(request, f"retry #{attempt} → {target}")
         try:
@@ -229,8 +230,9 @@ class IncidentWorkflow:
                 "killed" if cancelled else f"no outcome: {err.cause}",
             )
             status = ActionStatus.CANCELLED if cancelled else ActionStatus.FAILED
-            action = requests.retry_action(inp, s, attempt=attempt, status=status, outcome=outcome)
-            await calls.record_action(action)
+            await calls.record_action(
+                requests.retry_action(inp, state, attempt=attempt, status=status, outcome=outcome)
+            )
             return outcome
         finally:
             self._callback = None
@@ -268,20 +270,20 @@ class IncidentWorkflow:
     @workflow.signal(name=SignalName.PAUSE)
     def pause(self, request: OperatorRequest | None = None) -> None:
         """Hold the next attempt until `resume`; the transition names who paused and why."""
-        s = self._state
-        if not logic.is_terminal(s) and not s.paused:
-            s.paused = True
-            s.operator_note = logic.operator_note("paused", request or OperatorRequest())
+        state = self._state
+        if not logic.is_terminal(state) and not state.paused:
+            state.paused = True
+            state.operator_note = logic.operator_note("paused", request or OperatorRequest())
             self._tracker.unsaved = True
             self._tracker.publish_status()
 
     @workflow.signal(name=SignalName.RESUME)
     def resume(self, request: OperatorRequest | None = None) -> None:
         """Release a `pause`; the transition names who resumed."""
-        s = self._state
-        if s.paused:
-            s.paused = False
-            s.operator_note = logic.operator_note("resumed", request or OperatorRequest())
+        state = self._state
+        if state.paused:
+            state.paused = False
+            state.operator_note = logic.operator_note("resumed", request or OperatorRequest())
             self._tracker.unsaved = True
             self._tracker.publish_status()
 
@@ -300,10 +302,10 @@ class IncidentWorkflow:
     @workflow.signal(name=SignalName.ACKNOWLEDGE)
     def acknowledge(self, request: AcknowledgeRequest | None = None) -> None:
         """Acknowledge an escalation: stop paging further levels."""
-        s = self._state
-        if s.status == IncidentStatus.ESCALATED:
-            s.acknowledged_by = (request or AcknowledgeRequest()).by
-            s.next_action, s.next_action_at = None, None
+        state = self._state
+        if state.status == IncidentStatus.ESCALATED:
+            state.acknowledged_by = (request or AcknowledgeRequest()).by
+            state.next_action, state.next_action_at = None, None
             self._tracker.set_status(IncidentStatus.ACKNOWLEDGED)
             self._tracker.unsaved = True
 
