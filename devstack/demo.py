@@ -20,7 +20,7 @@ from devstack.banner import data_dir_flag
 from devstack.http_target import CallbackServer, Reply
 from devstack.process import script_path, shown_path
 from settings import load_settings
-from workflows.incident_types import IncidentView
+from workflows.incident_state import IncidentView
 from workflows.incident_workflow import IncidentWorkflow
 
 SETTLED = {"resolved", "escalated", "acknowledged", "killed", "suppressed"}

@@ -15,7 +15,8 @@ from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.incidents import IncidentStarter
 from vocabulary import PageSeverity
-from workflows.incident_types import EscalationRequest, EscalationStep
+from workflows.activity_payloads import EscalationRequest
+from workflows.incident_state import EscalationStep
 
 
 async def _views(http: httpx.AsyncClient, tenant: TenantCredentials, workflow_id: str) -> list[Any]:

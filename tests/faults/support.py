@@ -11,7 +11,7 @@ from devstack.http_target import CallbackServer
 from tests.faults.conftest import Pipeline
 from tests.faults.ledger import Ledger, build_ledger
 from tests.utils.builders import failure_event
-from workflows.incident_types import IncidentResult
+from workflows.incident_state import IncidentResult
 from workflows.incident_workflow import IncidentWorkflow
 
 QUICK = {

@@ -13,10 +13,9 @@ from tests.faults.conftest import Pipeline, PipelineFactory
 from tests.faults.support import QUICK, first_call, incident_result
 from tests.utils.builders import failure_event, register_workflow
 from tests.utils.incidents import digest, failure
-from vocabulary import IncidentStatus, PageSeverity
+from vocabulary import IncidentStatus, PageSeverity, SignalName
 from worker import activity_set, build_worker
-from workflows.incident_types import (
-    DIGEST_SIGNAL,
+from workflows.incident_state import (
     EscalationStep,
     IncidentInput,
     IncidentResult,
@@ -46,7 +45,7 @@ async def _forge(
         ),
         id=key,
         task_queue=queue,
-        start_signal=DIGEST_SIGNAL,
+        start_signal=SignalName.EVENT_DIGEST,
         start_signal_args=[digest([failure()], key)],
     )
 

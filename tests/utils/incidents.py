@@ -25,11 +25,10 @@ from api.outbox import KEYWORDS
 from devstack.temporal import SEARCH_ATTRIBUTES
 from settings import Settings
 from tests.conftest import TenantCredentials
-from vocabulary import FAILURE_TYPES
+from vocabulary import FAILURE_TYPES, SignalName
 from worker import build_worker
 from workflows.incident_logic import EPOCH
 from workflows.incident_state import IncidentInput, IncidentResult
-from workflows.incident_types import DIGEST_SIGNAL
 from workflows.incident_workflow import IncidentWorkflow
 from workflows.signal_payloads import EventDigest, EventSummary
 
@@ -151,7 +150,7 @@ class IncidentStarter:
             ),
             id=key,
             task_queue=self.task_queue,
-            start_signal=DIGEST_SIGNAL,
+            start_signal=SignalName.EVENT_DIGEST,
             start_signal_args=[first],
             search_attributes=TypedSearchAttributes(
                 [
