@@ -56,7 +56,8 @@ WITH previous AS (
 ), transition AS (
     INSERT INTO incident_transitions (tenant_id, incident_id, status, reason)
     SELECT upserted.tenant_id, upserted.id, upserted.status, :reason FROM upserted
-    WHERE NOT EXISTS (SELECT 1 FROM previous WHERE previous.status = upserted.status)
+    WHERE CAST(:new_cause AS boolean)
+       OR NOT EXISTS (SELECT 1 FROM previous WHERE previous.status = upserted.status)
 )
 SELECT id FROM upserted
 """)

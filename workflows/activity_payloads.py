@@ -41,6 +41,8 @@ class RecordIncidentRequest:
     # Why the status is what it is: stored with the transition when the status changed.
     reason: str = ""
     watermarks: dict[str, int] = field(default_factory=dict)
+    # The status is unchanged but its cause is new (a gate wait after a backoff): store a row.
+    new_cause: bool = False
 
 
 @dataclass

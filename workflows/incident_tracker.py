@@ -23,6 +23,8 @@ COUNTED_STATUSES = frozenset(
 )
 # Every status change reaches the projection (and its transition log) promptly.
 SYNC_ON_STATUS_CHANGE = "sync-on-status-change"
+# A gate wait that begins while the incident already waits gets its own timeline row.
+RECORD_GATE_WAITS = "record-gate-waits"
 
 
 def count_incident(outcome: str) -> None:
@@ -41,6 +43,7 @@ class IncidentTracker:
         self.state = state
         # The projection is behind the state: the workflow saves it at its next safe point.
         self.unsaved = False
+        self._new_cause = False
         self._published_status = ""
 
     def set_status(self, status: IncidentStatus) -> None:
@@ -52,6 +55,11 @@ class IncidentTracker:
         self.publish_status()
         if changed and workflow.patched(SYNC_ON_STATUS_CHANGE):
             self.unsaved = True
+
+    def note_new_cause(self) -> None:
+        """Store a transition row at the next save although the status stays the same."""
+        if workflow.patched(RECORD_GATE_WAITS):
+            self._new_cause = self.unsaved = True
 
     def close(self, status: IncidentStatus, reason: str) -> None:
         """End the incident with a terminal `status` and its reason; nothing is planned after."""
@@ -93,6 +101,7 @@ class IncidentTracker:
         )
         # An operator's note explains one transition: the one this request records.
         self.state.operator_note = None
+        request.new_cause, self._new_cause = self._new_cause, False
         return request
 
     async def save_projection(self, *, closed: bool = False) -> None:

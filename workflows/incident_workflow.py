@@ -172,6 +172,8 @@ class IncidentWorkflow:
         state.gate_reason = logic.gate_reason(gate)
         state.gate_waits = state.gate_waits + 1 if gate.verdict == GateVerdict.WAIT else 0
         if gate.verdict == GateVerdict.WAIT:
+            if state.gate_waits == 1 and state.status == IncidentStatus.WAITING:
+                self._tracker.note_new_cause()  # from a backoff straight into a gate wait
             self._tracker.set_status(IncidentStatus.WAITING)
             label = f"gate check for retry #{state.attempts + 1} ({gate.reason})"
             self._tracker.schedule(gate.wait_s, label)

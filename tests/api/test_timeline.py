@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import httpx
@@ -14,7 +15,7 @@ from settings import Settings
 from tests.api.incident_views import timeline, wait_for_incident
 from tests.conftest import ADMIN_TOKEN, TenantCredentials
 from tests.utils.builders import register_workflow
-from tests.utils.incidents import IncidentStarter
+from tests.utils.incidents import IncidentStarter, keep_history
 from workflows.incident_workflow import IncidentWorkflow
 
 SLOW = {
@@ -113,6 +114,42 @@ async def test_an_incident_held_by_an_open_circuit_says_so_in_its_timeline(
     assert waits, entries
     cause = waits[0]["cause"]
     assert cause.startswith("waiting:") and "stripe" in cause and "circuit" in cause, cause
+
+
+async def _waits(
+    http: httpx.AsyncClient, tenant: TenantCredentials, incident_id: str, count: int
+) -> list[dict[str, Any]]:
+    for _ in range(150):
+        entries = await timeline(http, tenant, incident_id)
+        waits = [e for e in entries if e["kind"] == "state" and e["summary"] == "status → waiting"]
+        if len(waits) >= count:
+            return waits
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"fewer than {count} waiting rows: {entries}")
+
+
+async def test_a_gate_wait_after_a_backoff_gets_its_own_timeline_row(
+    live: IncidentStarter, http: httpx.AsyncClient, tenant: TenantCredentials
+) -> None:
+    circuit = "/api/v1/vendors/stripe/circuit"
+    quick = SLOW | {"initial_interval_s": 2, "max_interval_s": 2}
+    async with CallbackServer([Reply(503), Reply(200)]) as server:
+        await register_workflow(http, tenant, callback_url=server.url, retry_policy=quick)
+        handle = await live.start(vendor="stripe")
+        incident = await wait_for_incident(http, tenant, handle.id, "waiting")  # the backoff
+        await _waits(http, tenant, incident["id"], 1)
+        forced = await http.post(f"{circuit}/open", headers=tenant.headers)
+        assert forced.status_code == 200
+        try:
+            waits = await _waits(http, tenant, incident["id"], 2)
+        finally:
+            await handle.signal(IncidentWorkflow.kill)
+            await http.post(f"{circuit}/reset", headers=tenant.headers)
+        await handle.result()
+        await keep_history(handle, "gate_wait_after_backoff")
+    assert len(server.calls) == 1  # the retry waited at the gate and was never sent
+    assert "backoff" in waits[0]["cause"] or "retry" in waits[0]["cause"], waits[0]
+    assert "stripe" in waits[1]["cause"] and "circuit" in waits[1]["cause"], waits[1]
 
 
 async def _key_id(http: httpx.AsyncClient, tenant: TenantCredentials) -> str:
