@@ -60,6 +60,8 @@ class KillRequest:
     """`kill` signal argument (optional)."""
 
     reason: str = "killed by operator"
+    by: str = "operator"
+    origin: str = ""  # the responder system that sent it, as in `AcknowledgeRequest`
 
 
 @dataclass
@@ -67,6 +69,8 @@ class ResolveRequest:
     """`resolve` signal argument (optional)."""
 
     reason: str = "resolved by operator"
+    by: str = "operator"
+    origin: str = ""  # the responder system that sent it, as in `AcknowledgeRequest`
 
 
 @dataclass
@@ -74,6 +78,9 @@ class AcknowledgeRequest:
     """`acknowledge` signal argument (optional)."""
 
     by: str = "operator"
+    # The responder system that sent it ("pagerduty", "opsgenie"): it is not mirrored back
+    # there. Empty for AWFDRS's own operators.
+    origin: str = ""
 
 
 @dataclass
