@@ -18,13 +18,17 @@ from models.secret_box import SecretBox, mask_secret
 from models.stored_secrets import RESPONDER_SECRETS
 
 GENERATED_TOKEN_BYTES = 32
+# The routes of api/routes/responder_webhooks.py, under the API prefix.
+WEBHOOK_PATH = "/api/v1/integrations/{system}/webhooks/{tenant_id}"
 
 
 def responder_secret_out(row: ResponderSecret) -> ResponderSecretOut:
     """Render a secret by its last four characters only."""
     return ResponderSecretOut(
         id=row.id,
+        tenant_id=row.tenant_id,
         system=ResponderSystem(row.system).value,
+        webhook_path=WEBHOOK_PATH.format(system=row.system, tenant_id=row.tenant_id),
         masked=mask_secret(row.last4),
         active=row.retired_at is None,
         created_at=row.created_at,

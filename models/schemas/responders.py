@@ -34,7 +34,11 @@ class ResponderSecretOut(BaseModel):
     """A responder secret without its value."""
 
     id: uuid.UUID
+    tenant_id: uuid.UUID
     system: Literal["pagerduty", "opsgenie"]
+    webhook_path: str = Field(
+        description="Where the responder sends its webhooks (append it to the API's address)."
+    )
     masked: str = Field(description="`••••` and the secret's last four characters.")
     active: bool
     created_at: datetime

@@ -39,6 +39,8 @@ async def test_secrets_are_listed_masked_and_never_returned(
     generated = await add_secret(http, tenant, "opsgenie")
     listed = (await http.get(PD_SECRETS, headers=tenant.headers)).json()
     assert created["masked"] == "••••0001" and created["generated_token"] is None
+    assert created["webhook_path"] == f"/api/v1/integrations/pagerduty/webhooks/{tenant.id}"
+    assert generated["webhook_path"] == f"/api/v1/integrations/opsgenie/webhooks/{tenant.id}"
     assert len(generated["generated_token"]) >= 40
     assert generated["masked"] == "••••" + generated["generated_token"][-4:]
     assert listed == [{k: v for k, v in created.items() if k != "generated_token"}]
