@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import uuid
 
+import asyncpg
 import httpx
 import pytest
 
+from api.app import create_app
+from devstack.process import free_port
 from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.responders import (
@@ -171,3 +174,43 @@ async def test_opsgenie_needs_its_token_and_names_bad_fields(
     _problem(missing, 401)
     assert _problem(no_alert, 422)["errors"][0]["loc"] == ["body", "alert"]  # type: ignore[index]
     assert other.status_code == 202 and other.json()["status"] == "ignored"
+
+
+async def _stored_incident(settings: Settings, tenant: TenantCredentials) -> str:
+    """An escalated incident row whose workflow Temporal has never heard of."""
+    conn = await asyncpg.connect(settings.plain_database_url)
+    try:
+        incident_id = await conn.fetchval(
+            """INSERT INTO incidents (id, tenant_id, workflow_id, run_id, status, source_workflow,
+                   signature, title, first_seen_at, last_seen_at)
+               VALUES (gen_random_uuid(), $1, $2, 'run', 'escalated', 'billing-sync', 's', '',
+                   now(), now()) RETURNING id""",
+            tenant.id,
+            f"incident:{tenant.id}:{uuid.uuid4().hex}",
+        )
+    finally:
+        await conn.close()
+    return str(incident_id)
+
+
+async def test_temporal_down_is_a_503_and_the_retry_acts(
+    http: httpx.AsyncClient, tenant: TenantCredentials, settings: Settings
+) -> None:
+    await add_secret(http, tenant, "pagerduty", PD_SECRET)
+    incident_id = await _stored_incident(settings, tenant)
+    body = pagerduty_event("incident.resolved", incident_id)
+    down = settings.model_copy(
+        update={"temporal_address": f"127.0.0.1:{free_port()}", "dispatcher_enabled": False}
+    )
+    app = create_app(down)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as without_temporal,
+    ):
+        refused = await post_pagerduty(without_temporal, tenant.id, body, PD_SECRET)
+    retried = await post_pagerduty(http, tenant.id, body, PD_SECRET)
+    assert _problem(refused, 503)["dependency"] == "temporal"
+    # Not "duplicate": the refused delivery left no receipt behind.
+    assert retried.status_code == 202 and retried.json()["status"] == "ignored", retried.text
+    assert retried.json()["reason"] == "incident already ended"
