@@ -12,7 +12,7 @@ import pytest
 from api.app import create_app
 from devstack.process import free_port
 from settings import Settings
-from tests.conftest import TenantCredentials
+from tests.conftest import ADMIN_TOKEN, TenantCredentials
 from tests.utils.responders import (
     PD_SECRET,
     PD_SECRET_NEXT,
@@ -214,3 +214,32 @@ async def test_temporal_down_is_a_503_and_the_retry_acts(
     # Not "duplicate": the refused delivery left no receipt behind.
     assert retried.status_code == 202 and retried.json()["status"] == "ignored", retried.text
     assert retried.json()["reason"] == "incident already ended"
+
+
+async def test_an_incident_of_another_tenant_is_no_such_incident(
+    http: httpx.AsyncClient, tenant: TenantCredentials, settings: Settings
+) -> None:
+    incident_id = await _stored_incident(settings, tenant)
+    created = await http.post(
+        "/api/v1/tenants",
+        json={"name": f"other-{uuid.uuid4().hex[:8]}"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    other = TenantCredentials(
+        id=uuid.UUID(created.json()["id"]), name="other", api_key=created.json()["api_key"]
+    )
+    await add_secret(http, other, "pagerduty", PD_SECRET)
+    body = pagerduty_event("incident.resolved", incident_id)
+    answer = await post_pagerduty(http, other.id, body, PD_SECRET)
+    assert answer.status_code == 202 and answer.json()["status"] == "ignored", answer.text
+    assert answer.json()["reason"].startswith("no such incident")
+    conn = await asyncpg.connect(settings.plain_database_url)
+    try:
+        status = await conn.fetchval("SELECT status FROM incidents WHERE id = $1", incident_id)
+        receipts = await conn.fetchval(
+            "SELECT count(*) FROM responder_receipts WHERE incident_id = $1", incident_id
+        )
+    finally:
+        await conn.close()
+    assert status == "escalated"
+    assert receipts == 0
