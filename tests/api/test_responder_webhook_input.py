@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 
 import asyncpg
@@ -35,12 +36,23 @@ def _problem(response: httpx.Response, status: int) -> dict[str, object]:
     return body
 
 
-async def test_secrets_are_listed_masked_and_never_returned(
-    http: httpx.AsyncClient, tenant: TenantCredentials
+async def test_secrets_are_listed_masked_and_never_returned_or_logged(
+    http: httpx.AsyncClient, tenant: TenantCredentials, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     created = await add_secret(http, tenant, "pagerduty", PD_SECRET)
     generated = await add_secret(http, tenant, "opsgenie")
     listed = (await http.get(PD_SECRETS, headers=tenant.headers)).json()
+    body = pagerduty_event("incident.resolved", str(uuid.uuid4()))
+    verified = await post_pagerduty(http, tenant.id, body, PD_SECRET)
+    refused = await post_pagerduty(http, tenant.id, body, PD_SECRET_NEXT)
+    token = generated["generated_token"]
+    opsgenie = await post_opsgenie(http, tenant.id, opsgenie_action("Close", "x"), token + "x")
+    assert (verified.status_code, refused.status_code, opsgenie.status_code) == (202, 401, 401)
+    for answer in (verified, refused, opsgenie):
+        assert PD_SECRET not in answer.text and token not in answer.text
+    assert caplog.records  # the requests were logged (SQL included), without the secrets
+    assert PD_SECRET not in caplog.text and token not in caplog.text
     assert created["masked"] == "••••0001" and created["generated_token"] is None
     assert created["webhook_path"] == f"/api/v1/integrations/pagerduty/webhooks/{tenant.id}"
     assert generated["webhook_path"] == f"/api/v1/integrations/opsgenie/webhooks/{tenant.id}"

@@ -191,3 +191,22 @@ async def test_a_resolve_for_an_incident_already_closed_is_recorded_but_sends_no
     assert answer.json()["reason"] == "incident already killed"
     [receipt] = _responder_rows(await timeline(http, tenant, incident_id))
     assert receipt["summary"] == "resolve from PagerDuty: incident already killed"
+
+
+async def test_two_copies_arriving_together_act_once(
+    live: IncidentStarter, http: httpx.AsyncClient, tenant: TenantCredentials
+) -> None:
+    await add_secret(http, tenant, "pagerduty", PD_SECRET)
+    async with CallbackServer([Reply(503)]) as server:
+        handle, incident_id = await _waiting(live, http, server)
+        body = pagerduty_event("incident.resolved", incident_id)
+        answers = await asyncio.gather(
+            post_pagerduty(http, tenant.id, body, PD_SECRET),
+            post_pagerduty(http, tenant.id, body, PD_SECRET),
+        )
+        result = await asyncio.wait_for(handle.result(), 30)
+        resolves = await _signals(handle, "resolve")
+    assert sorted(a.json()["status"] for a in answers) == ["duplicate", "signalled"]
+    assert resolves == 1
+    assert result.status == "resolved"
+    assert len(_responder_rows(await timeline(http, tenant, incident_id))) == 1
