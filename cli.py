@@ -40,10 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run a failure scenario against `awfdrs up`")
     demo.add_argument("--data-dir", type=Path, default=Path(".awfdrs"))
     from devstack.operator_cli import add_operator_commands
+    from devstack.responders_cli import add_responders_command
     from devstack.retention_cli import add_retention_command
     from devstack.secrets_cli import add_secrets_command
 
     add_operator_commands(commands)
+    add_responders_command(commands)
     add_retention_command(commands)
     add_secrets_command(commands)
     return parser
@@ -75,6 +77,10 @@ def main(argv: list[str] | None = None) -> None:
             from devstack.operator_cli import run_operator_command
 
             run_operator_command(args)
+        elif args.command == "responders":
+            from devstack.responders_cli import run_responders_command
+
+            run_responders_command(args)
         elif args.command == "retention":
             from devstack.retention_cli import run_retention_command
 

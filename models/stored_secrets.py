@@ -41,7 +41,8 @@ class SealedColumn:
 
 SIGNING_SECRETS = SealedColumn("signing_secrets", "secret_encrypted", "signing_secret")
 WEBHOOK_URLS = SealedColumn("workflows", "escalation_webhook_url", "escalation_webhook_url")
-SEALED_COLUMNS = (SIGNING_SECRETS, WEBHOOK_URLS)
+RESPONDER_SECRETS = SealedColumn("responder_secrets", "secret_encrypted", "responder_secret")
+SEALED_COLUMNS = (SIGNING_SECRETS, WEBHOOK_URLS, RESPONDER_SECRETS)
 
 
 def _one_per_key_id(column: SealedColumn) -> str:
