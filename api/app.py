@@ -19,6 +19,7 @@ from api.intake import Intake
 from api.limits import BodyLimitMiddleware, request_body_limit
 from api.metrics import ApiMetrics
 from api.middleware import CorrelationIdMiddleware
+from api.openapi import install_openapi
 from api.principals import PrincipalCache
 from api.routes import (
     dead_letters,
@@ -206,4 +207,5 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     app.add_middleware(CorrelationIdMiddleware)
     install_error_handlers(app)
     _include_routers(app, settings)
+    install_openapi(app)
     return app
