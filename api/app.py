@@ -47,6 +47,7 @@ from rules.egress import EgressGuard
 from rules.policy import Policies, load_policies
 from rules.rate_limit import RateLimiter
 from settings import Settings, load_settings
+from tracing import instrument_app, start_tracing
 
 API_PREFIX = "/api/v1"
 
@@ -208,4 +209,6 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     install_error_handlers(app)
     _include_routers(app, settings)
     install_openapi(app)
+    if start_tracing("awfdrs-api"):  # OTEL_* variables; off by default
+        instrument_app(app)
     return app

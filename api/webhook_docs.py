@@ -96,6 +96,10 @@ LegacySignature = Annotated[
     Header(alias="X-AWFDRS-Signature", description="`sha256=<hex HMAC of the body>`, first secret"),
 ]
 IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", description="Same as webhook-id")]
+TraceParent = Annotated[
+    str | None,
+    Header(description="W3C trace context continuing the failure event's trace (tracing on)"),
+]
 CorrelationId = Annotated[
     str, Header(alias="X-Correlation-ID", description="The failure event's correlation id")
 ]
@@ -110,6 +114,7 @@ def incident_callback(
     signature: LegacySignature,
     idempotency_key: IdempotencyKey,
     correlation_id: CorrelationId,
+    traceparent: TraceParent = None,
 ) -> None:
     """Retry of a failed step, POSTed to the workflow's `callback_url`; answer 2xx when done."""
 
@@ -123,5 +128,6 @@ def escalation_page(
     signature: LegacySignature,
     idempotency_key: IdempotencyKey,
     correlation_id: CorrelationId,
+    traceparent: TraceParent = None,
 ) -> None:
     """A page to an escalation level's webhook, in PagerDuty Events v2 form."""

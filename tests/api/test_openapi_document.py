@@ -88,6 +88,7 @@ def test_the_webhooks_describe_the_signed_requests_awfdrs_sends(
     for operation in _operations(document, "webhooks"):
         headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
         assert {"webhook-id", "webhook-timestamp", "webhook-signature"} <= headers
+        assert "traceparent" in headers
     callback = document["webhooks"]["incidentCallback"]["post"]["requestBody"]["content"]
     assert callback["application/json"]["schema"]["$ref"].endswith("/IncidentCallback")
     assert {"incident_id", "attempt", "error", "payload"} <= set(
