@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -171,3 +175,34 @@ def test_without_tracing_nothing_is_stored_or_injected() -> None:
     assert tracing.temporal_interceptors() == []
     with tracing.dispatch_span("incident:t:s", ["00-" + TRACE_ID + "-" + CALLER_SPAN + "-01"]):
         assert tracing.current_traceparent() is None
+
+
+PROBE = """
+import tracing
+assert tracing.start_tracing("awfdrs-api")
+with tracing.tracer().start_as_current_span("probe"):
+    print("traceparent", tracing.current_traceparent())
+tracing.stop_tracing()
+"""
+
+
+def test_the_otel_variables_alone_turn_tracing_on_in_a_process() -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    environ |= {"OTEL_TRACES_EXPORTER": "console", "OTEL_RESOURCE_ATTRIBUTES": "team=sre"}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        env=environ,
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    first, _, exported = done.stdout.partition("\n")
+    span = json.loads(exported)
+    assert span["name"] == "probe"
+    assert span["resource"]["attributes"] == {**span["resource"]["attributes"], "team": "sre"}
+    assert span["resource"]["attributes"]["service.name"] == "awfdrs-api"
+    _, version_trace_span = first.split(" ")
+    context = span["context"]
+    assert version_trace_span.startswith(f"00-{context['trace_id'][2:]}-{context['span_id'][2:]}-")

@@ -133,5 +133,7 @@ async def test_a_generated_client_sends_an_event_and_reads_its_incident_back(
                 break
             await asyncio.sleep(0.1)
         # The callback AWFDRS sent matches the `incidentCallback` webhook it documents.
-        sent = IncidentCallback.model_validate(json.loads(callback.calls[0].raw))
+        body = json.loads(callback.calls[0].raw)
+        sent = IncidentCallback.model_validate(body)
+        assert sent.model_dump() == body  # every field documented, none left out
         assert sent.incident_key == accepted.incident_key

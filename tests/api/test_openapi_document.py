@@ -9,9 +9,13 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
+from activities.escalation import pagerduty_body
 from api.app import create_app
-from api.webhook_docs import IncidentCallback
+from api.webhook_docs import EscalationPage, IncidentCallback
 from tests.conftest import make_settings
+from vocabulary import PageSeverity
+from workflows.activity_payloads import EscalationRequest
+from workflows.incident_state import EscalationStep
 
 PUBLIC = {"getLiveness", "getReadiness", "pagerdutyEnqueue"}  # PagerDuty: key in the body
 
@@ -94,3 +98,24 @@ def test_the_webhooks_describe_the_signed_requests_awfdrs_sends(
     assert {"incident_id", "attempt", "error", "payload"} <= set(
         IncidentCallback.model_json_schema()["properties"]
     )
+
+
+def test_the_documented_page_is_the_page_awfdrs_sends() -> None:
+    request = EscalationRequest(
+        tenant_id="t",
+        incident_id="i",
+        workflow_id="incident:t:s",
+        level=2,
+        step=EscalationStep("team-lead", "https://pager.example", 900, PageSeverity.CRITICAL),
+        summary="billing-sync VENDOR_TIMEOUT at stripe",
+        source_workflow="billing-sync",
+        error_code="VENDOR_TIMEOUT",
+        vendor="stripe",
+        event_count=4,
+        attempts=3,
+        correlation_id="corr-test",
+    )
+    for ui_url in (None, "https://ui.example/x"):
+        body = json.loads(json.dumps(pagerduty_body(request, ui_url)))
+        page = EscalationPage.model_validate(body)
+        assert page.model_dump(by_alias=True, exclude_none=True) == body
