@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from api.auth import IngestPrincipal, principal_for_key
 from api.body import UnsupportedMediaType, read_body, read_json_body
@@ -39,6 +39,12 @@ from api.services.controls import acknowledge_alert
 from api.validation import InvalidItem, InvalidJson, invalid, json_body, loads_json
 from models.schemas.common import NAME_PATTERN, FieldError, field_errors
 from models.schemas.events import EventIn
+from models.schemas.integrations import (
+    AlertmanagerResult,
+    CloudEventsResult,
+    PagerDutyAccepted,
+    PagerDutyInvalid,
+)
 from models.schemas.storable import UNSTORABLE_TYPES
 from observability import correlation_id_var
 
@@ -48,14 +54,6 @@ WorkflowParam = Annotated[str, Query(pattern=NAME_PATTERN, description="Register
 OptionalWorkflow = Annotated[str | None, Query(pattern=NAME_PATTERN)]
 CE_STRUCTURED = "application/cloudevents+json"
 CE_BATCH = "application/cloudevents-batch+json"
-
-
-class PagerDutyInvalid(BaseModel):
-    """PagerDuty's own 400 body, which PagerDuty clients parse."""
-
-    status: str
-    message: str
-    errors: list[str]
 
 
 def _cloudevents_bodies() -> dict[str, Any]:
@@ -108,6 +106,7 @@ async def _read_pagerduty(request: Request, limit: int) -> PagerDutyEvent | JSON
     status_code=202,
     openapi_extra=json_request_body(PagerDutyEvent),
     responses={
+        202: {"description": "Stored (or acknowledged)", "model": PagerDutyAccepted},
         400: {"description": "PagerDuty's `invalid event` shape", "model": PagerDutyInvalid},
         **problem_responses(401, 403, 404, 422, 429, 503),
     },
@@ -178,7 +177,11 @@ def _valid_items(converted: list[Converted]) -> list[tuple[EventIn, str]]:
     "/alertmanager",
     operation_id="alertmanagerWebhook",
     openapi_extra=json_request_body(AlertmanagerNotification),
-    responses=problem_responses(401, 403, 404, 413, 415, 422, 429, 503),
+    response_model=None,  # the dict is answered as built; its shape is documented below
+    responses={
+        200: {"description": "Stored, all or in part", "model": AlertmanagerResult},
+        **problem_responses(401, 403, 404, 413, 415, 422, 429, 503),
+    },
 )
 async def alertmanager(
     *,
@@ -218,7 +221,10 @@ async def alertmanager(
     operation_id="cloudeventsIntake",
     status_code=202,
     openapi_extra=_cloudevents_bodies(),
-    responses=problem_responses(401, 403, 404, 409, 413, 415, 422, 429, 503),
+    responses={
+        202: {"description": "Each event's outcome", "model": CloudEventsResult},
+        **problem_responses(401, 403, 404, 409, 413, 415, 422, 429, 503),
+    },
 )
 async def cloudevents(
     *,

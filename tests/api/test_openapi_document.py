@@ -83,6 +83,13 @@ def test_the_intakes_declare_their_bodies(document: dict[str, Any]) -> None:
     assert cloudevents["application/cloudevents+json"]["schema"]["$ref"].endswith("/CloudEvent")
     assert cloudevents["application/cloudevents-batch+json"]["schema"]["type"] == "array"
     assert "routing_key" in document["components"]["schemas"]["PagerDutyEvent"]["required"]
+    for path, status, answer in (
+        ("pagerduty/enqueue", "202", "PagerDutyAccepted"),
+        ("alertmanager", "200", "AlertmanagerResult"),
+        ("cloudevents", "202", "CloudEventsResult"),
+    ):
+        response = document["paths"][f"{prefix}/{path}"]["post"]["responses"][status]
+        assert response["content"]["application/json"]["schema"]["$ref"].endswith(answer)
 
 
 def test_the_webhooks_describe_the_signed_requests_awfdrs_sends(
