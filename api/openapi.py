@@ -97,7 +97,8 @@ def finish(document: dict[str, Any], *, security: dict[str, Any]) -> dict[str, A
 
 
 def _operations(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for section in ("paths", "webhooks"):
+    # Not the webhooks: what a receiver answers is its own business, not a Problem.
+    for section in ("paths",):
         for item in document.get(section, {}).values():
             for operation in item.values():
                 yield operation.get("operationId", ""), operation

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header
+from fastapi import APIRouter, Body, Header, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-RECEIVER_ANSWERS: dict[int | str, dict[str, Any]] = {
-    "2XX": {"description": "Received: the attempt succeeded (a callback) or the page was sent"},
-    "4XX": {"description": "Refused: a callback gives up (408 and 429 are retried)"},
-    "5XX": {"description": "Failed: retried with backoff; `Retry-After` is honoured"},
+CALLBACK_ANSWERS: dict[int | str, dict[str, Any]] = {
+    "3XX": {"description": "Not followed: the incident escalates"},
+    "4XX": {"description": "Refused: the incident escalates; 408 and 429 are retried"},
+    "5XX": {"description": "Retried with backoff (a `Retry-After` is honoured), then escalated"},
+}
+PAGE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    "4XX": {"description": "Not delivered: recorded as a failed escalation action"},
+    "5XX": {"description": "Not delivered: recorded as a failed escalation action"},
 }
 webhooks = APIRouter()
 
@@ -105,7 +109,14 @@ CorrelationId = Annotated[
 ]
 
 
-@webhooks.post("incidentCallback", responses=RECEIVER_ANSWERS, status_code=200)
+@webhooks.post(
+    "incidentCallback",
+    operation_id="incidentCallback",
+    status_code=200,
+    response_class=Response,
+    response_description="Any 2xx: the retried step succeeded and the incident resolves",
+    responses=CALLBACK_ANSWERS,
+)
 def incident_callback(
     body: Annotated[IncidentCallback, Body()],
     webhook_id: WebhookId,
@@ -119,7 +130,14 @@ def incident_callback(
     """Retry of a failed step, POSTed to the workflow's `callback_url`; answer 2xx when done."""
 
 
-@webhooks.post("escalationPage", responses=RECEIVER_ANSWERS, status_code=202)
+@webhooks.post(
+    "escalationPage",
+    operation_id="escalationPage",
+    status_code=202,
+    response_class=Response,
+    response_description="Any 2xx: the page was delivered",
+    responses=PAGE_ANSWERS,
+)
 def escalation_page(
     body: Annotated[EscalationPage, Body()],
     webhook_id: WebhookId,
