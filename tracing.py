@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -32,6 +33,8 @@ log = logging.getLogger("awfdrs.tracing")
 TRACER_NAME = "awfdrs"
 # Probes and scrapes every few seconds would drown the traces worth reading.
 UNTRACED_URLS = "/health,/metrics"
+# Events store W3C `traceparent` whatever OTEL_PROPAGATORS says the process speaks on the wire.
+W3C = TraceContextTextMapPropagator()
 _provider: TracerProvider | None = None
 
 
@@ -139,7 +142,7 @@ def current_traceparent() -> str | None:
     if _provider is None:
         return None
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    W3C.inject(carrier)
     return carrier.get("traceparent")
 
 
@@ -153,9 +156,7 @@ def dispatch_span(key: str, traceparents: Sequence[str | None]) -> Iterator[None
     if _provider is None:
         yield
         return
-    contexts = [
-        propagate.extract({"traceparent": value}) for value in traceparents if value is not None
-    ]
+    contexts = [W3C.extract({"traceparent": value}) for value in traceparents if value is not None]
     spans = [trace.get_current_span(context).get_span_context() for context in contexts]
     links = [Link(span) for span in spans if span.is_valid]
     with tracer().start_as_current_span(
