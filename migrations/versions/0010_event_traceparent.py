@@ -1,7 +1,7 @@
 """events.traceparent: the W3C trace context of the request that reported the event
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009_responders
 Create Date: 2026-12-07
 
 Nullable: tracing is off by default, and events stored before this revision have none. The
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0009'
-down_revision: str | None = '0008'
+revision: str = '0010'
+down_revision: str | None = '0009_responders'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
