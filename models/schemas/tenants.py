@@ -87,6 +87,13 @@ class ApiKeyCreate(StrictBody):
 
     scope: Literal["ingest", "operator"]
     name: str = Field(default="", max_length=200)
+    owner: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Who the key belongs to (a name or email); audit rows name the key by it",
+        examples=["alice@example.com"],
+    )
 
 
 class ApiKeyOut(BaseModel):
@@ -96,6 +103,7 @@ class ApiKeyOut(BaseModel):
     tenant_id: uuid.UUID
     scope: str
     name: str
+    owner: str | None = None
     display_prefix: str
     created_at: datetime
     revoked_at: datetime | None
