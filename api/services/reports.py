@@ -149,6 +149,7 @@ async def summary(
         since=since,
         until=until,
         group_by=group_by,
+        bucket=bucket,
         total=ReportRow(**(_row(total) if total else EMPTY_ROW)),
         groups=groups if group_by else [],
         series=points,

@@ -45,6 +45,7 @@ class ReportSummary(BaseModel):
     since: datetime
     until: datetime
     group_by: GroupBy | None
+    bucket: Bucket
     total: ReportRow
     groups: list[ReportRow]
     series: list[SeriesPoint]
