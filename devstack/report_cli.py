@@ -122,7 +122,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     figure, (volume, mttr) = pyplot.subplots(2, 1, sharex=True, figsize=(9, 6))
     try:
         width = 0.8 / 24 if summary.get("bucket") == "hour" else 0.8
-        volume.bar(starts, [point["opened"] for point in series], width=width, color="#4c72b0")
+        volume.bar(starts, [point["opened"] for point in series], width=width, align="edge")
         volume.set_ylabel("incidents opened")
         volume.set_title(f"AWFDRS incidents {summary['since'][:16]} – {summary['until'][:16]}")
         minutes = [_minutes(point["mttr_p50_s"]) for point in series]
