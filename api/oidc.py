@@ -13,7 +13,7 @@ import jwt
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.errors import Forbidden, Unauthorized
+from api.errors import Forbidden, ServiceUnavailable, Unauthorized
 from api.principals import Principal, PrincipalCache, Scope
 from settings import Settings
 
@@ -53,7 +53,11 @@ class JwksCache:
         async with self._lock:
             wanted = kid not in self._keys or self._stale(JWKS_MAX_AGE_S)
             if wanted and self._stale(self._refresh_s):
-                await self._fetch()
+                try:
+                    await self._fetch()
+                except ServiceUnavailable:
+                    if kid not in self._keys:  # a known key outlives an issuer outage
+                        raise
         key = self._keys.get(kid)
         if key is None:
             raise Unauthorized(f"the token's key id {kid!r} is not in the issuer's JWKS")
@@ -71,7 +75,9 @@ class JwksCache:
                 response.raise_for_status()
             keys = jwt.PyJWKSet.from_dict(response.json()).keys
         except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
-            raise Unauthorized(f"the issuer's JWKS could not be read: {exc}") from None
+            raise ServiceUnavailable(
+                f"the issuer's JWKS could not be read: {exc}", dependency="oidc"
+            ) from None
         self._keys = {key.key_id: key for key in keys if key.key_id}
 
 

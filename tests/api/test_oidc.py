@@ -16,17 +16,28 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from temporalio.client import Client
 
+from api import oidc as oidc_module
 from api.app import create_app
-from api.errors import Unauthorized
+from api.errors import ServiceUnavailable, Unauthorized
 from api.oidc import OidcVerifier
 from devstack.http_target import CallbackServer, Reply
 from settings import Settings
+from tests.api.incident_views import wait_for_incident
 from tests.conftest import ADMIN_TOKEN, TenantCredentials
 from tests.utils.builders import register_workflow
+from tests.utils.incidents import IncidentStarter
 
 ISSUER = "https://idp.example/realms/ops"
 AUDIENCE = "awfdrs-api"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+# Attempts an hour apart: the incident stays `waiting` while the test acts on it.
+SLOW = {
+    "max_attempts": 5,
+    "initial_interval_s": 3600,
+    "multiplier": 1,
+    "max_interval_s": 3600,
+    "jitter": 0,
+}
 
 
 @dataclass
@@ -119,6 +130,32 @@ async def test_an_issuer_signed_token_is_accepted_and_its_subject_audits_a_kill(
     assert len(issuer.server.calls) == 1  # the JWKS was read once and cached
 
 
+async def test_a_kill_by_token_names_its_subject_in_the_audit_row_and_the_close_reason(
+    live: IncidentStarter, oidc_http: httpx.AsyncClient, issuer: Issuer, tenant: TenantCredentials
+) -> None:
+    async with CallbackServer([Reply(503)]) as server:
+        await register_workflow(oidc_http, tenant, callback_url=server.url, retry_policy=SLOW)
+        handle = await live.start()
+        incident = await wait_for_incident(oidc_http, tenant, handle.id, "waiting")
+        claims = {"sub": "alice@example.com", "awfdrs_tenant": str(tenant.id), "scope": "operator"}
+        killed = await oidc_http.post(
+            f"/api/v1/incidents/{incident['id']}/kill",
+            headers=_bearer(issuer.token(claims)),
+            json={"by": "alice from the on-call channel"},
+        )
+        assert killed.status_code == 202, killed.text
+        result = await asyncio.wait_for(handle.result(), 30)
+    assert (result.status, result.reason) == ("killed", "kill by jwt:alice@example.com")
+    audit = await oidc_http.get(
+        "/api/v1/operator-actions",
+        headers=tenant.headers,
+        params={"target": f"incident:{incident['id']}"},
+    )
+    assert [(row["actor"], row["action"], row["note"]) for row in audit.json()] == [
+        ("jwt:alice@example.com", "kill", "alice from the on-call channel")
+    ]
+
+
 @pytest.mark.parametrize(
     ("claims", "kid", "detail"),
     [
@@ -208,6 +245,32 @@ async def test_a_rotated_key_is_fetched_on_its_unknown_kid_at_most_once_per_inte
     with pytest.raises(Unauthorized, match="not in the issuer's JWKS"):
         await verifier.claims(old)
     assert verifier.jwks.fetches == 2 and len(issuer.server.calls) == 2
+
+
+async def test_an_issuer_outage_is_a_503_for_new_keys_and_no_outage_for_known_ones(
+    settings: Settings,
+    issuer: Issuer,
+    tenant: TenantCredentials,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    verifier = OidcVerifier(
+        settings.model_copy(
+            update={
+                "oidc_issuer": ISSUER,
+                "oidc_audience": AUDIENCE,
+                "oidc_jwks_url": f"http://127.0.0.1:{issuer.server.port}/jwks",
+                "oidc_jwks_refresh_s": 0.0,
+            }
+        )
+    )
+    known = issuer.token({"awfdrs_tenant": str(tenant.id)})
+    assert (await verifier.claims(known))["sub"] == "alice"
+    issuer.server.script = [Reply(500, body="down")]
+    monkeypatch.setattr(oidc_module, "JWKS_MAX_AGE_S", 0.0)  # every call wants a fresh set
+    assert (await verifier.claims(known))["sub"] == "alice"  # the cached key still serves
+    with pytest.raises(ServiceUnavailable, match="JWKS could not be read"):
+        await verifier.claims(issuer.token({}, kid="ec-new"))
+    assert verifier.jwks.fetches == 3
 
 
 async def test_a_jwt_is_never_looked_up_as_an_api_key_without_oidc(
