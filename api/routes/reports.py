@@ -24,6 +24,20 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
+def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    """The report's [start, end): defaults filled in, order and length checked (422)."""
+    end = until or datetime.now(UTC)
+    try:
+        start = since or end - DEFAULT_WINDOW
+    except OverflowError:  # `until` in the first week of year 1
+        raise _invalid("until", "is too early to count a default window back from") from None
+    if start >= end:
+        raise _invalid("since", "must be before until")
+    if end - start > MAX_WINDOW:
+        raise _invalid("since", f"the window may span at most {MAX_WINDOW.days} days")
+    return start, end
+
+
 def _invalid(field: str, message: str) -> RequestValidationError:
     return RequestValidationError(
         [{"loc": ("query", field), "msg": message, "type": "value_error", "input": None}]
@@ -46,12 +60,7 @@ async def summary(
     bucket: Annotated[Bucket, Query(description="Time bucket of `series`")] = "day",
 ) -> ReportSummary:
     """Incidents first seen in [since, until): volumes, shares, MTTA and MTTR percentiles."""
-    end = _aware(until) or datetime.now(UTC)
-    start = _aware(since) or end - DEFAULT_WINDOW
-    if start >= end:
-        raise _invalid("since", "must be before until")
-    if end - start > MAX_WINDOW:
-        raise _invalid("since", f"the window may span at most {MAX_WINDOW.days} days")
+    start, end = _window(_aware(since), _aware(until))
     return await reports.summary(
         engine=engine,
         tenant_id=principal.tenant_id,

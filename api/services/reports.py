@@ -91,8 +91,8 @@ SELECT GROUPING(key) = 1 AS is_total, key,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY ttr_s) AS mttr_p50_s,
        percentile_cont(0.9) WITHIN GROUP (ORDER BY ttr_s) AS mttr_p90_s,
        avg(event_count)::float8 AS events_per_incident,
-       sum(calls)::bigint AS callback_calls,
-       sum(pages)::bigint AS pages_sent
+       coalesce(sum(calls), 0)::bigint AS callback_calls,
+       coalesce(sum(pages), 0)::bigint AS pages_sent
 FROM facts
 GROUP BY GROUPING SETS ((key), ())
 ORDER BY is_total DESC, opened DESC, key

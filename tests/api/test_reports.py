@@ -181,6 +181,17 @@ async def test_the_summary_gives_exact_percentiles_and_shares(
     assert [(p["opened"], p["mttr_p50_s"]) for p in body["series"]] == [(6, 180.0), (1, 120.0)]
 
 
+async def test_an_empty_window_is_zeros_and_nulls(
+    http: httpx.AsyncClient, tenant: TenantCredentials
+) -> None:
+    response = await http.get("/api/v1/reports/summary", headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["total"]["opened"] == 0 and body["total"]["callback_calls"] == 0
+    assert body["total"]["mttr_p50_s"] is None and body["total"]["escalated_share"] is None
+    assert (body["groups"], body["series"], body["bucket"]) == ([], [], "day")
+
+
 async def test_the_summary_is_tenant_scoped_and_validates_its_window(
     http: httpx.AsyncClient, tenant: TenantCredentials, window: tuple[datetime, datetime]
 ) -> None:
@@ -193,6 +204,12 @@ async def test_the_summary_is_tenant_scoped_and_validates_its_window(
     reversed_window = {"since": window[1].isoformat(), "until": window[0].isoformat()}
     bad = await http.get("/api/v1/reports/summary", headers=tenant.headers, params=reversed_window)
     assert bad.status_code == 422 and "since" in bad.json()["detail"]
+    for edge, named in (
+        ({"until": "0001-01-02T00:00:00Z"}, "until"),
+        ({"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T00:00:00Z"}, "since"),
+    ):
+        answer = await http.get("/api/v1/reports/summary", headers=tenant.headers, params=edge)
+        assert answer.status_code == 422 and named in answer.json()["detail"], answer.text
     unknown = await http.get(
         "/api/v1/reports/summary", headers=tenant.headers, params={"group_by": "severity"}
     )
