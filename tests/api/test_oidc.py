@@ -304,8 +304,15 @@ async def test_a_key_owner_is_listed_and_names_the_key_in_audit_rows(
     assert switch.json()["actor"] == "api-key:dana@example.com"
     removed = await http.delete(f"/api/v1/kill-switches/{switch.json()['id']}", headers=headers)
     assert removed.json()["deactivated_by"] == "api-key:dana@example.com"
+    for action in ("open", "reset"):
+        forced = await http.post(f"/api/v1/vendors/stripe/circuit/{action}", headers=headers)
+        assert forced.status_code == 200, forced.text
     audit = (await http.get("/api/v1/operator-actions", headers=tenant.headers)).json()
-    assert [(row["action"], row["actor"]) for row in audit] == [
-        ("kill_switch.deactivate", "api-key:dana@example.com"),
-        ("kill_switch.activate", "api-key:dana@example.com"),
+    assert {row["actor"] for row in audit} == {"api-key:dana@example.com"}
+    target = f"kill-switch:{switch.json()['id']}"
+    assert [(row["action"], row["target"]) for row in audit] == [
+        ("circuit.reset", "vendor:stripe"),
+        ("circuit.open", "vendor:stripe"),
+        ("kill_switch.deactivate", target),
+        ("kill_switch.activate", target),
     ]
