@@ -21,6 +21,8 @@ from settings import Settings
 # forge with) are refused before any key is looked at.
 ALGORITHMS = ("RS256", "ES256")
 REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
+# `jwt:<sub>` must fit the 200-character actor columns (kill_switches.actor).
+MAX_SUBJECT = 190
 JWKS_TIMEOUT_S = 5.0
 # Keys are re-read at least this often even when every kid is known, so a revoked key goes.
 JWKS_MAX_AGE_S = 3600.0
@@ -125,6 +127,8 @@ class OidcVerifier:
     ) -> Principal:
         """Verify the token and map its claims to a tenant and a scope."""
         claims = await self.claims(token)
+        if not 0 < len(str(claims["sub"])) <= MAX_SUBJECT:
+            raise Unauthorized(f"the token's sub must be 1 to {MAX_SUBJECT} characters")
         scope = self._scope(claims)
         tenant = await _tenant(str(claims.get(self._tenant_claim, "")), cache, engine)
         if tenant is None:

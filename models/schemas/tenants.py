@@ -90,7 +90,8 @@ class ApiKeyCreate(StrictBody):
     owner: str | None = Field(
         default=None,
         min_length=1,
-        max_length=200,
+        # `api-key:<owner>` must fit the 200-character actor columns (kill_switches.actor).
+        max_length=190,
         description="Who the key belongs to (a name or email); audit rows name the key by it",
         examples=["alice@example.com"],
     )

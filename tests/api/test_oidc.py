@@ -203,7 +203,7 @@ async def test_unsigned_and_symmetric_tokens_are_refused_before_any_key_lookup(
     assert issuer.server.calls == []
 
 
-async def test_a_token_without_scope_or_tenant_is_refused(
+async def test_a_token_without_scope_tenant_or_a_fitting_subject_is_refused(
     oidc_http: httpx.AsyncClient, issuer: Issuer, tenant: TenantCredentials
 ) -> None:
     no_scope = issuer.token({"awfdrs_tenant": str(tenant.id), "scope": "openid profile"})
@@ -212,6 +212,9 @@ async def test_a_token_without_scope_or_tenant_is_refused(
     ingest = issuer.token({"awfdrs_tenant": str(tenant.id), "scope": "ingest"})
     response = await oidc_http.get("/api/v1/kill-switches", headers=_bearer(ingest))
     assert response.status_code == 403 and "'ingest' scope" in response.json()["detail"]
+    endless = issuer.token({"awfdrs_tenant": str(tenant.id), "scope": "operator", "sub": "x" * 191})
+    response = await oidc_http.get("/api/v1/kill-switches", headers=_bearer(endless))
+    assert response.status_code == 401 and "sub must be" in response.json()["detail"]
     stranger = issuer.token({"awfdrs_tenant": "no-such-tenant", "scope": "operator"})
     response = await oidc_http.get("/api/v1/kill-switches", headers=_bearer(stranger))
     assert response.status_code == 401 and "names no tenant" in response.json()["detail"]
