@@ -28,52 +28,41 @@ GROUP_COLUMNS: dict[GroupBy | None, str] = {
     None: "NULL::text",
 }
 
+# Per incident in scope, indexed lookups (transitions, actions, audit rows by incident):
+# the cost grows with the incidents in the window, whatever the planner thinks of row counts.
 _SCOPED = """
-scoped AS (
-    SELECT i.id, i.status, i.first_seen_at, i.closed_at, i.event_count, {group} AS key
-    FROM incidents i
-    WHERE i.tenant_id = :tenant_id AND i.first_seen_at >= :since AND i.first_seen_at < :until
-),
-escalations AS (
-    SELECT t.incident_id, min(t.at) AS escalated_at
-    FROM incident_transitions t JOIN scoped s ON s.id = t.incident_id
-    WHERE t.tenant_id = :tenant_id AND t.at >= :since AND t.status = 'escalated'
-    GROUP BY t.incident_id
-),
-acks AS (
-    SELECT e.incident_id, min(t.at) AS acknowledged_at
-    FROM escalations e JOIN incident_transitions t ON t.incident_id = e.incident_id
-    WHERE t.tenant_id = :tenant_id AND t.at >= e.escalated_at AND t.status = 'acknowledged'
-    GROUP BY e.incident_id
-),
-human_resolves AS (
-    SELECT o.target AS target FROM operator_actions o
-    WHERE o.tenant_id = :tenant_id AND o.action = 'resolve'
-    UNION
-    SELECT 'incident:' || r.incident_id FROM responder_receipts r
-    WHERE r.tenant_id = :tenant_id AND r.signal = 'resolve'
-),
-calls AS (
-    SELECT a.incident_id,
-           count(*) FILTER (WHERE a.action_type = 'retry' AND a.started_at IS NOT NULL) AS calls,
-           count(*) FILTER (WHERE a.action_type = 'escalate' AND a.status = 'succeeded') AS pages
-    FROM actions a JOIN scoped s ON s.id = a.incident_id
-    WHERE a.tenant_id = :tenant_id
-    GROUP BY a.incident_id
-),
 facts AS (
-    SELECT s.*, e.escalated_at IS NOT NULL AS was_escalated,
+    SELECT i.id, i.status, i.first_seen_at, i.event_count, {group} AS key,
+           e.escalated_at IS NOT NULL AS was_escalated,
            EXTRACT(EPOCH FROM k.acknowledged_at - e.escalated_at) AS tta_s,
-           CASE WHEN s.status = 'resolved'
-                THEN EXTRACT(EPOCH FROM s.closed_at - s.first_seen_at) END AS ttr_s,
-           s.status = 'resolved' AND e.escalated_at IS NULL
-               AND NOT EXISTS (SELECT 1 FROM human_resolves h
-                               WHERE h.target = 'incident:' || s.id) AS auto_resolved,
-           coalesce(c.calls, 0) AS calls, coalesce(c.pages, 0) AS pages
-    FROM scoped s
-    LEFT JOIN escalations e ON e.incident_id = s.id
-    LEFT JOIN acks k ON k.incident_id = s.id
-    LEFT JOIN calls c ON c.incident_id = s.id
+           CASE WHEN i.status = 'resolved'
+                THEN EXTRACT(EPOCH FROM i.closed_at - i.first_seen_at) END AS ttr_s,
+           i.status = 'resolved' AND e.escalated_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM operator_actions o
+                               WHERE o.tenant_id = i.tenant_id AND o.action = 'resolve'
+                                 AND o.target = 'incident:' || i.id)
+               AND NOT EXISTS (SELECT 1 FROM responder_receipts r
+                               WHERE r.tenant_id = i.tenant_id AND r.incident_id = i.id
+                                 AND r.signal = 'resolve') AS auto_resolved,
+           c.calls, c.pages
+    FROM incidents i
+    LEFT JOIN LATERAL (
+        SELECT min(t.at) AS escalated_at FROM incident_transitions t
+        WHERE t.tenant_id = i.tenant_id AND t.incident_id = i.id AND t.status = 'escalated'
+    ) e ON true
+    LEFT JOIN LATERAL (
+        SELECT min(t.at) AS acknowledged_at FROM incident_transitions t
+        WHERE t.tenant_id = i.tenant_id AND t.incident_id = i.id AND t.status = 'acknowledged'
+          AND t.at >= e.escalated_at
+    ) k ON true
+    LEFT JOIN LATERAL (
+        SELECT count(*) FILTER (WHERE a.action_type = 'retry' AND a.started_at IS NOT NULL)
+                   AS calls,
+               count(*) FILTER (WHERE a.action_type = 'escalate' AND a.status = 'succeeded')
+                   AS pages
+        FROM actions a WHERE a.tenant_id = i.tenant_id AND a.incident_id = i.id
+    ) c ON true
+    WHERE i.tenant_id = :tenant_id AND i.first_seen_at >= :since AND i.first_seen_at < :until
 )"""
 
 _SUMMARY = """
