@@ -75,7 +75,10 @@ class JwksCache:
             async with httpx.AsyncClient(timeout=JWKS_TIMEOUT_S) as client:
                 response = await client.get(self._url)
                 response.raise_for_status()
-            keys = jwt.PyJWKSet.from_dict(response.json()).keys
+            document = response.json()
+            if not isinstance(document, dict):
+                raise ValueError("the JWKS is not a JSON object")
+            keys = jwt.PyJWKSet.from_dict(document).keys
         except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
             raise ServiceUnavailable(
                 f"the issuer's JWKS could not be read: {exc}", dependency="oidc"

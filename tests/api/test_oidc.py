@@ -273,7 +273,10 @@ async def test_an_issuer_outage_is_a_503_for_new_keys_and_no_outage_for_known_on
     assert (await verifier.claims(known))["sub"] == "alice"  # the cached key still serves
     with pytest.raises(ServiceUnavailable, match="JWKS could not be read"):
         await verifier.claims(issuer.token({}, kid="ec-new"))
-    assert verifier.jwks.fetches == 3
+    issuer.server.script = [Reply(body="[]")]
+    with pytest.raises(ServiceUnavailable, match="not a JSON object"):
+        await verifier.claims(issuer.token({}, kid="ec-new"))
+    assert verifier.jwks.fetches == 4
 
 
 async def test_a_jwt_is_never_looked_up_as_an_api_key_without_oidc(
