@@ -24,7 +24,7 @@ from devstack.http_target import CallbackServer, Reply
 from settings import Settings
 from tests.api.incident_views import wait_for_incident
 from tests.conftest import ADMIN_TOKEN, TenantCredentials
-from tests.utils.builders import register_workflow
+from tests.utils.builders import failure_event, register_workflow
 from tests.utils.incidents import IncidentStarter
 
 ISSUER = "https://idp.example/realms/ops"
@@ -212,6 +212,9 @@ async def test_a_token_without_scope_tenant_or_a_fitting_subject_is_refused(
     ingest = issuer.token({"awfdrs_tenant": str(tenant.id), "scope": "ingest"})
     response = await oidc_http.get("/api/v1/kill-switches", headers=_bearer(ingest))
     assert response.status_code == 403 and "'ingest' scope" in response.json()["detail"]
+    await register_workflow(oidc_http, tenant)
+    sent = await oidc_http.post("/api/v1/events", headers=_bearer(ingest), json=failure_event())
+    assert sent.status_code == 202, sent.text  # what an ingest token is for
     endless = issuer.token({"awfdrs_tenant": str(tenant.id), "scope": "operator", "sub": "x" * 191})
     response = await oidc_http.get("/api/v1/kill-switches", headers=_bearer(endless))
     assert response.status_code == 401 and "sub must be" in response.json()["detail"]
