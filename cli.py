@@ -1,4 +1,4 @@
-"""The `awfdrs` command: `up`, `demo`, `migrate`, `retention`, `secrets`, operator commands."""
+"""The `awfdrs` command: `up`, `demo`, `migrate`, `retention`, `secrets`, `report`, operators'."""
 
 from __future__ import annotations
 
@@ -40,11 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run a failure scenario against `awfdrs up`")
     demo.add_argument("--data-dir", type=Path, default=Path(".awfdrs"))
     from devstack.operator_cli import add_operator_commands
+    from devstack.report_cli import add_report_command
     from devstack.responders_cli import add_responders_command
     from devstack.retention_cli import add_retention_command
     from devstack.secrets_cli import add_secrets_command
 
     add_operator_commands(commands)
+    add_report_command(commands)
     add_responders_command(commands)
     add_retention_command(commands)
     add_secrets_command(commands)
@@ -77,6 +79,10 @@ def main(argv: list[str] | None = None) -> None:
             from devstack.operator_cli import run_operator_command
 
             run_operator_command(args)
+        elif args.command == "report":
+            from devstack.report_cli import run_report_command
+
+            run_report_command(args)
         elif args.command == "responders":
             from devstack.responders_cli import run_responders_command
 

@@ -84,7 +84,9 @@ def add_operator_commands(commands: Any) -> None:
         if name in CONTROLS:
             command.add_argument("--reason", help="recorded with the signal")
         if name in CONTROLS_WITH_BY:
-            command.add_argument("--by", help="who sends it (default: the API key)")
+            command.add_argument(
+                "--by", help="a note for the audit row; who acted is always the credential"
+            )
 
     switch = commands.add_parser("kill-switch", help="stop remediation of a workflow")
     switch_actions = switch.add_subparsers(dest="action", required=True)

@@ -156,7 +156,9 @@ async def control(
     row = await service.get_incident_or_raise(
         session=session, tenant_id=principal.tenant_id, incident_id=incident_id
     )
-    await send_control(temporal=temporal, row=row, control=control, body=body, actor=principal)
+    await send_control(
+        session=session, temporal=temporal, row=row, control=control, body=body, actor=principal
+    )
     accepted = ControlAccepted(incident_id=row.id, workflow_id=row.workflow_id, signal=control)
     return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
 

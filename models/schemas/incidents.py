@@ -223,8 +223,10 @@ class DecisionOut(BaseModel):
 
 
 class ControlBody(StrictBody):
-    """Optional argument of a control: why (kill, resolve, pause, resume) and who (acknowledge,
-    pause, resume; the API key when omitted)."""
+    """Optional argument of a control: why, and a free-text `by` kept as the audit row's note.
+
+    Who acted always comes from the credential (`api-key:<owner or id>`, `jwt:<sub>`).
+    """
 
     model_config = ConfigDict(
         extra="forbid",
@@ -234,7 +236,11 @@ class ControlBody(StrictBody):
     )
 
     reason: str | None = Field(default=None, max_length=2000)
-    by: str | None = Field(default=None, max_length=200)
+    by: str | None = Field(
+        default=None,
+        max_length=200,
+        description="A note for the audit row (e.g. who asked); never replaces the credential",
+    )
 
 
 class ControlAccepted(BaseModel):

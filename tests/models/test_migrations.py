@@ -38,6 +38,7 @@ TABLES = {
     "signing_secrets",
     "responder_secrets",
     "responder_receipts",
+    "operator_actions",
 }
 PARTITIONED = ("events", "decisions", "incident_transitions")
 
