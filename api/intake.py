@@ -221,7 +221,7 @@ def outcome_label(item: ItemResult) -> str:
         return "conflict"
     if item.status == 200:
         return "duplicate"
-    if item.remediation in (Remediation.SUPPRESSED, Remediation.DEFERRED):
+    if item.remediation in (Remediation.SUPPRESSED, Remediation.DEFERRED, Remediation.HELD):
         return str(item.remediation)
     return "accepted"
 
