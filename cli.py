@@ -39,12 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo = commands.add_parser("demo", help="run a failure scenario against `awfdrs up`")
     demo.add_argument("--data-dir", type=Path, default=Path(".awfdrs"))
+    from devstack.maintenance_cli import add_maintenance_command
     from devstack.operator_cli import add_operator_commands
     from devstack.responders_cli import add_responders_command
     from devstack.retention_cli import add_retention_command
     from devstack.secrets_cli import add_secrets_command
 
     add_operator_commands(commands)
+    add_maintenance_command(commands)
     add_responders_command(commands)
     add_retention_command(commands)
     add_secrets_command(commands)
@@ -77,6 +79,10 @@ def main(argv: list[str] | None = None) -> None:
             from devstack.operator_cli import run_operator_command
 
             run_operator_command(args)
+        elif args.command == "maintenance":
+            from devstack.maintenance_cli import run_maintenance_command
+
+            run_maintenance_command(args)
         elif args.command == "responders":
             from devstack.responders_cli import run_responders_command
 
