@@ -72,6 +72,10 @@ FROM workflows w WHERE w.tenant_id = $1 AND w.name = ANY($2::text[])
 """
 
 
+QUIETED_BY_KILL_SWITCH = "kill_switch"
+QUIETED_BY_WINDOW = "maintenance_window"
+
+
 @dataclass(frozen=True)
 class WorkflowState:
     """What intake needs to know about a registered workflow."""
@@ -117,6 +121,7 @@ class PreparedEvent:
     incident_key: str | None
     remediation: Remediation
     dispatch: bool
+    quieted_by: str | None = None  # why not `normal`: kill_switch, maintenance_window, tenant_cap
 
 
 @dataclass(frozen=True)
@@ -153,7 +158,7 @@ def prepare_event(
         error_message=error.message if error else None,
         vendor=event.vendor,
     )
-    remediation = _remediation(event, workflow)
+    remediation, quieted_by = _remediation(event, workflow)
     suppressed = remediation == Remediation.SUPPRESSED
     if event.event_type in FAILURE_TYPES:
         key_for_incident: str | None = incident_key(str(tenant_id), signature)
@@ -171,19 +176,21 @@ def prepare_event(
         incident_key=key_for_incident,
         remediation=remediation,
         dispatch=key_for_incident is not None and not suppressed,
+        quieted_by=quieted_by,
     )
 
 
-def _remediation(event: EventIn, workflow: WorkflowState) -> Remediation:
+def _remediation(event: EventIn, workflow: WorkflowState) -> tuple[Remediation, str | None]:
     """Suppressed by a kill switch or a suppressing window, held by a holding window."""
     if workflow.suppresses(event.vendor):
-        return Remediation.SUPPRESSED
+        return Remediation.SUPPRESSED, QUIETED_BY_KILL_SWITCH
     if event.event_type not in FAILURE_TYPES or not workflow.windows:
-        return Remediation.NORMAL  # success events always pass, to resolve what they close
+        return Remediation.NORMAL, None  # success events always pass, to resolve incidents
     mode = workflow.window_mode(event, datetime.now(UTC))
-    if mode == MaintenanceMode.SUPPRESS:
-        return Remediation.SUPPRESSED
-    return Remediation.HELD if mode == MaintenanceMode.HOLD else Remediation.NORMAL
+    if mode is None:
+        return Remediation.NORMAL, None
+    held = Remediation.HELD if mode == MaintenanceMode.HOLD else Remediation.SUPPRESSED
+    return held, QUIETED_BY_WINDOW
 
 
 def resolution_key(tenant_id: str, workflow: str, step: str | None) -> str:

@@ -99,6 +99,7 @@ async def test_intake_labels_failures_in_a_window_and_lets_successes_pass(
 ) -> None:
     await register_workflow(http, tenant, name="billing-sync")
     await register_workflow(http, tenant, name="shipping")
+    before = await _quieted(http)
     await http.post(URL, json=window(matchers={"workflow": "billing-*"}), headers=tenant.headers)
     held = window(matchers={"workflow": "shipping", "error_code": "VENDOR_*"}, mode="hold")
     await http.post(URL, json=held, headers=tenant.headers)
@@ -114,3 +115,17 @@ async def test_intake_labels_failures_in_a_window_and_lets_successes_pass(
     assert await remediation(workflow="shipping") == "held"
     assert await remediation(workflow="shipping", error={"code": "BAD_INPUT"}) == "normal"
     assert await remediation(workflow="billing-sync", event_type="step.succeeded") == "normal"
+    after = await _quieted(http)
+    assert after["suppressed"] - before["suppressed"] == 1
+    assert after["held"] - before["held"] == 1
+
+
+async def _quieted(http: httpx.AsyncClient) -> dict[str, float]:
+    """`awfdrs_quieted_events_total` by remediation, for the maintenance-window reason."""
+    text = (await http.get("/metrics")).text
+    found = dict.fromkeys(("suppressed", "held"), 0.0)
+    for line in text.splitlines():
+        if line.startswith("awfdrs_quieted_events_total{") and "maintenance_window" in line:
+            remediation = line.split('remediation="')[1].split('"')[0]
+            found[remediation] = float(line.rsplit(" ", 1)[1])
+    return found
