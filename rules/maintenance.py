@@ -7,6 +7,7 @@ whole value, case-sensitive; `*` also matches an event that has no such field.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Mapping
@@ -16,12 +17,21 @@ from fnmatch import fnmatchcase
 from functools import lru_cache
 from typing import Any
 
-from dateutil.rrule import rrule, rrulestr
+from dateutil.rrule import rrule, rruleset, rrulestr
 
-# Occurrences are walked from DTSTART, so a rule may repeat at most hourly: finer rules would
-# make every lookup walk hundreds of thousands of occurrences.
-ALLOWED_FREQ = frozenset({"HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY"})
+# dateutil walks occurrences from DTSTART (about a millisecond per day a rule filters out), so
+# a rule repeats at most daily, expands to at most one time of day, and a series spans at most
+# MAX_SERIES: the worst rule costs about two seconds once per process, then lookups are cached.
+ALLOWED_FREQ = frozenset({"DAILY", "WEEKLY", "MONTHLY", "YEARLY"})
+ALLOWED_PARTS = frozenset(
+    {"FREQ", "INTERVAL", "COUNT", "UNTIL", "WKST", "BYDAY", "BYMONTHDAY", "BYMONTH", "BYHOUR"}
+    | {"BYMINUTE"}
+)
+SINGLE_VALUED = frozenset({"BYHOUR", "BYMINUTE"})
+DAYS_IN_MONTH = {2: 29, 4: 30, 6: 30, 9: 30, 11: 30}
 _RULE_TEXT = re.compile(r"^(RRULE:)?[A-Z]+=[A-Za-z0-9,+\-:]+(;[A-Z]+=[A-Za-z0-9,+\-:]+)*$")
+# A series ends at most this long after its first start (UNTIL, if given, may end it sooner).
+MAX_SERIES = timedelta(days=5 * 365 + 1)
 Occurrence = tuple[datetime, datetime]
 
 
@@ -54,20 +64,67 @@ def _field_matches(pattern: str, value: str | None) -> bool:
 
 
 @lru_cache(maxsize=1024)
-def parse_recurrence(recurrence: str, dtstart: datetime) -> rrule:
-    """Parse an RRULE anchored at `dtstart`; raise ValueError saying what is wrong."""
+def parse_recurrence(recurrence: str, dtstart: datetime) -> rrule | rruleset:
+    """Parse an RRULE anchored at `dtstart`, bounded to MAX_SERIES; raise ValueError saying
+    what is wrong."""
     if not _RULE_TEXT.match(recurrence):
         raise ValueError("must be one RRULE, e.g. FREQ=WEEKLY;BYDAY=SU;BYHOUR=2")
+    _check_parts(recurrence.removeprefix("RRULE:"))
     try:
         rule = rrulestr(recurrence, dtstart=dtstart, cache=True)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise ValueError(f"not a valid RRULE: {exc}") from exc
     if not isinstance(rule, rrule):
         raise ValueError("must be one RRULE")
-    freq = re.search(r"FREQ=([A-Z]+)", recurrence)
-    if freq is None or freq.group(1) not in ALLOWED_FREQ:
-        raise ValueError("may repeat at most hourly (FREQ=HOURLY or coarser)")
-    return rule
+    bounded = _bounded(rule, dtstart)
+    if bounded.after(dtstart, inc=True) is None:
+        raise ValueError(f"has no occurrence within {MAX_SERIES.days} days of starts_at")
+    return bounded
+
+
+def _check_parts(text: str) -> None:
+    parts = dict(part.split("=", 1) for part in text.split(";"))
+    if parts.get("FREQ") not in ALLOWED_FREQ:
+        raise ValueError("may repeat at most daily (FREQ=DAILY, WEEKLY, MONTHLY or YEARLY)")
+    if unknown := sorted(parts.keys() - ALLOWED_PARTS):
+        raise ValueError(f"{', '.join(unknown)} not supported (use {', '.join(ALLOWED_PARTS)})")
+    if many := sorted(k for k in SINGLE_VALUED if "," in parts.get(k, "")):
+        raise ValueError(f"{', '.join(many)} takes one value (one window per period)")
+    if not parts.get("INTERVAL", "1").isdigit() or not 1 <= int(parts.get("INTERVAL", "1")) <= 999:
+        raise ValueError("INTERVAL must be 1 to 999")  # 0 makes dateutil repeat one date forever
+    if parts["FREQ"] == "DAILY" and parts.keys() & {"BYMONTH", "BYMONTHDAY"}:
+        raise ValueError("FREQ=DAILY takes no BYMONTH or BYMONTHDAY (use MONTHLY or YEARLY)")
+    if not _some_day_exists(parts):
+        raise ValueError("BYMONTH must be 1 to 12, BYMONTHDAY ±1 to ±31 and exist in a month")
+
+
+def _some_day_exists(parts: dict[str, str]) -> bool:
+    """Whether a BYMONTHDAY exists in one of the months (dateutil would search to year 9999)."""
+    try:
+        months = [int(m) for m in parts["BYMONTH"].split(",")] if "BYMONTH" in parts else []
+        days = (
+            [abs(int(d)) for d in parts["BYMONTHDAY"].split(",")] if "BYMONTHDAY" in parts else []
+        )
+    except ValueError:
+        return True  # not numbers: dateutil refuses the rule with its own message
+    if not all(1 <= m <= 12 for m in months) or not all(1 <= d <= 31 for d in days):
+        return False
+    longest = max((DAYS_IN_MONTH.get(m, 31) for m in months), default=31)
+    return not days or min(days) <= longest
+
+
+def _bounded(rule: rrule, dtstart: datetime) -> rrule | rruleset:
+    """The rule cut at MAX_SERIES after `dtstart`: a rule no date satisfies (30 February)
+    would otherwise be searched until the year 9999 on every lookup."""
+    bound = dtstart + MAX_SERIES
+    # dateutil keeps the parsed COUNT and UNTIL only as private attributes.
+    count, until = vars(rule).get("_count"), vars(rule).get("_until")
+    if count is None:
+        return rule.replace(until=min(until or bound, bound))
+    series = rruleset(cache=True)
+    for start in itertools.islice(rule.replace(count=None, until=bound), count):
+        series.rdate(start)
+    return series
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pydantic import AwareDatetime, BaseModel, Field, ValidationInfo, field_validator
 
@@ -14,6 +14,8 @@ from vocabulary import MaintenanceMode
 # Exact names or fnmatch globs (`*`, `?`, `[...]`) over the characters names may contain.
 GLOB_PATTERN = r"^[A-Za-z0-9._:/*?\[\]!-]{1,200}$"
 MAX_LENGTH_S = 366 * 24 * 3600
+EARLIEST_START = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_START = timedelta(days=3653)
 
 
 class MatchersIn(StrictBody):
@@ -40,6 +42,13 @@ class MaintenanceWindowCreate(StrictBody):
     )
     mode: MaintenanceMode = MaintenanceMode.SUPPRESS
     reason: str = Field(min_length=1, max_length=2000, examples=["database upgrade"])
+
+    @field_validator("starts_at")
+    @classmethod
+    def _plausible_start(cls, value: datetime) -> datetime:
+        if not EARLIEST_START <= value <= datetime.now(UTC) + LATEST_START:
+            raise ValueError("must be between 2000-01-01 and ten years from now")
+        return value
 
     @field_validator("duration_s")
     @classmethod

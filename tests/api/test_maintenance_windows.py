@@ -35,6 +35,7 @@ def window(**fields: Any) -> dict[str, Any]:
         ({"recurrence": "RRULE:FREQ=DAILY;UNTIL=20270101T000000"}, "recurrence"),
         ({"mode": "mute"}, "mode"),
         ({"starts_at": "2026-12-07T10:00:00"}, "starts_at"),
+        ({"starts_at": "9999-12-31T23:00:00Z"}, "starts_at"),
         ({"matchers": {"vendor": "stripe api"}}, "vendor"),
         ({"reason": ""}, "reason"),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -45,16 +46,41 @@ def test_a_rule_with_until_ends_and_a_one_off_window_has_one_occurrence() -> Non
 @pytest.mark.parametrize(
     ("rule", "message"),
     [
-        ("FREQ=MINUTELY", "at most hourly"),
+        ("FREQ=MINUTELY", "at most daily"),
+        ("FREQ=HOURLY", "at most daily"),
+        ("FREQ=DAILY;BYHOUR=1,2", "one value"),
+        ("FREQ=DAILY;BYSETPOS=1", "BYSETPOS not supported"),
+        ("FREQ=DAILY;BYMONTHDAY=3", "takes no BYMONTH"),
+        ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "exist in a month"),  # dateutil: to 9999
+        ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO", "no occurrence within"),
+        ("FREQ=DAILY;UNTIL=20200101T000000Z", "no occurrence within"),
+        ("FREQ=WEEKLY;BYMONTH=13", "BYMONTH must be 1 to 12"),
+        ("FREQ=MONTHLY;BYMONTHDAY=0", "BYMONTHDAY"),
+        ("FREQ=DAILY;INTERVAL=0", "INTERVAL"),
         ("FREQ=DAILY;UNTIL=20270101T000000", "UTC"),
-        ("FREQ=FORTNIGHTLY", "not a valid RRULE"),
+        ("FREQ=FORTNIGHTLY", "at most daily"),
+        ("FREQ=WEEKLY;BYDAY=XX", "not a valid RRULE"),
         ("DTSTART:20260101T000000Z\nRRULE:FREQ=DAILY", "one RRULE"),
         ("every sunday", "one RRULE"),
     ],
 )
 def test_bad_rules_are_refused_with_the_reason(rule: str, message: str) -> None:
+    started = time.monotonic()
     with pytest.raises(ValueError, match=message):
         parse_recurrence(rule, SUNDAY_2AM)
+    assert time.monotonic() - started < 0.5  # refused without walking to the year 9999
+
+
+def test_a_series_ends_after_five_years_and_count_still_counts() -> None:
+    forever = Schedule(SUNDAY_2AM, timedelta(hours=1), "FREQ=YEARLY")
+    assert forever.next_occurrence(datetime(2031, 12, 7, tzinfo=UTC)) is None
+    assert forever.occurrence_at(datetime(2030, 12, 6, 2, 30, tzinfo=UTC)) is not None
+    leap = Schedule(SUNDAY_2AM, timedelta(hours=1), "FREQ=YEARLY;COUNT=2;BYMONTH=2;BYMONTHDAY=29")
+    assert leap.next_occurrence(at(7, 0)) == (
+        datetime(2028, 2, 29, 2, tzinfo=UTC),
+        datetime(2028, 2, 29, 3, tzinfo=UTC),
+    )
+    assert leap.next_occurrence(datetime(2028, 3, 1, tzinfo=UTC)) is None  # 2032 is past 5 y
 
 
 def test_matchers_are_exact_or_globs_and_a_star_matches_a_missing_field() -> None:
