@@ -62,8 +62,9 @@ def _create_windows() -> None:
 
 def upgrade() -> None:
     _create_windows()
-    # Tables created after 0007 get SELECT and INSERT by default; ending a window updates it.
-    op.execute(f"GRANT UPDATE ON maintenance_windows TO {APP_ROLE}")
+    # Tables created after 0007 get SELECT and INSERT by default; like every table that is not
+    # append-only, this one is mutable (ending a window updates it).
+    op.execute(f"GRANT UPDATE, DELETE ON maintenance_windows TO {APP_ROLE}")
     op.add_column('kill_switches',
                   sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True))
     op.drop_constraint(op.f('ck_events_remediation'), 'events', type_='check')
