@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo = commands.add_parser("demo", help="run a failure scenario against `awfdrs up`")
     demo.add_argument("--data-dir", type=Path, default=Path(".awfdrs"))
+    from devstack.maintenance_cli import add_maintenance_command
     from devstack.operator_cli import add_operator_commands
     from devstack.report_cli import add_report_command
     from devstack.responders_cli import add_responders_command
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_operator_commands(commands)
     add_report_command(commands)
+    add_maintenance_command(commands)
     add_responders_command(commands)
     add_retention_command(commands)
     add_secrets_command(commands)
@@ -83,6 +85,10 @@ def main(argv: list[str] | None = None) -> None:
             from devstack.report_cli import run_report_command
 
             run_report_command(args)
+        elif args.command == "maintenance":
+            from devstack.maintenance_cli import run_maintenance_command
+
+            run_maintenance_command(args)
         elif args.command == "responders":
             from devstack.responders_cli import run_responders_command
 

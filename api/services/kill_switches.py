@@ -67,6 +67,7 @@ async def activate(
         vendor=body.vendor,
         reason=body.reason,
         actor=actor,
+        expires_at=body.expires_at,
     )
     session.add(row)
     await session.commit()

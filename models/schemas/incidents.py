@@ -93,12 +93,30 @@ class LiveState(BaseModel):
     runs: int
 
 
+class GroupingOut(BaseModel):
+    """Why failures share this incident: the values its signature hashes and the rule used."""
+
+    signature: str
+    fields: dict[str, str | None] = Field(
+        description="workflow, step, error (the canonical code, or `msg:` and the normalised"
+        " message) and vendor: failures with these values join this incident"
+    )
+    rule: Literal["error_code", "normalised_message"]
+    explanation: str
+    matches_incident: bool = Field(
+        description="false when the error catalogue changed since: new failures group apart"
+    )
+
+
 class IncidentDetail(IncidentOut):
     """The stored incident merged with its live state (null when closed or unreachable)."""
 
     live: LiveState | None
     live_state_available: bool
     live_state_error: str | None = None
+    grouping: GroupingOut | None = Field(
+        default=None, description="how its failures were grouped (null: no stored failure)"
+    )
 
 
 class EventSample(BaseModel):

@@ -35,6 +35,7 @@ TABLES = {
     "event_keys",
     "decision_keys",
     "tenant_egress",
+    "maintenance_windows",
     "signing_secrets",
     "responder_secrets",
     "responder_receipts",
