@@ -105,7 +105,7 @@ def show_progress(bar: Bar, view: IncidentView) -> None:
     settled = view.status in SETTLED
     cap = view.max_attempts or max(1, view.attempts)
     bar.update(
-        label=view.source_workflow,
+        label=f"{view.source_workflow:<14}",  # aligned like the story lines
         completed=cap if settled else view.attempts,
         total=cap,
         note=f"{view.status}" + (f" · next: {view.next_action}" if view.next_action else ""),
