@@ -19,6 +19,7 @@ import platform
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -124,9 +125,17 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def chart_writer() -> Callable[[dict[str, list[float]], Path], list[Path]]:
+    """The `--plot` writer, imported before the run so a missing matplotlib fails at once."""
+    from bench.plots import write_latency_charts  # matplotlib only when asked for
+
+    return write_latency_charts
+
+
 def main() -> None:
     """Start the servers, measure, print JSON."""
     args = parse_args()
+    write_charts = chart_writer() if args.plot is not None else None
     work = Path(tempfile.mkdtemp(prefix="awfdrs-e2e-"))
     work.chmod(0o755)
     pg = EmbeddedPostgres(work / "pg")
@@ -150,10 +159,8 @@ def main() -> None:
         **results,
     }
     sys.stdout.write(json.dumps(report, indent=2) + "\n")
-    if args.plot is not None:
-        from bench.plots import write_latency_charts  # matplotlib only when asked for
-
-        for path in write_latency_charts(samples, args.plot):
+    if write_charts is not None:
+        for path in write_charts(samples, args.plot):
             sys.stderr.write(f"wrote {path}\n")
 
 

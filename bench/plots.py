@@ -52,7 +52,7 @@ def _histogram(axes: Axes, latencies: list[float]) -> None:
     axes.hist([s * 1000 for s in latencies], bins=30, color="#4c72b0")
     for q, style in ((0.5, "--"), (0.99, ":")):
         value = percentile(latencies, q)
-        axes.axvline(value, color="#c44e52", linestyle=style, label=f"p{q * 100:g} {value:g} ms")
+        axes.axvline(value, color="#c44e52", linestyle=style, label=f"p{q * 100:g} {value:.2f} ms")
     axes.set_xlabel("ms from intended send to first callback")
     axes.set_ylabel("incidents")
     axes.legend()
