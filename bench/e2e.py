@@ -1,10 +1,11 @@
 """End to end on the real stack: first-callback latency, an event storm, many open incidents.
 
-    .venv/bin/python -m bench.e2e [--seconds 10] [--storm 100000] [--open 10000]
+    .venv/bin/python -m bench.e2e [--seconds 10] [--storm 100000] [--open 10000] [--plot DIR]
 
 Starts embedded PostgreSQL, Valkey and Temporal, the API and the worker as processes, and a
 local callback server; prints one JSON document, with the naive design (one signal-with-start
-per event) measured in the same run.
+per event) measured in the same run. On a terminal, a progress bar per load runs on stderr;
+`--plot DIR` also writes first-callback latency charts (PNG) there.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import platform
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,16 +48,16 @@ async def setup(api: str) -> dict[str, str]:
 
 
 async def run_scenarios(
-    args: argparse.Namespace, stack: Stack, baseline_url: str
+    args: argparse.Namespace, stack: Stack, baseline_url: str, samples: dict[str, list[float]]
 ) -> dict[str, Any]:
-    """Run the scenarios `--scenarios` names, in order."""
+    """Run the scenarios `--scenarios` names, in order; raw latencies go into `samples`."""
     wanted = set(args.scenarios.split(","))
     results: dict[str, Any] = {}
     if "latency" in wanted:
         for rate in (5.0, 20.0):
-            results[f"first_callback_at_{rate}_per_s"] = await first_callback_latency(
-                stack, rate, args.seconds
-            )
+            name = f"first_callback_at_{rate}_per_s"
+            samples[name] = []
+            results[name] = await first_callback_latency(stack, rate, args.seconds, samples[name])
     if "storm" in wanted:
         results["storm"] = await storm(stack, args.storm)
         results["naive_storm"] = await naive_storm(baseline_url, args.naive_events)
@@ -64,7 +66,9 @@ async def run_scenarios(
     return results
 
 
-async def measure(args: argparse.Namespace, urls: dict[str, str], work: Path) -> dict[str, Any]:
+async def measure(
+    args: argparse.Namespace, urls: dict[str, str], work: Path, samples: dict[str, list[float]]
+) -> dict[str, Any]:
     """Start the API, baseline and worker processes, run the scenarios, stop the processes."""
     env = {**stack_env(urls), "AWFDRS_REMEDIATION_CALLS_PER_HOUR": "1000000"}
     api, api_url, base, base_url = start_api_and_baseline(env, work)
@@ -77,7 +81,7 @@ async def measure(args: argparse.Namespace, urls: dict[str, str], work: Path) ->
     try:
         stack = Stack(api_url, await setup(api_url), worker.pid, urls["database"])
         await asyncio.sleep(3)  # the worker connects and starts polling
-        results = await run_scenarios(args, stack, base_url)
+        results = await run_scenarios(args, stack, base_url, samples)
     finally:
         for proc in (api, base, worker):
             stop(proc)
@@ -112,12 +116,26 @@ def parse_args() -> argparse.Namespace:
         default="latency,storm,open",
         help="comma-separated subset of latency, storm, open",
     )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="DIR",
+        help="write first-callback latency charts (PNG) to DIR; needs matplotlib (dev extra)",
+    )
     return parser.parse_args()
+
+
+def chart_writer() -> Callable[[dict[str, list[float]], Path], list[Path]]:
+    """The `--plot` writer, imported before the run so a missing matplotlib fails at once."""
+    from bench.plots import write_latency_charts  # matplotlib only when asked for
+
+    return write_latency_charts
 
 
 def main() -> None:
     """Start the servers, measure, print JSON."""
     args = parse_args()
+    write_charts = chart_writer() if args.plot is not None else None
     work = Path(tempfile.mkdtemp(prefix="awfdrs-e2e-"))
     work.chmod(0o755)
     pg = EmbeddedPostgres(work / "pg")
@@ -128,17 +146,22 @@ def main() -> None:
     try:
         upgrade_database(pg.url.replace("postgresql://", "postgresql+asyncpg://"))
         urls = {"database": pg.url, "redis": valkey.url, "temporal": temporal.address}
-        results = asyncio.run(measure(args, urls, work))
+        samples: dict[str, list[float]] = {}
+        results = asyncio.run(measure(args, urls, work, samples))
     finally:
         for server in (temporal, valkey, pg):
             server.stop()
     report = {
         "benchmark": "e2e",
-        "args": vars(args),
+        # The report stays what it was with or without `--plot`: charts are not results.
+        "args": {name: value for name, value in vars(args).items() if name != "plot"},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         **results,
     }
     sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    if write_charts is not None:
+        for path in write_charts(samples, args.plot):
+            sys.stderr.write(f"wrote {path}\n")
 
 
 if __name__ == "__main__":

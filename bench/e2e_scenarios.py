@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import httpx
 from bench.ingest import encode_singles, event
 from bench.load import drive, percentile
 from devstack.http_target import Call, CallbackServer, Reply
+from devstack.progress import Bar, following, progress_board
 from vocabulary import IncidentStatus
 
 SLOW = {
@@ -73,8 +75,13 @@ class Stack:
         )
 
 
-async def first_callback_latency(stack: Stack, rate: float, seconds: float) -> dict[str, Any]:
-    """Open loop: `rate` new incidents per second; POST → first callback, from intended time."""
+async def first_callback_latency(
+    stack: Stack, rate: float, seconds: float, samples: list[float] | None = None
+) -> dict[str, Any]:
+    """Open loop: `rate` new incidents per second; POST → first callback, from intended time.
+
+    Each latency, in seconds, is also appended to `samples` if given (for `--plot`).
+    """
     first_call: dict[str, float] = {}
 
     async def on_call(call: Call) -> None:
@@ -96,11 +103,17 @@ async def first_callback_latency(stack: Stack, rate: float, seconds: float) -> d
             )
             intended[response.json()["incident_key"]] = at
 
-        await asyncio.gather(*(fire(n) for n in range(int(rate * seconds))))
-        deadline = time.perf_counter() + 60
-        while len(first_call) < len(intended) and time.perf_counter() < deadline:
-            await asyncio.sleep(0.2)
+        total = int(rate * seconds)
+        with progress_board(sys.stderr) as board:
+            bar = board.add(f"first callback at {rate:g}/s", total=total)
+            async with following(bar, lambda: (len(first_call), f"{len(intended)} sent")):
+                await asyncio.gather(*(fire(n) for n in range(total)))
+                deadline = time.perf_counter() + 60
+                while len(first_call) < len(intended) and time.perf_counter() < deadline:
+                    await asyncio.sleep(0.2)
     latencies = [first_call[k] - at for k, at in intended.items() if k in first_call]
+    if samples is not None:
+        samples.extend(latencies)
     return {
         "incidents": len(intended),
         "reached_callback": len(latencies),
@@ -202,7 +215,7 @@ async def send_many(stack: Stack, http: httpx.AsyncClient, total: int) -> None:
 
 
 async def watch_backing_off(
-    stack: Stack, http: httpx.AsyncClient, *, total: int, timeout: float
+    stack: Stack, http: httpx.AsyncClient, *, total: int, timeout: float, bar: Bar
 ) -> OpenIncidentsProbe:
     """GET /incidents at 5 requests/s until all `total` incidents back off (or `timeout`)."""
     probe = OpenIncidentsProbe(peak_rss_mib=rss_mib(stack.worker_pid))
@@ -215,6 +228,7 @@ async def watch_backing_off(
         probe.peak_rss_mib = max(probe.peak_rss_mib, rss_mib(stack.worker_pid))
         if len(probe.latencies) % 10 == 0:
             probe.backing_off = await count(stack.database, BACKING_OFF)
+            bar.update(completed=probe.backing_off, note=f"RSS {probe.peak_rss_mib} MiB")
             if probe.backing_off >= total:
                 break
         await asyncio.sleep(max(0.0, 0.2 - (time.perf_counter() - tick)))
@@ -227,7 +241,9 @@ async def open_incidents(stack: Stack, total: int, timeout: float) -> dict[str, 
         await stack.register(http, "many", server.url, SLOW)
         await send_many(stack, http, total)
         started = time.perf_counter()
-        probe = await watch_backing_off(stack, http, total=total, timeout=timeout)
+        with progress_board(sys.stderr) as board:
+            bar = board.add("incidents backing off", total=total)
+            probe = await watch_backing_off(stack, http, total=total, timeout=timeout, bar=bar)
         elapsed = time.perf_counter() - started
     conn = await asyncpg.connect(stack.database)
     try:

@@ -6,11 +6,14 @@ It costs far less CPU than the servers it drives, so what it measures is theirs.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
+
+from devstack.progress import following, progress_board
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -85,8 +88,16 @@ async def drive(
         finally:
             writer.close()
 
+    def done() -> tuple[float, str]:
+        """How far the run is: the deadline or the bodies, whichever comes first."""
+        left = max(0.0, deadline - time.perf_counter())
+        part = max(1 - left / seconds, len(seen.latencies) / max(1, len(bodies)))
+        return min(100.0, part * 100), f"{len(seen.latencies):,} requests, {seen.errors} errors"
+
     started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(concurrency)))
+    with progress_board(sys.stderr) as board:
+        async with following(board.add(parts.path, total=100), done):
+            await asyncio.gather(*(client() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     return {
         "requests": len(seen.latencies),

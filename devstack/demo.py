@@ -20,6 +20,7 @@ from devstack.banner import data_dir_flag
 from devstack.extra import require_devstack
 from devstack.http_target import CallbackServer, Reply
 from devstack.process import script_path, shown_path
+from devstack.progress import Bar, progress_board
 from settings import load_settings
 from workflows.incident_state import IncidentView
 from workflows.incident_workflow import IncidentWorkflow
@@ -99,7 +100,19 @@ def gate_wait_line(view: IncidentView) -> str:
     return line
 
 
-async def _follow(client: Client, key: str, timeout_s: float = 120) -> IncidentView:
+def show_progress(bar: Bar, view: IncidentView) -> None:
+    """Move an incident's progress line: attempts out of its cap, full once it settles."""
+    settled = view.status in SETTLED
+    cap = view.max_attempts or max(1, view.attempts)
+    bar.update(
+        label=f"{view.source_workflow:<14}",  # aligned like the story lines
+        completed=cap if settled else view.attempts,
+        total=cap,
+        note=f"{view.status}" + (f" · next: {view.next_action}" if view.next_action else ""),
+    )
+
+
+async def _follow(client: Client, key: str, bar: Bar, timeout_s: float = 120) -> IncidentView:
     handle = client.get_workflow_handle(key)
     last = ""
     last_wait: tuple[str | None, datetime | None] = (None, None)
@@ -112,6 +125,7 @@ async def _follow(client: Client, key: str, timeout_s: float = 120) -> IncidentV
                 raise
             await asyncio.sleep(0.2)  # accepted, not yet signalled by the outbox dispatcher
             continue
+        show_progress(bar, view)
         line = f"{view.status} · attempts {view.attempts} · events {view.event_count}"
         if line != last:
             say(
@@ -168,7 +182,11 @@ async def run_demo(endpoints: Endpoints) -> None:
         )
         settings = load_settings(temporal_address=endpoints.temporal_address)
         client = await connect_temporal(settings, lazy=False)
-        views = await asyncio.gather(*(_follow(client, key) for key in sorted(keys)))
+        # On a terminal, a live line per incident under the story; piped, the story alone.
+        with progress_board(sys.stdout, transient=True) as board:
+            views = await asyncio.gather(
+                *(_follow(client, key, board.add("incident")) for key in sorted(keys))
+            )
     say("")
     for view in views:
         say(

@@ -46,6 +46,7 @@ class CliError(SystemExit):
 def _common() -> list[argparse.ArgumentParser]:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--plain", action="store_true", help="plain text even on a terminal")
     common.add_argument("--api-url")
     common.add_argument("--api-key")
     common.add_argument("--data-dir", type=Path, default=Path(".awfdrs"))
@@ -152,7 +153,7 @@ def run_operator_command(args: argparse.Namespace) -> None:
     if args.json:
         sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     else:
-        sys.stdout.write(render(result, columns) + "\n")
+        sys.stdout.write(render(result, columns, plain=args.plain) + "\n")
 
 
 def _dispatch(http: httpx.Client, args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:

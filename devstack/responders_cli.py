@@ -52,7 +52,7 @@ def run_responders_command(args: argparse.Namespace) -> None:
     if args.json:
         sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     else:
-        sys.stdout.write(render(result, columns) + "\n")
+        sys.stdout.write(render(result, columns, plain=args.plain) + "\n")
 
 
 def _dispatch(
