@@ -24,6 +24,8 @@ from activities.analysis import AnalysisActivities
 from activities.escalation import EscalationActivities
 from activities.records import IncidentRecords
 from activities.remediation import RemediationActivities
+from activities.responder_sender import ResponderSender
+from activities.responders import ResponderActivities
 from activities.safety import SafetyGate
 from activities.signing import WebhookSigner
 from clients import connect_temporal, create_engine, create_redis
@@ -132,7 +134,21 @@ def _outbound_activities(
         signer=signer,
         box=box,
     )
-    return [remediation.call_callback, escalation.send_escalation]
+    sender = ResponderSender(
+        http=http,
+        engine=engine,
+        guard=guard,
+        signer=signer,
+        box=box,
+        default_policy=policies.escalation,
+    )
+    responders = ResponderActivities(
+        sender=sender,
+        engine=engine,
+        ui_base_url=settings.temporal_ui_url,
+        namespace=settings.temporal_namespace,
+    )
+    return [remediation.call_callback, escalation.send_escalation, responders.deliver]
 
 
 def _activities(
@@ -140,7 +156,7 @@ def _activities(
 ) -> list[Callable[..., Any]]:
     """Every activity the incident workflow calls, bound to the shared clients."""
     records = IncidentRecords(clients.engine)
-    analysis = AnalysisActivities(engine=clients.engine, policies=policies)
+    analysis = AnalysisActivities(engine=clients.engine, policies=policies, box=box)
     gate = SafetyGate(
         engine=clients.engine,
         redis=clients.redis,

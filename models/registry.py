@@ -25,6 +25,8 @@ class Workflow(SQLModel, table=True):
     callback_url: str = Field(max_length=2048)
     # Sealed (models.secret_box): such URLs often embed the credential of the receiver.
     escalation_webhook_url: str | None = Field(default=None, sa_type=Text)
+    # Sealed: the workflow's own escalation policy (rules.targets), credentials and all.
+    escalation_policy: str | None = Field(default=None, sa_type=Text)
     # Either {"name": <policy in retry_policies.yaml>} or an inline policy override.
     retry_policy: dict[str, Any] = jsonb_field()
     active: bool = Field(default=True, sa_column_kwargs={"server_default": "true"})

@@ -41,7 +41,9 @@ class SealedColumn:
 
 SIGNING_SECRETS = SealedColumn("signing_secrets", "secret_encrypted", "signing_secret")
 WEBHOOK_URLS = SealedColumn("workflows", "escalation_webhook_url", "escalation_webhook_url")
-SEALED_COLUMNS = (SIGNING_SECRETS, WEBHOOK_URLS)
+# A workflow's own escalation policy: JSON holding routing keys, API keys and webhook URLs.
+ESCALATION_POLICIES = SealedColumn("workflows", "escalation_policy", "escalation_policy")
+SEALED_COLUMNS = (SIGNING_SECRETS, WEBHOOK_URLS, ESCALATION_POLICIES)
 
 
 def _one_per_key_id(column: SealedColumn) -> str:

@@ -20,9 +20,16 @@ from models.schemas.workflows import (
     WorkflowUpdate,
 )
 from models.secret_box import SecretBox, mask_url
-from models.stored_secrets import WEBHOOK_URLS
+from models.stored_secrets import ESCALATION_POLICIES, WEBHOOK_URLS
 from rules.egress import EgressGuard, EgressRefused
 from rules.policy import RetryPolicies
+from rules.targets import (
+    WORKFLOW_WEBHOOK,
+    EscalationPolicy,
+    OpsgenieTarget,
+    Target,
+    masked_policy,
+)
 
 
 class InvalidRegistration(AwfdrsError):
@@ -69,6 +76,49 @@ def seal_webhook_url(box: SecretBox, tenant_id: uuid.UUID, url: str | None) -> s
     return None if url is None else box.encrypt(url, context=WEBHOOK_URLS.context(tenant_id))
 
 
+def target_urls(policy: EscalationPolicy) -> list[tuple[str, str]]:
+    """Every URL a policy would call, each with the field path that names it."""
+    found: list[tuple[str, str]] = []
+    for n, level in enumerate(policy.levels):
+        found += [(f"levels.{n}.targets.{i}", t) for i, t in _urls(level.targets)]
+        if level.fallback is not None:
+            found += [(f"levels.{n}.fallback", t) for _, t in _urls((level.fallback,))]
+    for n, rule in enumerate(policy.notify):
+        found += [(f"notify.{n}.targets.{i}", t) for i, t in _urls(rule.targets)]
+    return [(f"escalation_policy.{where}", url) for where, url in found]
+
+
+def _urls(targets: tuple[Target, ...]) -> list[tuple[int, str]]:
+    urls = []
+    for index, target in enumerate(targets):
+        if isinstance(target, OpsgenieTarget):
+            urls.append((index, f"{target.base_url}/v2/alerts"))
+        elif target.url != WORKFLOW_WEBHOOK:
+            urls.append((index, target.url))
+    return urls
+
+
+async def seal_escalation_policy(
+    box: SecretBox, policy: EscalationPolicy | None, *, guard: EgressGuard, tenant_id: uuid.UUID
+) -> str | None:
+    """Check every target URL with the egress guard; return the policy sealed for storage."""
+    if policy is None:
+        return None
+    for field, url in target_urls(policy):
+        await check_target_url(field, url, guard=guard, tenant_id=tenant_id)
+    plain = policy.model_dump_json()
+    return box.encrypt(plain, context=ESCALATION_POLICIES.context(tenant_id))
+
+
+def shown_escalation_policy(row: Workflow, box: SecretBox) -> dict[str, Any] | None:
+    """The stored policy with every credential masked (None when the workflow has none)."""
+    if not row.escalation_policy:
+        return None
+    context = ESCALATION_POLICIES.context(row.tenant_id)
+    plain = box.decrypt(row.escalation_policy, context=context)
+    return masked_policy(EscalationPolicy.model_validate_json(plain))
+
+
 def workflow_out(row: Workflow, *, box: SecretBox) -> WorkflowOut:
     """Render a registry row, with its policy as the client sent it and its webhook masked."""
     stored = row.retry_policy
@@ -78,9 +128,10 @@ def workflow_out(row: Workflow, *, box: SecretBox) -> WorkflowOut:
     sealed = row.escalation_webhook_url
     webhook = sealed and mask_url(box.decrypt(sealed, context=WEBHOOK_URLS.context(row.tenant_id)))
     return WorkflowOut(
-        **row.model_dump(exclude={"retry_policy", "escalation_webhook_url"}),
+        **row.model_dump(exclude={"retry_policy", "escalation_webhook_url", "escalation_policy"}),
         escalation_webhook_url=webhook,
         retry_policy=policy,
+        escalation_policy=shown_escalation_policy(row, box),
     )
 
 
@@ -106,6 +157,9 @@ async def create_workflow(
         callback_url=body.callback_url,
         escalation_webhook_url=seal_webhook_url(box, tenant_id, body.escalation_webhook_url),
         retry_policy=policy_to_json(body.retry_policy, policies),
+        escalation_policy=await seal_escalation_policy(
+            box, body.escalation_policy, guard=guard, tenant_id=tenant_id
+        ),
         active=body.active,
     )
     session.add(row)
@@ -149,6 +203,10 @@ async def update_workflow(
         raise InvalidRegistration("callback_url: cannot be removed")
     if "retry_policy" in changes:
         changes["retry_policy"] = policy_to_json(body.retry_policy, policies)
+    if "escalation_policy" in changes:
+        changes["escalation_policy"] = await seal_escalation_policy(
+            box, body.escalation_policy, guard=guard, tenant_id=tenant_id
+        )
     if "escalation_webhook_url" in changes:  # validated above as sent, stored sealed
         url = changes["escalation_webhook_url"]
         changes["escalation_webhook_url"] = seal_webhook_url(box, tenant_id, url)

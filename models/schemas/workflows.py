@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Discriminator, Field, Tag
 
 from models.schemas.common import NAME_PATTERN, StrictBody
+from rules.targets import EscalationPolicy
 
 
 class InlineRetryPolicy(StrictBody):
@@ -50,6 +51,11 @@ class WorkflowCreate(StrictBody):
         description="A policy name from retry_policies.yaml, or an inline policy.",
         examples=["standard"],
     )
+    escalation_policy: EscalationPolicy | None = Field(
+        default=None,
+        description="The workflow's own escalation levels and notification rules (typed "
+        "targets; stored encrypted). Unset: rules/escalation.yaml.",
+    )
     active: bool = True
 
 
@@ -60,6 +66,7 @@ class WorkflowUpdate(StrictBody):
     callback_url: str | None = Field(default=None, min_length=8, max_length=2048)
     escalation_webhook_url: str | None = Field(default=None, min_length=8, max_length=2048)
     retry_policy: RetryPolicyRef = None
+    escalation_policy: EscalationPolicy | None = None
     active: bool | None = None
 
 
@@ -76,6 +83,11 @@ class WorkflowOut(BaseModel):
         examples=["https://hooks.example.com/…••••x9Zq"],
     )
     retry_policy: RetryPolicyRef
+    escalation_policy: dict[str, Any] | None = Field(
+        default=None,
+        description="The workflow's own escalation policy, every credential shown as "
+        "`••••last4`; null when it uses the default policy.",
+    )
     active: bool
     created_at: datetime
     updated_at: datetime | None

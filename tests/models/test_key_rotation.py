@@ -15,10 +15,11 @@ from api.services.tenants import create_tenant
 from models.db import create_engine, create_session_factory
 from models.registry import Workflow
 from models.secret_box import SecretBox, SecretKeyError, parse_key
-from models.stored_secrets import WEBHOOK_URLS, check_secret_key
+from models.stored_secrets import ESCALATION_POLICIES, WEBHOOK_URLS, check_secret_key
 from settings import Settings
 
 WEBHOOK = "https://hooks.example.com/services/T0KEN-rotate"
+POLICY = '{"levels": [{"name": "l1", "ack_timeout_s": 60, "webhook": "workflow"}]}'
 
 
 async def _seed(settings: Settings) -> None:
@@ -35,6 +36,9 @@ async def _seed(settings: Settings) -> None:
                     name="w",
                     callback_url="http://127.0.0.1:9/cb",
                     escalation_webhook_url=sealed,
+                    escalation_policy=box.encrypt(
+                        POLICY, context=ESCALATION_POLICIES.context(tenant.id)
+                    ),
                 )
             )
             await session.commit()
@@ -77,8 +81,9 @@ async def test_rotate_reseals_every_secret_under_the_new_key(isolated_settings: 
     assert rotated.stdout.splitlines() == [
         f"signing_secrets.secret_encrypted: 1 re-encrypted under key id {new_id}",
         f"workflows.escalation_webhook_url: 1 re-encrypted under key id {new_id}",
+        f"workflows.escalation_policy: 1 re-encrypted under key id {new_id}",
     ]
-    assert await _opens(isolated_settings, new) == 2
+    assert await _opens(isolated_settings, new) == 3
     with pytest.raises(SecretKeyError, match="AWFDRS_SECRET_KEY"):
         await _opens(isolated_settings, old)  # the old key may now be dropped
     again = _rotate(isolated_settings, AWFDRS_SECRET_KEY=new)
