@@ -62,7 +62,9 @@ class EscalationLadder:
             outcome = await self._responders.page(state.escalation_level, level)
         else:
             outcome = await self._page(level)
-        delivered = "delivered" if outcome.delivered else outcome.detail
+        # Typed targets say per target how the page went; a legacy page says delivered or why not.
+        shown_detail = outcome.delivered and not state.responders
+        delivered = "delivered" if shown_detail else outcome.detail
         state.latest_action = f"escalation L{state.escalation_level} ({level.name}): {delivered}"
         label = f"wait {level.ack_timeout_s:g}s for acknowledge (L{state.escalation_level})"
         self._tracker.schedule(level.ack_timeout_s, label)

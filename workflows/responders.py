@@ -50,7 +50,8 @@ class Responders:
             failed = failed or not outcome.delivered
         if failed and step.fallback:
             outcome = await self._send(TRIGGER, (level, FALLBACK_INDEX), FOLLOW_UP_TRIES, step)
-            details.append(f"fallback {step.fallback}: {outcome.detail or 'delivered'}")
+            shown = "delivered" if outcome.delivered else outcome.detail
+            details.append(f"fallback {step.fallback}: {shown}")
             if outcome.delivered:
                 self._state.paged.append(TargetRef(level, FALLBACK_INDEX, step.fallback))
         delivered = any(ref.level == level for ref in self._state.paged)
