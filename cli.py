@@ -39,11 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo = commands.add_parser("demo", help="run a failure scenario against `awfdrs up`")
     demo.add_argument("--data-dir", type=Path, default=Path(".awfdrs"))
+    from devstack.escalation_cli import add_responder_commands
     from devstack.operator_cli import add_operator_commands
     from devstack.retention_cli import add_retention_command
     from devstack.secrets_cli import add_secrets_command
 
     add_operator_commands(commands)
+    add_responder_commands(commands)
     add_retention_command(commands)
     add_secrets_command(commands)
     return parser
@@ -75,6 +77,10 @@ def main(argv: list[str] | None = None) -> None:
             from devstack.operator_cli import run_operator_command
 
             run_operator_command(args)
+        elif args.command in ("escalation-policies", "notify"):
+            from devstack.escalation_cli import run_responder_command
+
+            run_responder_command(args)
         elif args.command == "retention":
             from devstack.retention_cli import run_retention_command
 

@@ -79,10 +79,7 @@ class ResponderSender:
 
     def unseal_policy(self, tenant_id: str, sealed: str | None) -> EscalationPolicy | None:
         """Open a stored policy (None when the workflow has none of its own)."""
-        if not sealed:
-            return None
-        plain = self._box.decrypt(sealed, context=ESCALATION_POLICIES.context(tenant_id))
-        return EscalationPolicy.model_validate_json(plain)
+        return open_policy(self._box, tenant_id, sealed)
 
     async def send(
         self,
@@ -116,6 +113,14 @@ class ResponderSender:
         return await post_signed(
             self._http, vetted, body, headers=headers, timeout_s=SEND_TIMEOUT_S
         )
+
+
+def open_policy(box: SecretBox, tenant_id: str, sealed: str | None) -> EscalationPolicy | None:
+    """Open a sealed policy (None when there is none)."""
+    if not sealed:
+        return None
+    plain = box.decrypt(sealed, context=ESCALATION_POLICIES.context(tenant_id))
+    return EscalationPolicy.model_validate_json(plain)
 
 
 def delivered(result: HttpResult) -> bool:

@@ -28,6 +28,7 @@ from api.routes import (
     incidents,
     integrations,
     metrics,
+    responders,
     safety,
     signing_secrets,
     tenants,
@@ -168,6 +169,7 @@ def _include_routers(app: FastAPI, settings: Settings) -> None:
         signing_secrets.router,
         egress.router,
         dead_letters.router,
+        responders.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
 

@@ -1,0 +1,138 @@
+"""Escalation policies as operators see them, and test messages to one configured target."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from activities.responder_sender import ResponderSender, delivered, describe, open_policy
+from activities.vendor_formats import RESOLVE, TRIGGER, IncidentFacts
+from api.errors import AwfdrsError, NotFound
+from models.registry import Workflow
+from models.secret_box import SecretBox
+from rules.targets import EscalationPolicy, Target, TargetType, masked_policy
+
+DEFAULT_POLICY = "default"
+TEST_EVENT = "test"
+
+
+class UnknownTarget(AwfdrsError):
+    """The named policy has no target at that level and index."""
+
+    status = 422
+    title = "Validation failed"
+
+
+async def policy_rows(session: AsyncSession, tenant_id: uuid.UUID) -> list[tuple[str, str | None]]:
+    """Each workflow of the tenant that has its own policy: (name, sealed policy)."""
+    rows = await session.exec(
+        select(Workflow.name, Workflow.escalation_policy)
+        .where(Workflow.tenant_id == tenant_id, col(Workflow.escalation_policy).is_not(None))
+        .order_by(col(Workflow.name))
+    )
+    return [(name, sealed) for name, sealed in rows.all()]
+
+
+def summary(name: str, policy: EscalationPolicy) -> dict[str, Any]:
+    """One line of `escalation-policies list`."""
+    return {
+        "name": name,
+        "levels": len(policy.levels),
+        "targets": ", ".join(
+            f"L{n}:{'+'.join(t.type for t in level.targets)}"
+            for n, level in enumerate(policy.levels, 1)
+        ),
+        "notify_rules": len(policy.notify),
+    }
+
+
+async def all_policies(
+    session: AsyncSession, box: SecretBox, default: EscalationPolicy, tenant_id: uuid.UUID
+) -> list[tuple[str, EscalationPolicy]]:
+    """`default` first, then each workflow's own policy by workflow name."""
+    found = [(DEFAULT_POLICY, default)]
+    for name, sealed in await policy_rows(session, tenant_id):
+        policy = open_policy(box, str(tenant_id), sealed)
+        found += [(name, policy)] if policy is not None else []
+    return found
+
+
+async def find_policy(
+    session: AsyncSession, box: SecretBox, default: EscalationPolicy, tenant_id: uuid.UUID,
+    name: str,
+) -> EscalationPolicy:  # fmt: skip
+    """The policy called `name`: `default`, or the policy of the workflow of that name."""
+    for found, policy in await all_policies(session, box, default, tenant_id):
+        if found == name:
+            return policy
+    raise NotFound(f"escalation policy {name!r} not found (`default` or a workflow's name)")
+
+
+def shown(name: str, policy: EscalationPolicy) -> dict[str, Any]:
+    """A whole policy, credentials masked."""
+    return {"name": name, **masked_policy(policy)}
+
+
+def pick(policy: EscalationPolicy, level: int, index: int) -> Target:
+    """Level ≥ 1: a level's target (index -1: its fallback); level 0: notification targets."""
+    if level == 0:
+        targets = [t for rule in policy.notify for t in rule.targets]
+        found = targets[index] if 0 <= index < len(targets) else None
+    elif 1 <= level <= len(policy.levels):
+        step = policy.levels[level - 1]
+        found = step.fallback if index == -1 else _at(step.targets, index)
+    else:
+        found = None
+    if found is None:
+        raise UnknownTarget(
+            f"target: no target at level {level}, index {index}",
+            errors=[{"loc": ["body", "index"], "msg": "no such target", "type": "value_error"}],
+        )
+    return found
+
+
+def _at(targets: tuple[Target, ...], index: int) -> Target | None:
+    return targets[index] if 0 <= index < len(targets) else None
+
+
+async def send_test(
+    sender: ResponderSender, tenant_id: uuid.UUID, target: Target, *, webhook_url: str | None
+) -> list[dict[str, Any]]:
+    """Send a test message; a paging service gets a trigger and its resolve (one test alert)."""
+    test_id = f"awfdrs-test-{uuid.uuid4()}"
+    facts = IncidentFacts(
+        incident_id=test_id,
+        summary="AWFDRS test message: this target is reachable",
+        source_workflow="awfdrs-notify-test",
+        severity="info",
+        level=0,
+        level_name="test",
+        attempts=0,
+        event_count=0,
+    )
+    paging = target.type in (TargetType.PAGERDUTY, TargetType.OPSGENIE)
+    events = [TRIGGER, RESOLVE] if paging else [TEST_EVENT]
+    sent = []
+    for event in events:
+        result = await sender.send(
+            str(tenant_id), target, event, facts, message_id=f"{test_id}:{event}",
+            webhook_url=webhook_url,
+        )  # fmt: skip
+        sent.append(
+            {
+                "event": event,
+                "delivered": delivered(result),
+                "http_status": result.status,
+                "detail": describe(result),
+            }
+        )
+    return sent
+
+
+def outbound_client() -> httpx.AsyncClient:
+    """A client like the worker's: no proxies from the environment, no redirects."""
+    return httpx.AsyncClient(follow_redirects=False, transport=httpx.AsyncHTTPTransport())
