@@ -9,7 +9,7 @@ COPY models models
 COPY rules rules
 COPY devstack devstack
 COPY migrations migrations
-COPY worker.py settings.py cli.py observability.py clients.py vocabulary.py ./
+COPY worker.py settings.py cli.py observability.py clients.py vocabulary.py tracing.py ./
 RUN pip wheel --no-deps --wheel-dir /wheels . \
  && pip wheel --wheel-dir /wheels "$(ls /wheels/awfdrs-*.whl)"
 

@@ -41,10 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", type=Path, default=Path(".awfdrs"))
     from devstack.escalation_cli import add_responder_commands
     from devstack.operator_cli import add_operator_commands
+    from devstack.responders_cli import add_responders_command
     from devstack.retention_cli import add_retention_command
     from devstack.secrets_cli import add_secrets_command
 
     add_operator_commands(commands)
+    add_responders_command(commands)
     add_responder_commands(commands)
     add_retention_command(commands)
     add_secrets_command(commands)
@@ -77,6 +79,10 @@ def main(argv: list[str] | None = None) -> None:
             from devstack.operator_cli import run_operator_command
 
             run_operator_command(args)
+        elif args.command == "responders":
+            from devstack.responders_cli import run_responders_command
+
+            run_responders_command(args)
         elif args.command in ("escalation-policies", "notify"):
             from devstack.escalation_cli import run_responder_command
 

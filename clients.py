@@ -15,6 +15,7 @@ from temporalio.service import TLSConfig
 
 from models.db import create_engine
 from settings import Settings
+from tracing import temporal_interceptors
 from workflows.converter import DATA_CONVERTER
 
 __all__ = [
@@ -73,6 +74,7 @@ async def connect_temporal(
         data_converter=DATA_CONVERTER,
         lazy=lazy,
         runtime=runtime,
+        interceptors=temporal_interceptors(),  # none unless tracing is on (tracing.py)
     )
 
 

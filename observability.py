@@ -10,6 +10,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry import trace
+
 correlation_id_var: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 tenant_id_var: ContextVar[str | None] = ContextVar("tenant_id", default=None)
 incident_id_var: ContextVar[str | None] = ContextVar("incident_id", default=None)
@@ -64,12 +66,21 @@ class JsonFormatter(logging.Formatter):
         ):
             if (value := var.get()) is not None:
                 entry[name] = value
+        entry.update(trace_ids())
         for attr, value in record.__dict__.items():
             if attr not in _STANDARD_ATTRS and not attr.startswith("_"):
                 entry[attr] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(redact(entry), default=str)
+
+
+def trace_ids() -> dict[str, str]:
+    """The current span's `trace_id` and `span_id` in W3C hex, or nothing outside a span."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return {}
+    return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
 
 
 class TextFormatter(logging.Formatter):

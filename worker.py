@@ -36,6 +36,7 @@ from observability import configure_logging
 from rules.egress import EgressGuard
 from rules.policy import Policies, load_policies
 from settings import Settings, SettingsError, load_settings
+from tracing import start_tracing, stop_tracing
 from workflows.incident_workflow import IncidentWorkflow
 
 log = logging.getLogger("awfdrs.worker")
@@ -238,13 +239,17 @@ async def run(settings: Settings, stopping: asyncio.Event) -> None:
 async def _main() -> None:
     settings = load_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format)
+    start_tracing("awfdrs-worker")  # OTEL_* variables; off by default (before the client)
     # Before dialling Temporal (which may take forever): a missing or wrong key stops here.
     await check_secret_key_at_startup(settings, SecretBox.from_settings(settings))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    await run(settings, stopping)
+    try:
+        await run(settings, stopping)
+    finally:
+        stop_tracing()  # flushes the spans still batched
     log.info("worker stopped")
 
 

@@ -19,6 +19,7 @@ from api.intake import Intake
 from api.limits import BodyLimitMiddleware, request_body_limit
 from api.metrics import ApiMetrics
 from api.middleware import CorrelationIdMiddleware
+from api.openapi import install_openapi
 from api.principals import PrincipalCache
 from api.routes import (
     dead_letters,
@@ -28,6 +29,7 @@ from api.routes import (
     incidents,
     integrations,
     metrics,
+    responder_webhooks,
     responders,
     safety,
     signing_secrets,
@@ -47,6 +49,7 @@ from rules.egress import EgressGuard
 from rules.policy import Policies, load_policies
 from rules.rate_limit import RateLimiter
 from settings import Settings, load_settings
+from tracing import instrument_app, start_tracing
 
 API_PREFIX = "/api/v1"
 
@@ -163,6 +166,7 @@ def _include_routers(app: FastAPI, settings: Settings) -> None:
         events.router,
         incidents.router,
         integrations.router,
+        responder_webhooks.router,
         workflows.router,
         safety.router,
         tenants.router,
@@ -208,4 +212,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     app.add_middleware(CorrelationIdMiddleware)
     install_error_handlers(app)
     _include_routers(app, settings)
+    install_openapi(app)
+    if start_tracing("awfdrs-api"):  # OTEL_* variables; off by default
+        instrument_app(app)
     return app

@@ -22,6 +22,7 @@ from api.incident_delivery import IncidentDelivery, is_outage
 from api.metrics import ApiMetrics
 from api.outbox import INCIDENT_PREFIX, Group, PoisonGroup
 from api.services.fairness import DEFAULT_CAPS, Caps, admit, open_keys, tenant_loads
+from tracing import dispatch_span
 
 log = logging.getLogger("awfdrs.dispatcher")
 MAX_BACKOFF_S = 10.0
@@ -201,13 +202,15 @@ class OutboxDispatcher:
             if report.outage:
                 return OUTAGE + report.outage  # do not queue behind a dead server
             try:
-                group.check()
-                if isinstance(targets, Exception):
-                    raise targets
-                if group.resolves:
-                    await self._delivery.resolve(group, targets or [])
-                else:
-                    await self._delivery.start_or_signal(group)
+                # Temporal's interceptor carries this span into the workflow and activities.
+                with dispatch_span(group.key, [row["traceparent"] for row in group.rows]):
+                    group.check()
+                    if isinstance(targets, Exception):
+                        raise targets
+                    if group.resolves:
+                        await self._delivery.resolve(group, targets or [])
+                    else:
+                        await self._delivery.start_or_signal(group)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # classified, never propagated

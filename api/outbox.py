@@ -27,7 +27,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CLAIM = """
 SELECT o.id AS seq, o.incident_key, o.tenant_id, o.failures, o.created_at AS queued_at,
        o.event_id, e.event_type, e.workflow, e.step, e.vendor, e.error_code, e.http_status,
-       e.correlation_id, e.occurred_at, e.signature
+       e.correlation_id, e.occurred_at, e.signature, e.traceparent
 FROM event_outbox o LEFT JOIN events e ON e.id = o.event_id
 WHERE o.available_at <= now()
   AND NOT EXISTS (SELECT 1 FROM event_outbox w

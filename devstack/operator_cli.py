@@ -19,6 +19,7 @@ from urllib.parse import quote
 import httpx
 
 from devstack.cli_render import render
+from vocabulary import EventType
 
 CONTROLS = ("pause", "resume", "kill", "resolve", "acknowledge")
 # Controls whose body may name who sends them (`by`); every control takes a `reason`.
@@ -59,7 +60,9 @@ def add_operator_commands(commands: Any) -> None:
     )
     send = events.add_parser("send", help="POST one event", parents=common)
     send.add_argument("--workflow", required=True)
-    send.add_argument("--type", default="step.failed", dest="event_type")
+    send.add_argument(
+        "--type", default=EventType.STEP_FAILED, choices=list(EventType), dest="event_type"
+    )
     send.add_argument("--step")
     send.add_argument("--vendor")
     send.add_argument("--code")

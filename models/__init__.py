@@ -5,6 +5,7 @@ from models.event import DeadLetter, Event, EventOutbox
 from models.idempotency import DecisionKey, EventKey
 from models.incident import Action, Decision, Incident, IncidentTransition
 from models.registry import KillSwitch, Vendor, Workflow
+from models.responder_webhook import ResponderReceipt, ResponderSecret
 from models.signing import SigningSecret
 from models.tenant import ApiKey, Tenant
 
@@ -20,6 +21,8 @@ __all__ = [
     "Incident",
     "IncidentTransition",
     "KillSwitch",
+    "ResponderReceipt",
+    "ResponderSecret",
     "SigningSecret",
     "Tenant",
     "TenantEgressList",

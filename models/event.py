@@ -92,6 +92,8 @@ class Event(SQLModel, table=True):
         sa_column_kwargs={"server_default": Remediation.NORMAL.value},
     )
     correlation_id: str = Field(max_length=100)
+    # W3C `traceparent` of the intake's span, when tracing is on: the dispatcher continues it.
+    traceparent: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     occurred_at: datetime = timestamp_field(nullable=False)
     received_at: datetime = partition_time_field()
 

@@ -41,9 +41,10 @@ class SealedColumn:
 
 SIGNING_SECRETS = SealedColumn("signing_secrets", "secret_encrypted", "signing_secret")
 WEBHOOK_URLS = SealedColumn("workflows", "escalation_webhook_url", "escalation_webhook_url")
+RESPONDER_SECRETS = SealedColumn("responder_secrets", "secret_encrypted", "responder_secret")
 # A workflow's own escalation policy: JSON holding routing keys, API keys and webhook URLs.
 ESCALATION_POLICIES = SealedColumn("workflows", "escalation_policy", "escalation_policy")
-SEALED_COLUMNS = (SIGNING_SECRETS, WEBHOOK_URLS, ESCALATION_POLICIES)
+SEALED_COLUMNS = (SIGNING_SECRETS, WEBHOOK_URLS, RESPONDER_SECRETS, ESCALATION_POLICIES)
 
 
 def _one_per_key_id(column: SealedColumn) -> str:

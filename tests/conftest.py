@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -31,6 +31,9 @@ from models.secret_box import SecretBox
 from settings import Settings, load_settings
 from worker import activity_set
 from workflows.converter import DATA_CONVERTER
+
+if TYPE_CHECKING:
+    from tests.utils.signatures import SignatureAudit
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 # One key seals the session's secrets, in this process and in every process it starts.
@@ -176,7 +179,10 @@ async def activities(settings: Settings) -> AsyncIterator[Sequence[Callable[...,
 
 
 @pytest.fixture
-async def isolated_settings(settings: Settings) -> AsyncIterator[Settings]:
+async def isolated_settings(
+    settings: Settings,
+    signature_audit: SignatureAudit,  # noqa: F811 (the fixture, registered below)
+) -> AsyncIterator[Settings]:
     """Settings on a fresh, migrated database of its own (for outbox-draining tests)."""
     import asyncpg
 
@@ -187,6 +193,8 @@ async def isolated_settings(settings: Settings) -> AsyncIterator[Settings]:
     isolated = settings.model_copy(update={"database_url": url})
     await asyncio.to_thread(upgrade_database, isolated.async_database_url)
     yield isolated
+    # The calls made during the test are verified against this database's action rows.
+    await asyncio.to_thread(signature_audit.wait_for_pending)
     await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     await admin.close()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -15,6 +15,7 @@ from api.body import read_json_body
 from api.deps import IntakeDep, SessionDep, SettingsDep
 from api.errors import Conflict, NotFound
 from api.intake import ItemResult, Rejected, parse_event
+from api.openapi import json_request_body
 from api.outbox import INCIDENT_PREFIX
 from api.pagination import CursorQuery, LimitQuery, fetch_page
 from api.routes.responses import problem_responses
@@ -42,11 +43,6 @@ IdempotencyHeader = Annotated[
 BatchOutcome = ItemResult | InvalidItem
 
 
-def _body_schema(model: type[Any]) -> dict[str, Any]:
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
-
-
 def _public_key(key: str | None) -> str | None:
     return key if key is not None and key.startswith(INCIDENT_PREFIX) else None
 
@@ -66,7 +62,7 @@ def _accepted(outcome: ItemResult) -> EventAccepted:
     operation_id="ingestEvent",
     status_code=202,
     response_model=EventAccepted,
-    openapi_extra=_body_schema(EventIn),
+    openapi_extra=json_request_body(EventIn),
     responses={
         200: {"model": EventAccepted, "description": "Same key and body seen before: the original"},
         **problem_responses(401, 403, 404, 409, 413, 415, 422, 429, 503),
@@ -106,7 +102,7 @@ async def ingest_event(
     "/events/batch",
     operation_id="ingestEventBatch",
     response_model=BatchResult,
-    openapi_extra=_body_schema(EventBatchIn),
+    openapi_extra=json_request_body(EventBatchIn),
     responses=problem_responses(401, 403, 413, 415, 422, 429, 503),
 )
 async def ingest_batch(

@@ -21,11 +21,13 @@ from api.deps import (
 )
 from api.errors import Conflict, Forbidden, NotFound
 from api.intake import Intake, ItemResult, Rejected
+from api.openapi import COMPONENTS, json_request_body
 from api.principals import Principal
 from api.routes.responses import problem_responses
 from api.services.adapters import (
     PAGERDUTY_SOURCES,
     AlertmanagerNotification,
+    CloudEvent,
     Converted,
     PagerDutyEvent,
     alertmanager_events,
@@ -37,6 +39,12 @@ from api.services.controls import acknowledge_alert
 from api.validation import InvalidItem, InvalidJson, invalid, json_body, loads_json
 from models.schemas.common import NAME_PATTERN, FieldError, field_errors
 from models.schemas.events import EventIn
+from models.schemas.integrations import (
+    AlertmanagerResult,
+    CloudEventsResult,
+    PagerDutyAccepted,
+    PagerDutyInvalid,
+)
 from models.schemas.storable import UNSTORABLE_TYPES
 from observability import correlation_id_var
 
@@ -44,7 +52,16 @@ router = APIRouter(prefix="/integrations", tags=["integrations"])
 log = logging.getLogger("awfdrs.integrations")
 WorkflowParam = Annotated[str, Query(pattern=NAME_PATTERN, description="Registered workflow")]
 OptionalWorkflow = Annotated[str | None, Query(pattern=NAME_PATTERN)]
+CE_STRUCTURED = "application/cloudevents+json"
 CE_BATCH = "application/cloudevents-batch+json"
+
+
+def _cloudevents_bodies() -> dict[str, Any]:
+    """Structured and batch modes; binary mode (`ce-*` headers) is described in words."""
+    extra = json_request_body(CloudEvent, CE_STRUCTURED)
+    content = extra["requestBody"]["content"]
+    content[CE_BATCH] = {"schema": {"type": "array", "items": {"$ref": COMPONENTS + "CloudEvent"}}}
+    return extra
 
 
 async def _submit(
@@ -87,8 +104,10 @@ async def _read_pagerduty(request: Request, limit: int) -> PagerDutyEvent | JSON
     "/pagerduty/enqueue",
     operation_id="pagerdutyEnqueue",
     status_code=202,
+    openapi_extra=json_request_body(PagerDutyEvent),
     responses={
-        400: {"description": "PagerDuty's `invalid event` shape"},
+        202: {"description": "Stored (or acknowledged)", "model": PagerDutyAccepted},
+        400: {"description": "PagerDuty's `invalid event` shape", "model": PagerDutyInvalid},
         **problem_responses(401, 403, 404, 422, 429, 503),
     },
 )
@@ -157,7 +176,12 @@ def _valid_items(converted: list[Converted]) -> list[tuple[EventIn, str]]:
 @router.post(
     "/alertmanager",
     operation_id="alertmanagerWebhook",
-    responses=problem_responses(401, 403, 404, 413, 415, 422, 429, 503),
+    openapi_extra=json_request_body(AlertmanagerNotification),
+    response_model=None,  # the dict is answered as built; its shape is documented below
+    responses={
+        200: {"description": "Stored, all or in part", "model": AlertmanagerResult},
+        **problem_responses(401, 403, 404, 413, 415, 422, 429, 503),
+    },
 )
 async def alertmanager(
     *,
@@ -196,7 +220,11 @@ async def alertmanager(
     "/cloudevents",
     operation_id="cloudeventsIntake",
     status_code=202,
-    responses=problem_responses(401, 403, 404, 409, 413, 415, 422, 429, 503),
+    openapi_extra=_cloudevents_bodies(),
+    responses={
+        202: {"description": "Each event's outcome", "model": CloudEventsResult},
+        **problem_responses(401, 403, 404, 409, 413, 415, 422, 429, 503),
+    },
 )
 async def cloudevents(
     *,
@@ -206,7 +234,11 @@ async def cloudevents(
     intake: IntakeDep,
     workflow: OptionalWorkflow = None,
 ) -> JSONResponse:
-    """CloudEvents 1.0: binary, structured and batch modes; `source` + `id` is the key."""
+    """CloudEvents 1.0: binary, structured and batch modes; `source` + `id` is the key.
+
+    Binary mode: the attributes as `ce-id`, `ce-source`, `ce-type`, `ce-specversion` headers
+    and the data as the JSON body.
+    """
     converted = await _read_cloudevents(request, settings.max_body_bytes * 16, workflow)
     outcomes = iter(await _submit(intake, principal, _valid_items(converted)))
     results: list[dict[str, Any]] = []
@@ -239,7 +271,7 @@ async def _read_cloudevents(request: Request, limit: int, workflow: str | None) 
             cloud_event_item(item, default_workflow=workflow, prefix=(index,))
             for index, item in enumerate(batch)
         ]
-    if media == "application/cloudevents+json":
+    if media == CE_STRUCTURED:
         return [cloud_event_item(json_body(body), default_workflow=workflow)]
     if "ce-id" in request.headers:
         attributes = {k[3:]: v for k, v in request.headers.items() if k.startswith("ce-")}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.schemas.common import FieldError
 
 _DESCRIPTIONS = {
     401: "Missing, unknown or revoked API key",
@@ -29,6 +31,9 @@ class Problem(BaseModel):
     status: int
     detail: str
     correlation_id: str | None
+    errors: list[FieldError] | None = Field(
+        default=None, description="On 422: each problem, at its path"
+    )
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

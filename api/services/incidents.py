@@ -15,6 +15,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.errors import NotFound
+from api.services.responder_webhooks import responder_entries
 from clients import workflow_ui_url
 from models.event import Event
 from models.incident import Action, Decision, Incident, IncidentTransition
@@ -239,6 +240,7 @@ async def timeline(
         *await decision_entries(session, row),
         *await action_entries(session, row),
         *await state_entries(session, row),
+        *await responder_entries(session, row),
     ]
     entries.sort(key=lambda entry: entry.at)
     return Timeline(

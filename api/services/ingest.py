@@ -17,6 +17,7 @@ from api.outbox import RESOLVE_PREFIX
 from models.schemas.events import EventIn
 from rules.policy import ErrorCatalog
 from rules.signature import compute_signature, incident_key
+from tracing import current_traceparent
 from vocabulary import FAILURE_TYPES, SUCCESS_TYPES, Remediation
 
 _INSERT = """
@@ -36,10 +37,11 @@ WITH input AS (
 ), inserted AS (
     INSERT INTO events (id, tenant_id, idempotency_key, body_sha256, workflow, event_type, step,
                         vendor, error_code, error_message, http_status, payload, signature,
-                        incident_key, remediation, correlation_id, occurred_at, received_at)
+                        incident_key, remediation, correlation_id, occurred_at, received_at,
+                        traceparent)
     SELECT id, $1, idempotency_key, body_sha256, workflow, event_type, step, vendor, error_code,
            error_message, http_status, payload::jsonb, signature, incident_key, remediation,
-           correlation_id, occurred_at, claimed.received_at
+           correlation_id, occurred_at, claimed.received_at, $19::text
     FROM input JOIN claimed ON claimed.event_id = input.id
     RETURNING id, incident_key
 ), outbox AS (
@@ -188,7 +190,9 @@ async def store_events(
     # explicit transaction, and idempotent, so the caller may safely repeat it after a dropped
     # connection. A key is claimed in `event_keys` because `events` is partitioned by month
     # and so cannot hold a unique key that spans months.
-    rows = await conn.fetch(_INSERT, tenant_id, *_columns(events, correlation_id))
+    rows = await conn.fetch(
+        _INSERT, tenant_id, *_columns(events, correlation_id), current_traceparent()
+    )
     inserted = {row["id"] for row in rows}
     outcomes: dict[uuid.UUID, StoreOutcome] = {
         p.id: StoreOutcome(p.id, 202, p.incident_key, p.remediation)

@@ -136,7 +136,7 @@ class TimelineEntry(BaseModel):
     )
 
     at: datetime
-    kind: Literal["events", "decision", "action", "state"]
+    kind: Literal["events", "decision", "action", "state", "responder"]
     summary: str
     cause: str = Field(description="The rule, decision or signal that caused this entry")
     details: dict[str, Any] = Field(default_factory=dict)

@@ -158,7 +158,7 @@ async def test_a_storm_on_one_signature_is_one_incident_and_few_signals(
 async def own_postgres(tmp_path: Path) -> AsyncIterator[EmbeddedPostgres]:
     """A migrated PostgreSQL this test may stop and start."""
     tmp_path.chmod(0o755)
-    server = EmbeddedPostgres(tmp_path / "pg", durable=False)
+    server = EmbeddedPostgres(tmp_path / "pg", durable=True)  # committed rows survive the stop
     server.start()
     await asyncio.to_thread(
         upgrade_database, server.url.replace("postgresql://", "postgresql+asyncpg://")

@@ -16,7 +16,6 @@ from models.migrate import upgrade_database
 from tests.faults.conftest import Pipeline, PipelineFactory
 from tests.faults.support import QUICK, Sender, ledger_of
 from tests.utils.builders import register_workflow
-from tests.utils.outages import ABORTED_CONNECT
 from tests.utils.signatures import SignatureAudit
 from worker import activity_set, build_worker
 
@@ -90,7 +89,6 @@ async def _during(
         await asyncio.gather(watcher, return_exceptions=True)
 
 
-@ABORTED_CONNECT
 @pytest.mark.parametrize("kind", ["refusing connections", "stopped"])
 async def test_postgres_outage_loses_nothing_and_every_event_reaches_its_incident(
     pipeline: PipelineFactory,

@@ -11,9 +11,11 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import text
 
+from api.services.responder_secrets import store_responder_secret
 from api.services.tenants import create_tenant
 from models.db import create_engine, create_session_factory
 from models.registry import Workflow
+from models.responder_webhook import ResponderSystem
 from models.secret_box import SecretBox, SecretKeyError, parse_key
 from models.stored_secrets import ESCALATION_POLICIES, WEBHOOK_URLS, check_secret_key
 from settings import Settings
@@ -23,7 +25,7 @@ POLICY = '{"levels": [{"name": "l1", "ack_timeout_s": 60, "webhook": "workflow"}
 
 
 async def _seed(settings: Settings) -> None:
-    """A tenant (with its first secret) and a workflow webhook, sealed under the current key."""
+    """A tenant (its first secret, a PagerDuty secret) and a webhook, sealed under the key."""
     box = SecretBox.from_settings(settings)
     engine = create_engine(settings, pool_size=1)
     try:
@@ -40,6 +42,13 @@ async def _seed(settings: Settings) -> None:
                         POLICY, context=ESCALATION_POLICIES.context(tenant.id)
                     ),
                 )
+            )
+            await store_responder_secret(
+                session=session,
+                box=box,
+                tenant_id=tenant.id,
+                system=ResponderSystem.PAGERDUTY,
+                given="pd-subscription-secret-rotate",
             )
             await session.commit()
     finally:
@@ -81,9 +90,10 @@ async def test_rotate_reseals_every_secret_under_the_new_key(isolated_settings: 
     assert rotated.stdout.splitlines() == [
         f"signing_secrets.secret_encrypted: 1 re-encrypted under key id {new_id}",
         f"workflows.escalation_webhook_url: 1 re-encrypted under key id {new_id}",
+        f"responder_secrets.secret_encrypted: 1 re-encrypted under key id {new_id}",
         f"workflows.escalation_policy: 1 re-encrypted under key id {new_id}",
     ]
-    assert await _opens(isolated_settings, new) == 3
+    assert await _opens(isolated_settings, new) == 4
     with pytest.raises(SecretKeyError, match="AWFDRS_SECRET_KEY"):
         await _opens(isolated_settings, old)  # the old key may now be dropped
     again = _rotate(isolated_settings, AWFDRS_SECRET_KEY=new)

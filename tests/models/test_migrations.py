@@ -36,6 +36,8 @@ TABLES = {
     "decision_keys",
     "tenant_egress",
     "signing_secrets",
+    "responder_secrets",
+    "responder_receipts",
 }
 PARTITIONED = ("events", "decisions", "incident_transitions")
 

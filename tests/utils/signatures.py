@@ -143,6 +143,10 @@ class SignatureAudit:
         verification = _verify(call, [url, *self._watched], box)
         self._pending.append(self._executor.submit(asyncio.run, verification))
 
+    def wait_for_pending(self, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
+        """Let the queued verifications read their databases; `settle` reports them later."""
+        wait(list(self._pending), timeout=timeout_s)
+
     def settle(self, timeout_s: float = SETTLE_TIMEOUT_S) -> list[str]:
         """Wait for the queued verifications; return their failures and forget them."""
         pending, self._pending, self._watched = self._pending, [], []
@@ -196,7 +200,8 @@ async def _secret_rows(database_urls: list[str], message_id: str) -> list[Any]:
 
 
 async def _fetch(url: str, query: str, *args: Any) -> list[Any]:
-    conn = await asyncpg.connect(url, timeout=5)
+    # No SSL negotiation: a connect timed out in its middle leaves a socket for the collector.
+    conn = await asyncpg.connect(url, timeout=5, ssl=False)
     try:
         return list(await conn.fetch(query, *args))
     finally:

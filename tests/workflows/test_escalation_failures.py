@@ -22,7 +22,6 @@ from settings import Settings
 from tests.conftest import ADMIN_TOKEN, TenantCredentials
 from tests.utils.builders import register_workflow
 from tests.utils.incidents import IncidentStarter, keep_history
-from tests.utils.outages import ABORTED_CONNECT
 from tests.utils.signatures import SignatureAudit
 from worker import activity_set, build_worker
 from workflows.incident_state import IncidentResult
@@ -118,7 +117,6 @@ async def own_postgres(tmp_path: Path) -> AsyncIterator[EmbeddedPostgres]:
     pg.stop()
 
 
-@ABORTED_CONNECT
 async def test_postgres_down_during_a_page_leaves_the_incident_escalated(
     skipping_env: WorkflowEnvironment,
     settings: Settings,
