@@ -17,6 +17,7 @@ from devstack.http_target import CallbackServer, Reply
 from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
 from tests.utils.incidents import IncidentStarter, keep_history
+from tests.utils.responders import PD_SECRET, add_secret, pagerduty_event, post_pagerduty
 from tests.utils.vendors import OpsgenieReceiver, PagerDutyReceiver, SlackReceiver
 from workflows.incident_state import IncidentResult
 from workflows.incident_workflow import IncidentWorkflow
@@ -193,3 +194,27 @@ async def test_no_credential_appears_in_logs_api_answers_or_workflow_history(
         f"••••{API_KEY[-4:]}",
         f"••••{SLACK_TOKEN[-4:]}",
     ]
+
+
+async def test_a_signed_pagerduty_acknowledge_reaches_the_others_but_is_not_echoed_to_pagerduty(
+    live: IncidentStarter, http: httpx.AsyncClient, tenant: TenantCredentials
+) -> None:
+    await add_secret(http, tenant, "pagerduty", PD_SECRET)
+    async with (
+        CallbackServer([Reply(422)]) as callback,
+        PagerDutyReceiver() as pd,
+        OpsgenieReceiver() as og,
+        SlackReceiver([Reply(200, body="ok")]) as slack,
+    ):
+        handle, incident = await _escalated(live, http, (pd, og, slack), callback)
+        body = pagerduty_event("incident.acknowledged", incident, who="Jane Doe")
+        answer = await post_pagerduty(http, tenant.id, body, PD_SECRET)
+        await _eventually(lambda: len(og.calls) == 2 and len(slack.calls) == 2)
+        view = await handle.query(IncidentWorkflow.status)
+        await _control(http, tenant, incident, "resolve")
+        await asyncio.wait_for(handle.result(), 60)
+    assert answer.status_code == 202, answer.text
+    assert (view.status, view.acknowledged_by) == ("acknowledged", "pagerduty:Jane Doe")
+    assert pd.actions() == [("trigger", incident), ("resolve", incident)]
+    assert og.actions() == [("create", incident), ("acknowledge", incident), ("close", incident)]
+    assert pd.problems == og.problems == slack.problems == []
