@@ -180,6 +180,7 @@ async def test_no_credential_appears_in_logs_api_answers_or_workflow_history(
         )
     ]
     assert pd.calls[0].body["routing_key"] == ROUTING_KEY  # the markers did travel, to vendors
+    assert pd.calls[1].at - pd.calls[0].at >= 1.0  # the 429's Retry-After was honoured
     for where, text in [
         ("logs", caplog.text),
         ("history", history),
