@@ -49,7 +49,11 @@ async def test_a_target_the_egress_guard_refuses_is_a_422_naming_where_it_is(
 async def test_the_policy_is_shown_masked_and_can_be_replaced_or_removed(
     http: httpx.AsyncClient, tenant: TenantCredentials
 ) -> None:
-    target = {"type": "pagerduty", "routing_key": KEY, "url": "http://127.0.0.1:9/v2/enqueue"}
+    target: dict[str, object] = {
+        "type": "pagerduty",
+        "routing_key": KEY,
+        "url": "http://127.0.0.1:9/v2/enqueue",
+    }
     created = await _register(http, tenant, _level(target))
     assert created.status_code == 201, created.text
     assert KEY not in created.text
