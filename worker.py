@@ -148,6 +148,7 @@ def _outbound_activities(
         engine=engine,
         ui_base_url=settings.temporal_ui_url,
         namespace=settings.temporal_namespace,
+        api_base_url=settings.public_api_url,
     )
     return [remediation.call_callback, escalation.send_escalation, responders.deliver]
 

@@ -64,11 +64,13 @@ class ResponderActivities:
         engine: AsyncEngine,
         ui_base_url: str | None,
         namespace: str,
+        api_base_url: str | None = None,
     ) -> None:
         self._sender = sender
         self._engine = engine
         self._ui_base_url = ui_base_url
         self._namespace = namespace
+        self._api_base_url = api_base_url
 
     @activity.defn(name="deliver_to_responder")
     async def deliver(self, req: DeliveryRequest) -> DeliveryOutcome:
@@ -109,7 +111,6 @@ class ResponderActivities:
         )
 
     def _facts(self, req: DeliveryRequest) -> IncidentFacts:
-        ui_url = workflow_ui_url(self._ui_base_url, self._namespace, running_workflow_id())
         return IncidentFacts(
             incident_id=req.incident_id,
             summary=req.summary,
@@ -123,7 +124,11 @@ class ResponderActivities:
             vendor=req.vendor,
             status=req.status,
             last_error=req.last_error,
-            links={"Incident timeline (Temporal Web UI)": ui_url} if ui_url else {},
+            links=incident_links(
+                api_base=self._api_base_url,
+                ui_url=workflow_ui_url(self._ui_base_url, self._namespace, running_workflow_id()),
+                incident_id=req.incident_id,
+            ),
         )
 
     async def _finish(
@@ -138,6 +143,16 @@ class ResponderActivities:
         await write_action(self._engine, final)
         count_action(action.action_type, "delivered" if ok else "failed")
         return DeliveryOutcome(ok, describe(result), result.status)
+
+
+def incident_links(*, api_base: str | None, ui_url: str | None, incident_id: str) -> dict[str, str]:
+    """The incident in the API and its timeline in the Web UI, as far as they are known."""
+    links = {}
+    if api_base:
+        links["Incident (AWFDRS API)"] = f"{api_base}/api/v1/incidents/{incident_id}"
+    if ui_url:
+        links["Incident timeline (Temporal Web UI)"] = ui_url
+    return links
 
 
 def _action(req: DeliveryRequest, target: Target | None) -> ActionRequest:

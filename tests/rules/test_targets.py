@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from activities.responders import incident_links
 from activities.vendor_formats import IncidentFacts, build_request, opsgenie_request
 from rules.policy import load_policies
 from rules.targets import EscalationPolicy, OpsgenieTarget, masked_policy
@@ -110,3 +111,16 @@ def test_only_webhook_targets_are_signed() -> None:
     assert (slack.signed, hook.signed) == (False, True)
     assert hook.url == "https://h.example/p"
     assert slack.body["blocks"][0]["type"] == "header"
+
+
+def test_messages_link_to_the_incident_in_the_api_and_the_web_ui_when_configured() -> None:
+    links = incident_links(
+        api_base="https://awfdrs.example.com", ui_url="http://ui/w/1", incident_id="abc"
+    )
+    assert list(links.values()) == [
+        "https://awfdrs.example.com/api/v1/incidents/abc",
+        "http://ui/w/1",
+    ]
+    assert incident_links(api_base=None, ui_url=None, incident_id="abc") == {}
+    alert = build_request(OpsgenieTarget(api_key="abcd-1234-efgh"), "trigger", FACTS, "")
+    assert "http://ui.example/w/1" in alert.body["description"]
