@@ -67,13 +67,16 @@ async def test_level_1_times_out_level_2_is_paged_and_acknowledge_stops_level_3(
         PagerDutyReceiver() as second,
         SlackReceiver([Reply(200, body="ok")]) as chat,
         PagerDutyReceiver() as third,
+        SlackReceiver([Reply(200, body="ok")]) as news,
     ):
+        lifecycle = ["opened", "escalated", "acknowledged", "resolved", "killed"]
         policy = {
             "levels": [
                 _level("on-call", _pd(first, "a")),
                 _level("team", _pd(second, "b"), {"type": "slack", "url": chat.url}),
                 _level("director", _pd(third, "c")),
-            ]
+            ],
+            "notify": [{"on": lifecycle, "targets": [{"type": "slack", "url": news.url}]}],
         }
         await register_workflow(
             http, tenant, callback_url=callback.url, retry_policy=TWO_ATTEMPTS,
@@ -105,7 +108,13 @@ async def test_level_1_times_out_level_2_is_paged_and_acknowledge_stops_level_3(
         ("resolve", incident),
     ]
     assert second.actions() == first.actions()
-    assert first.problems == second.problems == chat.problems == []
+    assert [h.rsplit(": ", 1)[0].split(" ", 1)[1] for h in news.headings()] == [
+        "Opened",
+        "Escalated",
+        "Acknowledged",
+        "Killed",
+    ]
+    assert first.problems == second.problems == chat.problems == news.problems == []
 
 
 async def test_a_primary_that_answers_500_every_time_hands_the_page_to_the_fallback(
