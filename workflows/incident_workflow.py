@@ -87,13 +87,14 @@ class IncidentWorkflow:
             if not state.analysed and not logic.is_terminal(state):
                 await self._assess()
             await self._lifecycle()
-            await self._responders.announce(str(state.status), state.closed_origin)
         except BaseException as exc:
             if is_cancelled_exception(exc):
                 self._close(IncidentStatus.KILLED, "workflow cancelled")
                 await self._tracker.save_projection(closed=True)
             raise
         await self._tracker.save_projection(closed=True)
+        # Closed first, so the incident reads closed while its responders are being told.
+        await self._responders.announce(str(state.status), state.closed_origin)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return IncidentResult(state.status, state.attempts, state.event_count, state.close_reason)
 
