@@ -17,11 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities import mock_ai
+from activities.responder_sender import open_policy
 from models.base import sql_strings
 from models.secret_box import SecretBox
-from models.stored_secrets import ESCALATION_POLICIES
+from models.stored_secrets import TENANT_ESCALATION_POLICIES
 from rules.policy import Policies
-from rules.targets import EscalationPolicy
+from rules.targets import EscalationPolicy, effective_policy
 from vocabulary import IncidentStatus
 from workflows.activity_payloads import Analysis, Classification, DecisionRequest, Plan
 
@@ -62,8 +63,9 @@ _MESSAGE = text("""
 SELECT error_message FROM events WHERE tenant_id = :tenant_id AND id = CAST(:event_id AS uuid)
 """)
 _WORKFLOW = text("""
-SELECT callback_url, retry_policy, escalation_policy FROM workflows
-WHERE tenant_id = :tenant_id AND name = :name
+SELECT w.callback_url, w.retry_policy, w.escalation_policy, t.escalation_policy AS tenant_policy
+FROM workflows w JOIN tenants t ON t.id = w.tenant_id
+WHERE w.tenant_id = :tenant_id AND w.name = :name
 """)
 
 
@@ -153,12 +155,14 @@ class AnalysisActivities:
         return Plan(retry, callback_url, timeout_s, escalation, summary, notifications)
 
     def _escalation_policy(self, req: DecisionRequest, row: Any) -> EscalationPolicy:
-        """The workflow's own escalation policy, or the default of rules/escalation.yaml."""
-        sealed = row["escalation_policy"] if row else None
-        if not sealed or self._box is None:
+        """The workflow's levels, else the tenant's, else rules/escalation.yaml; every rule."""
+        if row is None or self._box is None:
             return self._policies.escalation
-        context = ESCALATION_POLICIES.context(req.tenant_id)
-        return EscalationPolicy.model_validate_json(self._box.decrypt(sealed, context=context))
+        return effective_policy(
+            open_policy(self._box, req.tenant_id, row["escalation_policy"]),
+            open_policy(self._box, req.tenant_id, row["tenant_policy"], TENANT_ESCALATION_POLICIES),
+            self._policies.escalation,
+        )
 
     async def _registration(self, req: DecisionRequest) -> Any:
         """The workflow's registered callback and retry policy (None when unregistered)."""

@@ -17,18 +17,30 @@ from activities.outbound import HttpResult, canonical_json, post_signed
 from activities.signing import WebhookSigner
 from activities.vendor_formats import IncidentFacts, build_request
 from models.secret_box import SecretBox
-from models.stored_secrets import ESCALATION_POLICIES, WEBHOOK_URLS
+from models.stored_secrets import (
+    ESCALATION_POLICIES,
+    TENANT_ESCALATION_POLICIES,
+    WEBHOOK_URLS,
+    SealedColumn,
+)
 from rules.egress import EgressGuard, EgressRefused
-from rules.targets import WORKFLOW_WEBHOOK, EscalationPolicy, Target, WebhookTarget
+from rules.targets import (
+    WORKFLOW_WEBHOOK,
+    EscalationPolicy,
+    Target,
+    WebhookTarget,
+    effective_policy,
+)
 
 SEND_TIMEOUT_S = 10.0
 # The policy and the webhook come from the registry as of now, for an incident the tenant's
 # stored events name; nothing in the request (planned earlier, or forged) is the authority.
 _REGISTRATION = text("""
-SELECT w.escalation_webhook_url, w.escalation_policy,
+SELECT w.escalation_webhook_url, w.escalation_policy, t.escalation_policy AS tenant_policy,
        EXISTS (SELECT 1 FROM events WHERE tenant_id = w.tenant_id AND incident_key = :key)
          AS backed
-FROM workflows w WHERE w.tenant_id = :tenant_id AND w.name = :workflow
+FROM workflows w JOIN tenants t ON t.id = w.tenant_id
+WHERE w.tenant_id = :tenant_id AND w.name = :workflow
 """)
 
 
@@ -69,7 +81,11 @@ class ResponderSender:
         if row is None:
             return Registration(self.default_policy, None, False)
         return Registration(
-            self.unseal_policy(tenant_id, row.escalation_policy) or self.default_policy,
+            effective_policy(
+                open_policy(self._box, tenant_id, row.escalation_policy),
+                open_policy(self._box, tenant_id, row.tenant_policy, TENANT_ESCALATION_POLICIES),
+                self.default_policy,
+            ),
             row.escalation_webhook_url
             and self._box.decrypt(
                 row.escalation_webhook_url, context=WEBHOOK_URLS.context(tenant_id)
@@ -115,11 +131,16 @@ class ResponderSender:
         )
 
 
-def open_policy(box: SecretBox, tenant_id: str, sealed: str | None) -> EscalationPolicy | None:
-    """Open a sealed policy (None when there is none)."""
+def open_policy(
+    box: SecretBox,
+    tenant_id: str,
+    sealed: str | None,
+    column: SealedColumn = ESCALATION_POLICIES,
+) -> EscalationPolicy | None:
+    """Open a sealed workflow (or tenant) policy; None when there is none."""
     if not sealed:
         return None
-    plain = box.decrypt(sealed, context=ESCALATION_POLICIES.context(tenant_id))
+    plain = box.decrypt(sealed, context=column.context(tenant_id))
     return EscalationPolicy.model_validate_json(plain)
 
 

@@ -146,6 +146,13 @@ class EscalationPolicy(_Strict):
         return [t for rule in self.notify if event in rule.on for t in rule.targets]
 
 
+def effective_policy(*policies: EscalationPolicy | None) -> EscalationPolicy:
+    """Levels of the most specific policy given (workflow, tenant, default); every one's rules."""
+    present = [policy for policy in policies if policy is not None]
+    notify = tuple(rule for policy in present for rule in policy.notify)
+    return EscalationPolicy(levels=present[0].levels, notify=notify)
+
+
 def mask_credential(value: str) -> str:
     """Show a credential by its last four characters only."""
     return f"{MASK}{value[-4:]}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Response
 from pydantic import Field
 
 from activities.responder_sender import ResponderSender
@@ -14,6 +14,7 @@ from api.deps import EgressGuardDep, EngineDep, PolicyDep, SecretBoxDep, Session
 from api.routes.responses import problem_responses
 from api.services import responders as service
 from models.schemas.common import NAME_PATTERN, StrictBody
+from rules.targets import EscalationPolicy
 
 router = APIRouter(tags=["responders"])
 ERRORS = problem_responses(401, 403, 404, 422)
@@ -35,6 +36,32 @@ async def list_policies(
     """The default policy and every workflow's own, one line each (no credentials)."""
     found = await service.all_policies(session, box, policies.escalation, principal.tenant_id)
     return [service.summary(name, policy) for name, policy in found]
+
+
+@router.put(
+    "/escalation-policies/tenant", operation_id="putTenantEscalationPolicy", responses=ERRORS
+)
+async def put_tenant_policy(
+    body: EscalationPolicy, principal: OperatorPrincipal, session: SessionDep,
+    box: SecretBoxDep, guard: EgressGuardDep,
+) -> dict[str, Any]:  # fmt: skip
+    """Set the tenant's own policy: levels for workflows without one, rules for all of them."""
+    await service.set_tenant_policy(session, box, guard, principal.tenant_id, body)
+    return service.shown(service.TENANT_POLICY, body)
+
+
+@router.delete(
+    "/escalation-policies/tenant",
+    operation_id="deleteTenantEscalationPolicy",
+    status_code=204,
+    responses=ERRORS,
+)
+async def delete_tenant_policy(
+    principal: OperatorPrincipal, session: SessionDep, box: SecretBoxDep, guard: EgressGuardDep
+) -> Response:
+    """Remove the tenant's own policy (rules/escalation.yaml applies again)."""
+    await service.set_tenant_policy(session, box, guard, principal.tenant_id, None)
+    return Response(status_code=204)
 
 
 @router.get("/escalation-policies/{name}", operation_id="getEscalationPolicy", responses=ERRORS)

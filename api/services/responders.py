@@ -12,11 +12,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from activities.responder_sender import ResponderSender, delivered, describe, open_policy
 from activities.vendor_formats import RESOLVE, TRIGGER, IncidentFacts
 from api.errors import AwfdrsError, NotFound
+from api.services.workflows import seal_escalation_policy
 from models.registry import Workflow
 from models.secret_box import SecretBox
+from models.stored_secrets import TENANT_ESCALATION_POLICIES
+from models.tenant import Tenant
+from rules.egress import EgressGuard
 from rules.targets import EscalationPolicy, Target, TargetType, masked_policy
 
 DEFAULT_POLICY = "default"
+TENANT_POLICY = "tenant"
 TEST_EVENT = "test"
 
 
@@ -53,8 +58,12 @@ def summary(name: str, policy: EscalationPolicy) -> dict[str, Any]:
 async def all_policies(
     session: AsyncSession, box: SecretBox, default: EscalationPolicy, tenant_id: uuid.UUID
 ) -> list[tuple[str, EscalationPolicy]]:
-    """`default` first, then each workflow's own policy by workflow name."""
+    """`default` first, the tenant's own, then each workflow's own policy by workflow name."""
     found = [(DEFAULT_POLICY, default)]
+    tenant = await session.get(Tenant, tenant_id)
+    sealed_tenant = tenant.escalation_policy if tenant else None
+    own = open_policy(box, str(tenant_id), sealed_tenant, TENANT_ESCALATION_POLICIES)
+    found += [(TENANT_POLICY, own)] if own is not None else []
     for name, sealed in await policy_rows(session, tenant_id):
         policy = open_policy(box, str(tenant_id), sealed)
         found += [(name, policy)] if policy is not None else []
@@ -69,7 +78,26 @@ async def find_policy(
     for found, policy in await all_policies(session, box, default, tenant_id):
         if found == name:
             return policy
-    raise NotFound(f"escalation policy {name!r} not found (`default` or a workflow's name)")
+    raise NotFound(
+        f"escalation policy {name!r} not found (`default`, `tenant` or a workflow's name)"
+    )
+
+
+async def set_tenant_policy(
+    session: AsyncSession,
+    box: SecretBox,
+    guard: EgressGuard,
+    tenant_id: uuid.UUID,
+    policy: EscalationPolicy | None,
+) -> None:
+    """Store (or, with None, remove) the tenant's own policy after the egress checks."""
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("tenant not found")
+    tenant.escalation_policy = await seal_escalation_policy(
+        box, policy, guard=guard, tenant_id=tenant_id, column=TENANT_ESCALATION_POLICIES
+    )
+    await session.commit()
 
 
 def shown(name: str, policy: EscalationPolicy) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from models.schemas.workflows import (
     WorkflowUpdate,
 )
 from models.secret_box import SecretBox, mask_url
-from models.stored_secrets import ESCALATION_POLICIES, WEBHOOK_URLS
+from models.stored_secrets import ESCALATION_POLICIES, WEBHOOK_URLS, SealedColumn
 from rules.egress import EgressGuard, EgressRefused
 from rules.policy import RetryPolicies
 from rules.targets import (
@@ -99,7 +99,12 @@ def _urls(targets: tuple[Target, ...]) -> list[tuple[int, str]]:
 
 
 async def seal_escalation_policy(
-    box: SecretBox, policy: EscalationPolicy | None, *, guard: EgressGuard, tenant_id: uuid.UUID
+    box: SecretBox,
+    policy: EscalationPolicy | None,
+    *,
+    guard: EgressGuard,
+    tenant_id: uuid.UUID,
+    column: SealedColumn = ESCALATION_POLICIES,
 ) -> str | None:
     """Check every target URL with the egress guard; return the policy sealed for storage."""
     if policy is None:
@@ -107,7 +112,7 @@ async def seal_escalation_policy(
     for field, url in target_urls(policy):
         await check_target_url(field, url, guard=guard, tenant_id=tenant_id)
     plain = policy.model_dump_json()
-    return box.encrypt(plain, context=ESCALATION_POLICIES.context(tenant_id))
+    return box.encrypt(plain, context=column.context(tenant_id))
 
 
 def shown_escalation_policy(row: Workflow, box: SecretBox) -> dict[str, Any] | None:

@@ -1,11 +1,12 @@
-"""a workflow's own escalation policy (typed responder targets), stored sealed
+"""escalation policies (typed responder targets) of a workflow and of a tenant, stored sealed
 
 Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-07
 
 The policy's JSON holds PagerDuty routing keys, Opsgenie API keys and webhook URLs, so the
-column holds it encrypted by `SecretBox` (NULL: the default policy of rules/escalation.yaml).
+columns hold it encrypted by `SecretBox`. A workflow's levels come first, then the tenant's,
+then rules/escalation.yaml; notification rules of all three apply.
 """
 
 from collections.abc import Sequence
@@ -21,7 +22,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.add_column('workflows', sa.Column('escalation_policy', sa.Text(), nullable=True))
+    op.add_column('tenants', sa.Column('escalation_policy', sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column('tenants', 'escalation_policy')
     op.drop_column('workflows', 'escalation_policy')

@@ -68,3 +68,22 @@ async def test_the_policy_is_shown_masked_and_can_be_replaced_or_removed(
     assert cleared.status_code == 200 and cleared.json()["escalation_policy"] is None
     gone = await http.get("/api/v1/escalation-policies/billing-sync", headers=tenant.headers)
     assert gone.status_code == 404
+
+
+async def test_a_tenant_policy_is_stored_masked_listed_and_removed(
+    http: httpx.AsyncClient, tenant: TenantCredentials
+) -> None:
+    rule = {
+        "on": ["resolved"],
+        "targets": [{"type": "slack", "url": "http://127.0.0.1:9/T/B/abcd"}],
+    }
+    policy = {**_level({"type": "webhook", "url": "workflow"}), "notify": [rule]}
+    put = await http.put("/api/v1/escalation-policies/tenant", headers=tenant.headers, json=policy)
+    assert put.status_code == 200, put.text
+    assert put.json()["notify"][0]["targets"][0]["url"] == "••••abcd"
+    listed = await http.get("/api/v1/escalation-policies", headers=tenant.headers)
+    assert [p["name"] for p in listed.json()] == ["default", "tenant"]
+    removed = await http.delete("/api/v1/escalation-policies/tenant", headers=tenant.headers)
+    assert removed.status_code == 204
+    gone = await http.get("/api/v1/escalation-policies/tenant", headers=tenant.headers)
+    assert gone.status_code == 404

@@ -17,7 +17,12 @@ from models.db import create_engine, create_session_factory
 from models.registry import Workflow
 from models.responder_webhook import ResponderSystem
 from models.secret_box import SecretBox, SecretKeyError, parse_key
-from models.stored_secrets import ESCALATION_POLICIES, WEBHOOK_URLS, check_secret_key
+from models.stored_secrets import (
+    ESCALATION_POLICIES,
+    TENANT_ESCALATION_POLICIES,
+    WEBHOOK_URLS,
+    check_secret_key,
+)
 from settings import Settings
 
 WEBHOOK = "https://hooks.example.com/services/T0KEN-rotate"
@@ -32,6 +37,8 @@ async def _seed(settings: Settings) -> None:
         async with create_session_factory(engine)() as session:
             tenant = (await create_tenant(session=session, box=box, name="rotating")).tenant
             sealed = box.encrypt(WEBHOOK, context=WEBHOOK_URLS.context(tenant.id))
+            context = TENANT_ESCALATION_POLICIES.context(tenant.id)
+            tenant.escalation_policy = box.encrypt(POLICY, context=context)
             session.add(
                 Workflow(
                     tenant_id=tenant.id,
@@ -92,8 +99,9 @@ async def test_rotate_reseals_every_secret_under_the_new_key(isolated_settings: 
         f"workflows.escalation_webhook_url: 1 re-encrypted under key id {new_id}",
         f"responder_secrets.secret_encrypted: 1 re-encrypted under key id {new_id}",
         f"workflows.escalation_policy: 1 re-encrypted under key id {new_id}",
+        f"tenants.escalation_policy: 1 re-encrypted under key id {new_id}",
     ]
-    assert await _opens(isolated_settings, new) == 4
+    assert await _opens(isolated_settings, new) == 5
     with pytest.raises(SecretKeyError, match="AWFDRS_SECRET_KEY"):
         await _opens(isolated_settings, old)  # the old key may now be dropped
     again = _rotate(isolated_settings, AWFDRS_SECRET_KEY=new)

@@ -178,3 +178,27 @@ async def test_an_incident_resolved_by_its_first_retry_posts_one_resolved_line_a
         ("notify", "resolved", "succeeded")
     ]
     assert chat.problems == []
+
+
+async def test_a_tenant_notification_rule_applies_to_a_workflow_without_a_policy_of_its_own(
+    skipping: IncidentStarter,
+    http: httpx.AsyncClient,
+    tenant: TenantCredentials,
+) -> None:
+    async with (
+        CallbackServer([Reply(200)]) as callback,
+        SlackReceiver([Reply(200, body="ok")]) as chat,
+    ):
+        policy = {
+            "levels": [_level("on-call", {"type": "webhook", "url": "workflow"})],
+            "notify": [{"on": ["resolved"], "targets": [{"type": "slack", "url": chat.url}]}],
+        }
+        put = await http.put(
+            "/api/v1/escalation-policies/tenant", headers=tenant.headers, json=policy
+        )
+        assert put.status_code == 200, put.text
+        await register_workflow(http, tenant, callback_url=callback.url)
+        result = await (await skipping.start()).result()
+    assert result.status == "resolved"
+    assert [h.rsplit(": ", 1)[0] for h in chat.headings()] == [":white_check_mark: Resolved"]
+    assert chat.problems == []
