@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from pydantic import ValidationError
 
+from activities.escalation import pagerduty_body
 from activities.responders import incident_links
-from activities.vendor_formats import IncidentFacts, build_request, opsgenie_request
+from activities.vendor_formats import (
+    IncidentFacts,
+    build_request,
+    opsgenie_request,
+    webhook_body,
+)
 from rules.policy import load_policies
 from rules.targets import EscalationPolicy, OpsgenieTarget, masked_policy
+from vocabulary import PageSeverity
+from workflows.activity_payloads import EscalationRequest
+from workflows.incident_state import EscalationStep
 
 ROUTING_KEY = "R" * 28 + "wxyz"
 FACTS = IncidentFacts(
@@ -124,3 +135,28 @@ def test_messages_link_to_the_incident_in_the_api_and_the_web_ui_when_configured
     assert incident_links(api_base=None, ui_url=None, incident_id="abc") == {}
     alert = build_request(OpsgenieTarget(api_key="abcd-1234-efgh"), "trigger", FACTS, "")
     assert "http://ui.example/w/1" in alert.body["description"]
+
+
+def test_a_webhook_target_gets_the_same_signed_page_as_before_typed_targets() -> None:
+    step = EscalationStep("on-call", None, 900, PageSeverity.ERROR)
+    legacy = EscalationRequest(
+        tenant_id="t",
+        incident_id=FACTS.incident_id,
+        workflow_id="incident:t:s",
+        level=1,
+        step=step,
+        summary=FACTS.summary,
+        source_workflow="billing-sync",
+        error_code="VENDOR_TIMEOUT",
+        vendor="stripe",
+        event_count=7,
+        attempts=3,
+        correlation_id="corr",
+    )
+    facts = replace(
+        FACTS,
+        error_code="VENDOR_TIMEOUT",
+        vendor="stripe",
+        links={"Incident timeline (Temporal Web UI)": "https://ui.example/x"},
+    )
+    assert webhook_body("trigger", facts) == pagerduty_body(legacy, "https://ui.example/x")
