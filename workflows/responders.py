@@ -7,6 +7,10 @@ indexes travel here; the delivery activity reads each target and its credential 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
@@ -42,8 +46,14 @@ class Responders:
         """Page every target of `level`; a primary that keeps failing brings in the fallback."""
         details, failed = [], False
         tries = step.fallback_after if step.fallback else PAGE_TRIES
-        for index, kind in enumerate(step.targets):
-            outcome = await self._send(TRIGGER, (level, index), tries, step)
+        # At once: a target that keeps failing must not hold back the others' pages.
+        outcomes = await asyncio.gather(
+            *(
+                self._send(TRIGGER, (level, index), tries, step)
+                for index in range(len(step.targets))
+            )
+        )
+        for index, (kind, outcome) in enumerate(zip(step.targets, outcomes, strict=True)):
             details.append(f"{kind}: {'delivered' if outcome.delivered else outcome.detail}")
             if outcome.delivered:
                 self._state.paged.append(TargetRef(level, index, kind))
@@ -64,19 +74,24 @@ class Responders:
             return
         state.announced.append(event)
         follow_up = {"acknowledged": ACKNOWLEDGE, "resolved": RESOLVE, "killed": RESOLVE}
-        if event in follow_up:
-            await self._mirror(follow_up[event], origin)
-        for index, kind in enumerate(state.notifications.get(event, [])):
-            if kind != origin:
-                await self._send(event, (0, index), FOLLOW_UP_TRIES, None)
+        sends = self._mirror(follow_up[event], origin) if event in follow_up else []
+        sends += [
+            self._send(event, (0, index), FOLLOW_UP_TRIES, None)
+            for index, kind in enumerate(state.notifications.get(event, []))
+            if kind != origin
+        ]
+        await asyncio.gather(*sends)
 
-    async def _mirror(self, action: str, origin: str) -> None:
-        """Send the follow-up to each paged target, except to the system it came from."""
+    def _mirror(self, action: str, origin: str) -> list[Coroutine[Any, Any, DeliveryOutcome]]:
+        """The follow-up to each paged target, except to the system the order came from."""
         state = self._state
-        for ref in list(state.paged):
-            if ref.kind in MIRRORED_TYPES and ref.kind != origin:
-                step = state.escalation[ref.level - 1]
-                await self._send(action, (ref.level, ref.index), FOLLOW_UP_TRIES, step)
+        return [
+            self._send(
+                action, (ref.level, ref.index), FOLLOW_UP_TRIES, state.escalation[ref.level - 1]
+            )
+            for ref in state.paged
+            if ref.kind in MIRRORED_TYPES and ref.kind != origin
+        ]
 
     async def _send(
         self, event: str, target: tuple[int, int], tries: int, step: EscalationStep | None
