@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     # timeout and are redone; a short queue on the Temporal side costs nothing.
     worker_max_concurrent_workflow_tasks: int = Field(default=10, ge=2, le=1000)
     worker_max_cached_workflows: int = Field(default=1000, ge=0, le=100_000)
+    # How long a stopping worker lets running activities finish before cancelling them. A
+    # callback may run up to its policy's call timeout (at most 300 s): deployments that must
+    # never cut one short set this above it, with the orchestrator's grace period above that.
+    worker_shutdown_grace_s: float = Field(default=20.0, ge=0, le=3600)
     db_statement_timeout_ms: int = Field(default=5_000, ge=100)
     redis_timeout_s: float = Field(default=0.5, gt=0)
     worker_metrics_address: str | None = Field(

@@ -23,7 +23,11 @@ from temporalio.worker import Worker
 from activities.analysis import AnalysisActivities
 from activities.escalation import EscalationActivities
 from activities.records import IncidentRecords
-from activities.remediation import RemediationActivities
+from activities.remediation import (
+    FIRST_CALLBACK_BUCKETS,
+    FIRST_CALLBACK_METRIC,
+    RemediationActivities,
+)
 from activities.responder_sender import ResponderSender
 from activities.responders import ResponderActivities
 from activities.safety import SafetyGate
@@ -40,7 +44,6 @@ from tracing import start_tracing, stop_tracing
 from workflows.incident_workflow import IncidentWorkflow
 
 log = logging.getLogger("awfdrs.worker")
-GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 MAX_CONNECT_BACKOFF_S = 10.0
 
 
@@ -50,7 +53,11 @@ def metrics_runtime(address: str | None) -> Runtime | None:
         return None
     return Runtime(
         telemetry=TelemetryConfig(
-            metrics=PrometheusConfig(bind_address=address, counters_total_suffix=True)
+            metrics=PrometheusConfig(
+                bind_address=address,
+                counters_total_suffix=True,
+                histogram_bucket_overrides={FIRST_CALLBACK_METRIC: list(FIRST_CALLBACK_BUCKETS)},
+            )
         )
     )
 
@@ -199,6 +206,7 @@ def build_worker(
     max_concurrent_activities: int = 50,
     max_concurrent_workflow_tasks: int = 10,
     max_cached_workflows: int = 1000,
+    shutdown_grace_s: float = 20.0,
 ) -> Worker:
     """Create the worker serving incident workflows and their activities."""
     return Worker(
@@ -210,7 +218,7 @@ def build_worker(
         max_concurrent_local_activities=max_concurrent_activities,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
         max_cached_workflows=max_cached_workflows,
-        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        graceful_shutdown_timeout=timedelta(seconds=shutdown_grace_s),
     )
 
 
@@ -230,6 +238,7 @@ async def run(settings: Settings, stopping: asyncio.Event) -> None:
             max_concurrent_activities=settings.worker_max_concurrent_activities,
             max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
             max_cached_workflows=settings.worker_max_cached_workflows,
+            shutdown_grace_s=settings.worker_shutdown_grace_s,
         ),
     ):
         log.info("worker running", extra={"task_queue": settings.task_queue})

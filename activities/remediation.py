@@ -8,6 +8,7 @@ import logging
 import re
 import uuid
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -42,10 +43,10 @@ _FAILURES = sql_strings(kind for kind in EventType if kind in FAILURE_TYPES)
 # workflow's own id means the start was forged: nothing is called.
 _TARGET = text(f"""
 SELECT w.callback_url, e.id AS event_id, e.error_message, e.payload::text AS payload,
-       e.correlation_id
+       e.correlation_id, e.received_at
 FROM workflows w
 LEFT JOIN LATERAL (
-    SELECT id, error_message, payload, correlation_id FROM events
+    SELECT id, error_message, payload, correlation_id, received_at FROM events
     WHERE tenant_id = w.tenant_id AND incident_key = :key
       AND event_type IN ({_FAILURES})
     ORDER BY (id = CAST(:event_id AS uuid)) DESC NULLS LAST, occurred_at DESC
@@ -53,6 +54,11 @@ LEFT JOIN LATERAL (
 ) e ON true
 WHERE w.tenant_id = :tenant_id AND w.name = :workflow
 """)
+
+# Seconds from a failure's acceptance to its incident's first callback answer; the worker's
+# runtime gives it these buckets (the SDK's defaults are for milliseconds).
+FIRST_CALLBACK_METRIC = "awfdrs_first_callback_seconds"
+FIRST_CALLBACK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
 def excerpt(body: str) -> str:
@@ -88,6 +94,18 @@ def count_action(action_type: str, outcome: str) -> None:
     ).add(1, {"type": action_type, "outcome": outcome})
 
 
+def observe_first_callback(received_at: datetime | None) -> None:
+    """Record how long after its failure was accepted an incident's first callback answered."""
+    if received_at is None or not activity.in_activity():
+        return
+    seconds = (datetime.now(UTC) - received_at).total_seconds()
+    activity.metric_meter().create_histogram_float(
+        FIRST_CALLBACK_METRIC,
+        "From a failure's acceptance to its incident's first callback answer",
+        "s",
+    ).record(max(seconds, 0.0))
+
+
 @dataclass(frozen=True)
 class CallbackTarget:
     """Where and what to call, resolved from references at call time."""
@@ -97,6 +115,7 @@ class CallbackTarget:
     message: str | None = None
     payload: Any = None
     correlation_id: str = ""
+    received_at: datetime | None = None  # when AWFDRS accepted the failure being retried
 
 
 async def load_target(engine: AsyncEngine, req: CallbackRequest) -> CallbackTarget:
@@ -117,6 +136,7 @@ async def load_target(engine: AsyncEngine, req: CallbackRequest) -> CallbackTarg
         row.error_message,
         _json_or_none(row.payload),
         row.correlation_id or "",
+        row.received_at,
     )
 
 
@@ -195,6 +215,8 @@ class RemediationActivities:
         result = await self._post(req, target, vetted)
         outcome = classify_response(result)
         count_action(ActionType.RETRY, outcome.outcome)
+        if req.attempt == 1:
+            observe_first_callback(target.received_at)
         succeeded = outcome.outcome == CallOutcome.SUCCESS
         status = ActionStatus.SUCCEEDED if succeeded else ActionStatus.FAILED
         await self._action(req, status, outcome, url=url)

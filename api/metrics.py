@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+DISPATCHER_ERROR_KINDS = ("pass", "crash", "temporal", "group", "dead_letter")
+
 
 class ApiMetrics:
     """Request, intake and outbox metrics, named by Prometheus conventions."""
@@ -47,9 +49,17 @@ class ApiMetrics:
         )
         self.dispatcher_errors = Counter(
             "awfdrs_dispatcher_errors",
-            "Dispatcher failures: pass (database or crash), temporal (outage), "
+            "Dispatcher failures: pass (database), crash (task restarted), temporal (outage), "
             "group (one group's own failure), dead_letter (a group given up)",
             ["kind"],
+            registry=self.registry,
+        )
+        for kind in DISPATCHER_ERROR_KINDS:  # every series exists (at 0) before its first error
+            self.dispatcher_errors.labels(kind)
+        self.open_incidents = Gauge(
+            "awfdrs_open_incidents",
+            "Incidents not yet closed, by status (read from PostgreSQL at scrape time)",
+            ["status"],
             registry=self.registry,
         )
         self.outbox_depth = Gauge(

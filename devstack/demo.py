@@ -17,6 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from clients import connect_temporal, workflow_ui_url
 from devstack.banner import data_dir_flag
+from devstack.extra import require_devstack
 from devstack.http_target import CallbackServer, Reply
 from devstack.process import script_path, shown_path
 from settings import load_settings
@@ -130,6 +131,7 @@ async def _follow(client: Client, key: str, timeout_s: float = 120) -> IncidentV
 
 async def run_demo(endpoints: Endpoints) -> None:
     """Register two workflows, fail them, and report what AWFDRS did."""
+    require_devstack("demo")  # its hints name the embedded Temporal CLI
     headers = {"Authorization": f"Bearer {endpoints.api_key}"}
     recovering = CallbackServer([Reply(503), Reply(503), Reply(200)])
     broken = CallbackServer([Reply(503)])

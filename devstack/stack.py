@@ -17,6 +17,7 @@ from pathlib import Path
 
 from devstack.banner import DEMO_TENANT, banner, wait_until_ready
 from devstack.db_roles import ensure_app_login
+from devstack.extra import require_devstack
 from devstack.postgres import EmbeddedPostgres, share_with_server_user
 from devstack.process import port_in_use, private_dir
 from devstack.supervisor import ChildSpec, Supervisor
@@ -234,6 +235,7 @@ def prepare_database(endpoints: Endpoints) -> None:
 
 def up(options: UpOptions) -> None:
     """Bring the whole stack up and keep it running until interrupted."""
+    require_devstack("up")
     env = dict(os.environ)
     private_dir(options.data_dir)
     # Before the ports: a second `awfdrs up` on the same data dir is named as such, whichever

@@ -68,5 +68,9 @@ async def test_worker_metrics_count_incidents_actions_and_gate_answers(
     assert value("awfdrs_actions_total", type="retry", outcome="retryable") == 1
     assert value("awfdrs_actions_total", type="retry", outcome="success") == 1
     assert value("awfdrs_gate_answers_total", verdict="permit") == 2
+    # Only the first attempt is observed, in seconds since its failure was accepted.
+    assert value("awfdrs_first_callback_seconds_count") == 1
+    assert 0 < value("awfdrs_first_callback_seconds_sum") < 30
+    assert value("awfdrs_first_callback_seconds_bucket", le="300") == 1  # seconds buckets
     assert any(name.startswith("temporal_") for name, _ in samples)
     assert len(server.calls) == 2

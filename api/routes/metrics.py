@@ -9,9 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.deps import DispatcherDep, MetricsDep, SettingsDep
+from api.deps import DispatcherDep, EngineDep, MetricsDep, SettingsDep
 from api.errors import Unauthorized, install_error_handlers
 from api.middleware import CorrelationIdMiddleware
+from api.services.gauges import open_incidents_by_status
 
 router = APIRouter(tags=["health"])
 
@@ -37,13 +38,15 @@ MetricsTokenChecked = Annotated[None, Depends(require_metrics_token)]
     responses={200: {"content": {"text/plain": {}}}, 401: {"description": "Token missing"}},
 )
 async def metrics(
-    registry: MetricsDep, dispatcher: DispatcherDep, _: MetricsTokenChecked
+    registry: MetricsDep, dispatcher: DispatcherDep, engine: EngineDep, _: MetricsTokenChecked
 ) -> Response:
-    """Prometheus metrics; the outbox gauges are read fresh from PostgreSQL."""
+    """Prometheus metrics; the outbox and open-incident gauges are read fresh from PostgreSQL."""
     with contextlib.suppress(Exception):  # a scrape must not fail because PostgreSQL is down
         depth = await dispatcher.outbox_depth()
         registry.outbox_depth.set(depth["depth"])
         registry.outbox_age.set(depth["oldest_age_s"])
+        for status, count in (await open_incidents_by_status(engine)).items():
+            registry.open_incidents.labels(status).set(count)
     return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
 
 

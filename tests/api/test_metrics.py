@@ -5,8 +5,22 @@ from __future__ import annotations
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.metrics import DISPATCHER_ERROR_KINDS
+from api.services.gauges import LIVE_STATUSES
+from devstack.http_target import CallbackServer, Reply
+from tests.api.incident_views import wait_for_incident
 from tests.conftest import TenantCredentials
 from tests.utils.builders import failure_event, register_workflow
+from tests.utils.incidents import IncidentStarter
+from workflows.incident_workflow import IncidentWorkflow
+
+SLOW = {
+    "max_attempts": 5,
+    "initial_interval_s": 3600,
+    "multiplier": 1,
+    "max_interval_s": 3600,
+    "jitter": 0,
+}
 
 
 async def _samples(http: httpx.AsyncClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -49,3 +63,19 @@ async def test_counters_move_as_events_flow(
     assert ("awfdrs_outbox_depth", ()) in after
     assert ("awfdrs_outbox_oldest_age_seconds", ()) in after
     assert ("awfdrs_dispatcher_signals_total", ()) in after
+
+
+async def test_open_incidents_and_dispatcher_errors_are_exported_before_any_error(
+    live: IncidentStarter, http: httpx.AsyncClient, tenant: TenantCredentials
+) -> None:
+    async with CallbackServer([Reply(503)]) as server:
+        await register_workflow(http, tenant, callback_url=server.url, retry_policy=SLOW)
+        handle = await live.start()
+        await wait_for_incident(http, tenant, handle.id, "waiting")
+        samples = await _samples(http)
+        await handle.signal(IncidentWorkflow.kill)
+    for status in LIVE_STATUSES:  # every live status has its series, zero or not
+        assert ("awfdrs_open_incidents", (("status", status),)) in samples
+    assert samples[("awfdrs_open_incidents", (("status", "waiting"),))] >= 1
+    for kind in DISPATCHER_ERROR_KINDS:
+        assert ("awfdrs_dispatcher_errors_total", (("kind", kind),)) in samples
