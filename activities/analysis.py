@@ -17,12 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities import mock_ai
-from activities.responder_sender import open_policy
+from activities.responder_sender import policy_of_row
 from models.base import sql_strings
 from models.secret_box import SecretBox
-from models.stored_secrets import TENANT_ESCALATION_POLICIES
 from rules.policy import Policies
-from rules.targets import EscalationPolicy, effective_policy
+from rules.targets import EscalationPolicy
 from vocabulary import IncidentStatus
 from workflows.activity_payloads import Analysis, Classification, DecisionRequest, Plan
 
@@ -63,8 +62,10 @@ _MESSAGE = text("""
 SELECT error_message FROM events WHERE tenant_id = :tenant_id AND id = CAST(:event_id AS uuid)
 """)
 _WORKFLOW = text("""
-SELECT w.callback_url, w.retry_policy, w.escalation_policy, t.escalation_policy AS tenant_policy
+SELECT w.callback_url, w.retry_policy, w.escalation_policy, n.policy_encrypted AS named_policy,
+       t.escalation_policy AS tenant_policy
 FROM workflows w JOIN tenants t ON t.id = w.tenant_id
+LEFT JOIN escalation_policies n ON n.tenant_id = w.tenant_id AND n.name = w.escalation_policy_name
 WHERE w.tenant_id = :tenant_id AND w.name = :name
 """)
 
@@ -155,14 +156,10 @@ class AnalysisActivities:
         return Plan(retry, callback_url, timeout_s, escalation, summary, notifications)
 
     def _escalation_policy(self, req: DecisionRequest, row: Any) -> EscalationPolicy:
-        """The workflow's levels, else the tenant's, else rules/escalation.yaml; every rule."""
+        """The workflow's levels, its named policy's, the tenant's or the default; every rule."""
         if row is None or self._box is None:
             return self._policies.escalation
-        return effective_policy(
-            open_policy(self._box, req.tenant_id, row["escalation_policy"]),
-            open_policy(self._box, req.tenant_id, row["tenant_policy"], TENANT_ESCALATION_POLICIES),
-            self._policies.escalation,
-        )
+        return policy_of_row(self._box, req.tenant_id, row, self._policies.escalation)
 
     async def _registration(self, req: DecisionRequest) -> Any:
         """The workflow's registered callback and retry policy (None when unregistered)."""

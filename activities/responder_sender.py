@@ -7,7 +7,9 @@ through exactly the code a page does.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from sqlalchemy import text
@@ -19,6 +21,7 @@ from activities.vendor_formats import IncidentFacts, build_request
 from models.secret_box import SecretBox
 from models.stored_secrets import (
     ESCALATION_POLICIES,
+    NAMED_ESCALATION_POLICIES,
     TENANT_ESCALATION_POLICIES,
     WEBHOOK_URLS,
     SealedColumn,
@@ -36,10 +39,12 @@ SEND_TIMEOUT_S = 10.0
 # The policy and the webhook come from the registry as of now, for an incident the tenant's
 # stored events name; nothing in the request (planned earlier, or forged) is the authority.
 _REGISTRATION = text("""
-SELECT w.escalation_webhook_url, w.escalation_policy, t.escalation_policy AS tenant_policy,
+SELECT w.escalation_webhook_url, w.escalation_policy, n.policy_encrypted AS named_policy,
+       t.escalation_policy AS tenant_policy,
        EXISTS (SELECT 1 FROM events WHERE tenant_id = w.tenant_id AND incident_key = :key)
          AS backed
 FROM workflows w JOIN tenants t ON t.id = w.tenant_id
+LEFT JOIN escalation_policies n ON n.tenant_id = w.tenant_id AND n.name = w.escalation_policy_name
 WHERE w.tenant_id = :tenant_id AND w.name = :workflow
 """)
 
@@ -81,11 +86,7 @@ class ResponderSender:
         if row is None:
             return Registration(self.default_policy, None, False)
         return Registration(
-            effective_policy(
-                open_policy(self._box, tenant_id, row.escalation_policy),
-                open_policy(self._box, tenant_id, row.tenant_policy, TENANT_ESCALATION_POLICIES),
-                self.default_policy,
-            ),
+            policy_of_row(self._box, tenant_id, row._mapping, self.default_policy),
             row.escalation_webhook_url
             and self._box.decrypt(
                 row.escalation_webhook_url, context=WEBHOOK_URLS.context(tenant_id)
@@ -129,6 +130,18 @@ class ResponderSender:
         return await post_signed(
             self._http, vetted, body, headers=headers, timeout_s=SEND_TIMEOUT_S
         )
+
+
+def policy_of_row(
+    box: SecretBox, tenant_id: str, row: Mapping[Any, Any], default: EscalationPolicy
+) -> EscalationPolicy:
+    """A workflow's own levels, else its named policy's, the tenant's, the default; all rules."""
+    return effective_policy(
+        open_policy(box, tenant_id, row["escalation_policy"]),
+        open_policy(box, tenant_id, row["named_policy"], NAMED_ESCALATION_POLICIES),
+        open_policy(box, tenant_id, row["tenant_policy"], TENANT_ESCALATION_POLICIES),
+        default,
+    )
 
 
 def open_policy(

@@ -28,7 +28,7 @@ def add_responder_commands(commands: Any) -> None:
     actions = policies.add_subparsers(dest="action", required=True)
     actions.add_parser("list", parents=[common], help="the default and each workflow's policy")
     show = actions.add_parser("show", parents=[common], help="one policy, credentials masked")
-    show.add_argument("name", help="`default`, `tenant` or a workflow's name")
+    show.add_argument("name", help="`default`, `tenant`, a named policy or a workflow's name")
     notify = commands.add_parser("notify", help="responder targets")
     notify_actions = notify.add_subparsers(dest="action", required=True)
     test = notify_actions.add_parser("test", parents=[common], help="send a test message")

@@ -49,12 +49,17 @@ ESCALATION_POLICIES = SealedColumn("workflows", "escalation_policy", "escalation
 TENANT_ESCALATION_POLICIES = SealedColumn(
     "tenants", "escalation_policy", "tenant_escalation_policy", tenant_column="id"
 )
+# A tenant's named escalation policies, which workflows refer to by name.
+NAMED_ESCALATION_POLICIES = SealedColumn(
+    "escalation_policies", "policy_encrypted", "named_escalation_policy"
+)
 SEALED_COLUMNS = (
     SIGNING_SECRETS,
     WEBHOOK_URLS,
     RESPONDER_SECRETS,
     ESCALATION_POLICIES,
     TENANT_ESCALATION_POLICIES,
+    NAMED_ESCALATION_POLICIES,
 )
 
 

@@ -35,7 +35,7 @@ async def list_policies(
 ) -> list[dict[str, Any]]:
     """The default policy and every workflow's own, one line each (no credentials)."""
     found = await service.all_policies(session, box, policies.escalation, principal.tenant_id)
-    return [service.summary(name, policy) for name, policy in found]
+    return [service.summary(name, kind, policy) for name, kind, policy in found]
 
 
 @router.put(
@@ -61,6 +61,30 @@ async def delete_tenant_policy(
 ) -> Response:
     """Remove the tenant's own policy (rules/escalation.yaml applies again)."""
     await service.set_tenant_policy(session, box, guard, principal.tenant_id, None)
+    return Response(status_code=204)
+
+
+@router.put("/escalation-policies/{name}", operation_id="putEscalationPolicy", responses=ERRORS)
+async def put_named_policy(
+    name: PolicyName, body: EscalationPolicy, principal: OperatorPrincipal, session: SessionDep,
+    box: SecretBoxDep, guard: EgressGuardDep,
+) -> dict[str, Any]:  # fmt: skip
+    """Create or replace a named policy, which workflows use as `escalation_policy: "<name>"`."""
+    await service.put_named_policy(session, box, guard, principal.tenant_id, name, body)
+    return service.shown(name, body)
+
+
+@router.delete(
+    "/escalation-policies/{name}",
+    operation_id="deleteEscalationPolicy",
+    status_code=204,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def delete_named_policy(
+    name: PolicyName, principal: OperatorPrincipal, session: SessionDep
+) -> Response:
+    """Remove a named policy that no workflow uses."""
+    await service.delete_named_policy(session, principal.tenant_id, name)
     return Response(status_code=204)
 
 

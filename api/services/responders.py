@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -11,11 +12,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from activities.responder_sender import ResponderSender, delivered, describe, open_policy
 from activities.vendor_formats import RESOLVE, TRIGGER, IncidentFacts
-from api.errors import AwfdrsError, NotFound
+from api.errors import AwfdrsError, Conflict, NotFound
 from api.services.workflows import seal_escalation_policy
-from models.registry import Workflow
+from models.registry import NamedEscalationPolicy, Workflow
 from models.secret_box import SecretBox
-from models.stored_secrets import TENANT_ESCALATION_POLICIES
+from models.stored_secrets import NAMED_ESCALATION_POLICIES, TENANT_ESCALATION_POLICIES
 from models.tenant import Tenant
 from rules.egress import EgressGuard
 from rules.targets import EscalationPolicy, Target, TargetType, masked_policy
@@ -42,10 +43,21 @@ async def policy_rows(session: AsyncSession, tenant_id: uuid.UUID) -> list[tuple
     return [(name, sealed) for name, sealed in rows.all()]
 
 
-def summary(name: str, policy: EscalationPolicy) -> dict[str, Any]:
+async def named_rows(session: AsyncSession, tenant_id: uuid.UUID) -> list[NamedEscalationPolicy]:
+    """The tenant's named policies, by name."""
+    rows = await session.exec(
+        select(NamedEscalationPolicy)
+        .where(NamedEscalationPolicy.tenant_id == tenant_id)
+        .order_by(col(NamedEscalationPolicy.name))
+    )
+    return list(rows.all())
+
+
+def summary(name: str, kind: str, policy: EscalationPolicy) -> dict[str, Any]:
     """One line of `escalation-policies list`."""
     return {
         "name": name,
+        "kind": kind,
         "levels": len(policy.levels),
         "targets": ", ".join(
             f"L{n}:{'+'.join(t.type for t in level.targets)}"
@@ -57,16 +69,19 @@ def summary(name: str, policy: EscalationPolicy) -> dict[str, Any]:
 
 async def all_policies(
     session: AsyncSession, box: SecretBox, default: EscalationPolicy, tenant_id: uuid.UUID
-) -> list[tuple[str, EscalationPolicy]]:
-    """`default` first, the tenant's own, then each workflow's own policy by workflow name."""
-    found = [(DEFAULT_POLICY, default)]
+) -> list[tuple[str, str, EscalationPolicy]]:
+    """(name, kind, policy): `default`, the tenant's, its named ones, then workflows' own."""
+    found = [(DEFAULT_POLICY, "default", default)]
     tenant = await session.get(Tenant, tenant_id)
     sealed_tenant = tenant.escalation_policy if tenant else None
     own = open_policy(box, str(tenant_id), sealed_tenant, TENANT_ESCALATION_POLICIES)
-    found += [(TENANT_POLICY, own)] if own is not None else []
+    found += [(TENANT_POLICY, "tenant", own)] if own is not None else []
+    for row in await named_rows(session, tenant_id):
+        named = open_policy(box, str(tenant_id), row.policy_encrypted, NAMED_ESCALATION_POLICIES)
+        found += [(row.name, "named", named)] if named is not None else []
     for name, sealed in await policy_rows(session, tenant_id):
         policy = open_policy(box, str(tenant_id), sealed)
-        found += [(name, policy)] if policy is not None else []
+        found += [(name, "workflow", policy)] if policy is not None else []
     return found
 
 
@@ -74,13 +89,55 @@ async def find_policy(
     session: AsyncSession, box: SecretBox, default: EscalationPolicy, tenant_id: uuid.UUID,
     name: str,
 ) -> EscalationPolicy:  # fmt: skip
-    """The policy called `name`: `default`, or the policy of the workflow of that name."""
-    for found, policy in await all_policies(session, box, default, tenant_id):
+    """The policy called `name`: `default`, `tenant`, a named one, else a workflow's own."""
+    for found, _, policy in await all_policies(session, box, default, tenant_id):
         if found == name:
             return policy
     raise NotFound(
         f"escalation policy {name!r} not found (`default`, `tenant` or a workflow's name)"
     )
+
+
+async def put_named_policy(
+    session: AsyncSession,
+    box: SecretBox,
+    guard: EgressGuard,
+    tenant_id: uuid.UUID,
+    name: str,
+    policy: EscalationPolicy,
+) -> None:
+    """Create or replace the tenant's policy called `name` after the egress checks."""
+    if name in (DEFAULT_POLICY, TENANT_POLICY):
+        raise UnknownTarget(
+            f"name: {name!r} is reserved",
+            errors=[{"loc": ["path", "name"], "msg": "reserved", "type": "value_error"}],
+        )
+    sealed = await seal_escalation_policy(
+        box, policy, guard=guard, tenant_id=tenant_id, column=NAMED_ESCALATION_POLICIES
+    )
+    assert sealed is not None
+    row = next((r for r in await named_rows(session, tenant_id) if r.name == name), None)
+    if row is None:
+        row = NamedEscalationPolicy(tenant_id=tenant_id, name=name, policy_encrypted=sealed)
+        session.add(row)
+    row.policy_encrypted, row.updated_at = sealed, datetime.now(UTC)
+    await session.commit()
+
+
+async def delete_named_policy(session: AsyncSession, tenant_id: uuid.UUID, name: str) -> None:
+    """Remove a named policy no workflow refers to (409 naming those that do)."""
+    row = next((r for r in await named_rows(session, tenant_id) if r.name == name), None)
+    if row is None:
+        raise NotFound(f"escalation policy {name!r} not found")
+    users = await session.exec(
+        select(Workflow.name).where(
+            Workflow.tenant_id == tenant_id, Workflow.escalation_policy_name == name
+        )
+    )
+    if using := sorted(users.all()):
+        raise Conflict(f"escalation policy {name!r} is used by: {', '.join(using)}")
+    await session.delete(row)
+    await session.commit()
 
 
 async def set_tenant_policy(

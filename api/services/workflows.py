@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.errors import AwfdrsError, Conflict, NotFound
-from models.registry import Workflow
+from models.registry import NamedEscalationPolicy, Workflow
 from models.schemas.workflows import (
     InlineRetryPolicy,
     RetryPolicyRef,
@@ -115,8 +115,38 @@ async def seal_escalation_policy(
     return box.encrypt(plain, context=column.context(tenant_id))
 
 
-def shown_escalation_policy(row: Workflow, box: SecretBox) -> dict[str, Any] | None:
-    """The stored policy with every credential masked (None when the workflow has none)."""
+async def store_escalation_policy(
+    session: AsyncSession,
+    row: Workflow,
+    policy: EscalationPolicy | str | None,
+    *,
+    box: SecretBox,
+    guard: EgressGuard,
+) -> None:
+    """Set the workflow's own policy, or the name of a named one (which must exist)."""
+    name = policy if isinstance(policy, str) else None
+    if name is not None and not await _named_policy_exists(session, row.tenant_id, name):
+        raise _refuse("escalation_policy", f"no escalation policy named {name!r}")
+    inline = None if isinstance(policy, str) else policy
+    row.escalation_policy_name = name
+    row.escalation_policy = await seal_escalation_policy(
+        box, inline, guard=guard, tenant_id=row.tenant_id
+    )
+
+
+async def _named_policy_exists(session: AsyncSession, tenant_id: uuid.UUID, name: str) -> bool:
+    found = await session.exec(
+        select(NamedEscalationPolicy.id).where(
+            NamedEscalationPolicy.tenant_id == tenant_id, NamedEscalationPolicy.name == name
+        )
+    )
+    return found.first() is not None
+
+
+def shown_escalation_policy(row: Workflow, box: SecretBox) -> dict[str, Any] | str | None:
+    """The workflow's policy with every credential masked, or the named policy's name."""
+    if row.escalation_policy_name:
+        return row.escalation_policy_name
     if not row.escalation_policy:
         return None
     context = ESCALATION_POLICIES.context(row.tenant_id)
@@ -133,7 +163,14 @@ def workflow_out(row: Workflow, *, box: SecretBox) -> WorkflowOut:
     sealed = row.escalation_webhook_url
     webhook = sealed and mask_url(box.decrypt(sealed, context=WEBHOOK_URLS.context(row.tenant_id)))
     return WorkflowOut(
-        **row.model_dump(exclude={"retry_policy", "escalation_webhook_url", "escalation_policy"}),
+        **row.model_dump(
+            exclude={
+                "retry_policy",
+                "escalation_webhook_url",
+                "escalation_policy",
+                "escalation_policy_name",
+            }
+        ),
         escalation_webhook_url=webhook,
         retry_policy=policy,
         escalation_policy=shown_escalation_policy(row, box),
@@ -162,11 +199,9 @@ async def create_workflow(
         callback_url=body.callback_url,
         escalation_webhook_url=seal_webhook_url(box, tenant_id, body.escalation_webhook_url),
         retry_policy=policy_to_json(body.retry_policy, policies),
-        escalation_policy=await seal_escalation_policy(
-            box, body.escalation_policy, guard=guard, tenant_id=tenant_id
-        ),
         active=body.active,
     )
+    await store_escalation_policy(session, row, body.escalation_policy, box=box, guard=guard)
     session.add(row)
     try:
         await session.commit()
@@ -209,9 +244,8 @@ async def update_workflow(
     if "retry_policy" in changes:
         changes["retry_policy"] = policy_to_json(body.retry_policy, policies)
     if "escalation_policy" in changes:
-        changes["escalation_policy"] = await seal_escalation_policy(
-            box, body.escalation_policy, guard=guard, tenant_id=tenant_id
-        )
+        del changes["escalation_policy"]
+        await store_escalation_policy(session, row, body.escalation_policy, box=box, guard=guard)
     if "escalation_webhook_url" in changes:  # validated above as sent, stored sealed
         url = changes["escalation_webhook_url"]
         changes["escalation_webhook_url"] = seal_webhook_url(box, tenant_id, url)

@@ -14,7 +14,7 @@ def _level(target: dict[str, object]) -> dict[str, object]:
 
 
 async def _register(
-    http: httpx.AsyncClient, tenant: TenantCredentials, policy: dict[str, object]
+    http: httpx.AsyncClient, tenant: TenantCredentials, policy: dict[str, object] | str
 ) -> httpx.Response:
     return await http.post(
         "/api/v1/workflows",
@@ -87,3 +87,33 @@ async def test_a_tenant_policy_is_stored_masked_listed_and_removed(
     assert removed.status_code == 204
     gone = await http.get("/api/v1/escalation-policies/tenant", headers=tenant.headers)
     assert gone.status_code == 404
+
+
+async def test_a_workflow_names_a_named_policy_which_cannot_be_removed_while_in_use(
+    http: httpx.AsyncClient, tenant: TenantCredentials
+) -> None:
+    target: dict[str, object] = {"type": "slack", "url": "http://127.0.0.1:9/T/B/wxyz"}
+    path = "/api/v1/escalation-policies/payments"
+    put = await http.put(path, headers=tenant.headers, json=_level(target))
+    assert put.status_code == 200, put.text
+    unknown = await _register(http, tenant, "no-such-policy")
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["loc"] == ["body", "escalation_policy"]
+    named = await _register(http, tenant, "payments")
+    assert named.status_code == 201, named.text
+    assert named.json()["escalation_policy"] == "payments"
+    listed = await http.get("/api/v1/escalation-policies", headers=tenant.headers)
+    assert [(p["name"], p["kind"]) for p in listed.json()] == [
+        ("default", "default"),
+        ("payments", "named"),
+    ]
+    in_use = await http.delete(path, headers=tenant.headers)
+    assert in_use.status_code == 409 and "billing-sync" in in_use.json()["detail"]
+    reserved = await http.put(
+        "/api/v1/escalation-policies/default", headers=tenant.headers, json=_level(target)
+    )
+    assert reserved.status_code == 422
+    await http.patch(
+        "/api/v1/workflows/billing-sync", headers=tenant.headers, json={"escalation_policy": None}
+    )
+    assert (await http.delete(path, headers=tenant.headers)).status_code == 204

@@ -37,6 +37,7 @@ TABLES = {
     "tenant_egress",
     "signing_secrets",
     "responder_secrets",
+    "escalation_policies",
     "responder_receipts",
 }
 PARTITIONED = ("events", "decisions", "incident_transitions")

@@ -202,3 +202,27 @@ async def test_a_tenant_notification_rule_applies_to_a_workflow_without_a_policy
     assert result.status == "resolved"
     assert [h.rsplit(": ", 1)[0] for h in chat.headings()] == [":white_check_mark: Resolved"]
     assert chat.problems == []
+
+
+async def test_a_workflow_that_names_a_policy_is_paged_through_it(
+    skipping: IncidentStarter,
+    skipping_env: WorkflowEnvironment,
+    http: httpx.AsyncClient,
+    tenant: TenantCredentials,
+) -> None:
+    async with CallbackServer([Reply(422)]) as callback, PagerDutyReceiver() as pager:
+        named = {"levels": [_level("on-call", _pd(pager, "n"))]}
+        put = await http.put(
+            "/api/v1/escalation-policies/payments", headers=tenant.headers, json=named
+        )
+        assert put.status_code == 200, put.text
+        await register_workflow(
+            http, tenant, callback_url=callback.url, escalation_policy="payments"
+        )
+        handle = await skipping.start()
+        await _until(skipping_env, lambda: len(pager.calls) == 1)
+        await handle.signal(IncidentWorkflow.kill)
+        await handle.result()
+    assert [action for action, _ in pager.actions()] == ["trigger", "resolve"]
+    assert pager.calls[0].body["routing_key"] == "n" * 32
+    assert pager.problems == []
