@@ -55,7 +55,7 @@ lock:
 	test -x $(LOCK_VENV)/bin/pip-compile || ($(PYTHON) -m venv $(LOCK_VENV) \
 	  && $(LOCK_VENV)/bin/python -m pip install --quiet pip-tools==7.7.0)
 	$(LOCK_VENV)/bin/pip-compile $(LOCK_FLAGS) -o requirements/prod.txt pyproject.toml
-	$(LOCK_VENV)/bin/pip-compile $(LOCK_FLAGS) --extra dev --extra devstack \
+	$(LOCK_VENV)/bin/pip-compile $(LOCK_FLAGS) --extra dev --extra devstack --extra reports \
 	  -o requirements/dev.txt pyproject.toml
 	@# `dev` names `awfdrs[devstack]`: the project itself, installed by `pip install -e .`.
 	sed -i -e '/^# WARNING: pip install will require/,/^# Consider using a hashable URL/d' \

@@ -1,4 +1,4 @@
-"""The `awfdrs` command: `up`, `demo`, `migrate`, `retention`, `secrets`, operator commands."""
+"""The `awfdrs` command: `up`, `demo`, `migrate`, `retention`, `secrets`, `report`, operators'."""
 
 from __future__ import annotations
 
@@ -40,12 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run a failure scenario against `awfdrs up`")
     demo.add_argument("--data-dir", type=Path, default=Path(".awfdrs"))
     from devstack.escalation_cli import add_responder_commands
+    from devstack.maintenance_cli import add_maintenance_command
     from devstack.operator_cli import add_operator_commands
+    from devstack.report_cli import add_report_command
     from devstack.responders_cli import add_responders_command
     from devstack.retention_cli import add_retention_command
     from devstack.secrets_cli import add_secrets_command
 
     add_operator_commands(commands)
+    add_report_command(commands)
+    add_maintenance_command(commands)
     add_responders_command(commands)
     add_responder_commands(commands)
     add_retention_command(commands)
@@ -79,6 +83,14 @@ def main(argv: list[str] | None = None) -> None:
             from devstack.operator_cli import run_operator_command
 
             run_operator_command(args)
+        elif args.command == "report":
+            from devstack.report_cli import run_report_command
+
+            run_report_command(args)
+        elif args.command == "maintenance":
+            from devstack.maintenance_cli import run_maintenance_command
+
+            run_maintenance_command(args)
         elif args.command == "responders":
             from devstack.responders_cli import run_responders_command
 

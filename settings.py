@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     registry_cache_ttl_s: float = Field(default=1.0, ge=0)
     dispatcher_enabled: bool = True
     remediation_calls_per_hour: int = Field(default=1000, ge=1)
+    # How long the gate holds an incident under a maintenance window before asking again:
+    # bounds how late an operator's early end of a window (DELETE) releases held incidents.
+    maintenance_recheck_s: float = Field(default=30.0, gt=0)
     policy_dir: Path | None = Field(
         default=None, description="Directory with the four policy YAML files (default: shipped)"
     )
@@ -112,6 +115,18 @@ class Settings(BaseSettings):
     temporal_api_key: SecretStr | None = None
     # TLS to Temporal; unset: on as soon as a TLS path, the server name or the API key is set.
     temporal_tls: bool | None = None
+
+    # OIDC/JWT bearer tokens beside API keys; all three set, or none (API keys only).
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    # Validated even when unset, so an issuer without a JWKS URL is refused.
+    oidc_jwks_url: str | None = Field(default=None, validate_default=True)
+    # The claims naming the tenant (its id or name) and the scopes (`operator`, `ingest`).
+    oidc_tenant_claim: str = Field(default="awfdrs_tenant", min_length=1)
+    oidc_scope_claim: str = Field(default="scope", min_length=1)
+    # Tolerated clock skew for `exp`/`nbf`; the JWKS is re-read at most this often on unknown kid.
+    oidc_leeway_s: float = Field(default=30.0, ge=0, le=300)
+    oidc_jwks_refresh_s: float = Field(default=60.0, ge=0)
 
     @field_validator("migration_database_url")
     @classmethod
@@ -315,6 +330,26 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < MIN_ADMIN_TOKEN_LENGTH:
             raise ValueError(f"must be at least {MIN_ADMIN_TOKEN_LENGTH} characters")
         return value
+
+    @field_validator("oidc_jwks_url")
+    @classmethod
+    def _oidc_all_or_nothing(cls, value: str | None, info: ValidationInfo) -> str | None:
+        named = {"ISSUER": info.data.get("oidc_issuer"), "AUDIENCE": info.data.get("oidc_audience")}
+        if value is None and not any(named.values()):
+            return None
+        missing = [f"{ENV_PREFIX}OIDC_{name}" for name, given in named.items() if not given]
+        if value is None or missing:
+            raise ValueError(
+                "OIDC needs AWFDRS_OIDC_ISSUER, AWFDRS_OIDC_AUDIENCE and AWFDRS_OIDC_JWKS_URL"
+            )
+        if urlsplit(value).scheme not in {"http", "https"}:
+            raise ValueError(f"must be an http(s) URL (got {value!r})")
+        return value
+
+    @property
+    def oidc_enabled(self) -> bool:
+        """Tell whether bearer JWTs are accepted beside API keys."""
+        return self.oidc_jwks_url is not None
 
     @model_validator(mode="after")
     def _development_defaults(self) -> Settings:

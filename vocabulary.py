@@ -121,6 +121,14 @@ class Remediation(StrEnum):
     NORMAL = "normal"
     SUPPRESSED = "suppressed"
     DEFERRED = "deferred"
+    HELD = "held"  # a maintenance window in `hold` mode: the incident opens, its calls wait
+
+
+class MaintenanceMode(StrEnum):
+    """What a maintenance window does to matching failure events."""
+
+    SUPPRESS = "suppress"  # stored, no incident
+    HOLD = "hold"  # stored, the incident opens, remediation waits for the window's end
 
 
 class SignalName(StrEnum):

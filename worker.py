@@ -172,6 +172,7 @@ def _activities(
         policies=policies,
         calls_per_hour=settings.remediation_calls_per_hour,
         max_callbacks=settings.tenant_max_concurrent_callbacks,
+        maintenance_recheck_s=settings.maintenance_recheck_s,
     )
     return [
         records.record_incident,

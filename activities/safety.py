@@ -12,6 +12,7 @@ import asyncio
 import logging
 import random
 import uuid
+from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
@@ -21,6 +22,7 @@ from temporalio import activity
 
 from rules.circuit_breaker import CircuitBreaker, acquire_args, breaker_key
 from rules.gate_script import GATE_LUA
+from rules.maintenance import covering, windows_from_json
 from rules.policy import Policies
 from rules.rate_limit import gcra_args
 from vocabulary import BreakerState, CallOutcome, GateVerdict
@@ -39,12 +41,16 @@ _REGISTRY = text("""
 SELECT
   (SELECT reason FROM kill_switches
    WHERE tenant_id = :tenant_id AND workflow = :workflow AND active
-     AND (vendor IS NULL OR vendor = :vendor)
+     AND (vendor IS NULL OR vendor = :vendor) AND (expires_at IS NULL OR expires_at > now())
    ORDER BY created_at LIMIT 1) AS kill_reason,
   (SELECT active FROM tenants WHERE id = :tenant_id) AS tenant_active,
   (SELECT max_concurrent_callbacks FROM tenants WHERE id = :tenant_id) AS max_callbacks,
   (SELECT active FROM workflows WHERE tenant_id = :tenant_id AND name = :workflow)
-    AS workflow_active
+    AS workflow_active,
+  (SELECT coalesce(jsonb_agg(to_jsonb(m)), '[]'::jsonb) FROM maintenance_windows m
+   WHERE m.tenant_id = :tenant_id AND m.ended_at IS NULL AND m.starts_at <= now()) AS windows,
+  (SELECT jsonb_build_object('step', step, 'error_code', error_code) FROM incidents
+   WHERE id = :incident_id) AS incident
 """)
 
 
@@ -109,6 +115,13 @@ def _registry_denial(
     return None
 
 
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
 def spread_wait(base_s: float, waits: int, rng: random.Random) -> float:
     """How long to wait after the `waits`-th wait in a row whose known minimum is `base_s`."""
     backoff = min(MAX_WAIT_S, FIRST_WAIT_S * 2 ** min(waits, 10))
@@ -126,8 +139,10 @@ class SafetyGate:
         policies: Policies,
         calls_per_hour: int,
         max_callbacks: int = 50,
+        maintenance_recheck_s: float = 30.0,
     ) -> None:
         self._engine = engine
+        self._maintenance_recheck_s = maintenance_recheck_s
         self._max_callbacks = max_callbacks
         self._policies = policies
         self._breaker = CircuitBreaker(redis, on_transition=_count_transition)
@@ -152,7 +167,7 @@ class SafetyGate:
     async def _decide(self, req: GateRequest) -> GateDecision:
         denial, max_callbacks = await self._registry(req)
         if denial:
-            return denial
+            return denial  # a kill switch or deactivation, or a maintenance window's wait
         if req.attempt > req.max_attempts:
             return _deny(f"attempt cap of {req.max_attempts} reached")
         try:
@@ -163,16 +178,17 @@ class SafetyGate:
             return _wait(0, f"safety state unavailable (redis: {type(exc).__name__})")
 
     async def _registry(self, req: GateRequest) -> tuple[GateDecision | None, int | None]:
-        """A deny when a kill switch, the tenant or the registration stops the call; the
-        tenant's own cap of callbacks in flight."""
+        """A deny when a kill switch, the tenant or the registration stops the call, else a
+        wait when a maintenance window covers the incident; the tenant's callback cap."""
         async with self._engine.connect() as conn:
-            kill_reason, tenant_active, max_callbacks, workflow_active = (
+            kill_reason, tenant_active, max_callbacks, workflow_active, windows, incident = (
                 await conn.execute(
                     _REGISTRY,
                     {
                         "tenant_id": uuid.UUID(req.tenant_id),
                         "workflow": req.source_workflow,
                         "vendor": req.vendor,
+                        "incident_id": _uuid_or_none(req.incident_id),
                     },
                 )
             ).one()
@@ -182,7 +198,30 @@ class SafetyGate:
             workflow_active=workflow_active,
             workflow=req.source_workflow,
         )
+        if denial is None:
+            denial = self._maintenance_wait(req, windows, incident)
         return denial, max_callbacks
+
+    def _maintenance_wait(
+        self, req: GateRequest, windows: object, incident: dict[str, str | None] | None
+    ) -> GateDecision | None:
+        """A wait until the covering window's end (re-asked every `maintenance_recheck_s`, so
+        an operator ending the window early releases the incident soon)."""
+        now = datetime.now(UTC)
+        found = covering(
+            windows_from_json(windows),
+            now,
+            workflow=req.source_workflow,
+            vendor=req.vendor,
+            error_code=(incident or {}).get("error_code"),
+            step=(incident or {}).get("step"),
+        )
+        if not found:
+            return None
+        window, (_, ends_at) = found[0]
+        remaining = (ends_at - now).total_seconds()
+        cause = f"maintenance window {window.reason} until {ends_at:%Y-%m-%d %H:%M:%S} UTC"
+        return _wait(min(remaining, self._maintenance_recheck_s), cause)
 
     async def _adopt_legacy_breakers(self) -> None:
         """Carry breakers of untagged keys over once per process, forced states included."""

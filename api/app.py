@@ -19,6 +19,7 @@ from api.intake import Intake
 from api.limits import BodyLimitMiddleware, request_body_limit
 from api.metrics import ApiMetrics
 from api.middleware import CorrelationIdMiddleware
+from api.oidc import OidcVerifier
 from api.openapi import install_openapi
 from api.principals import PrincipalCache
 from api.routes import (
@@ -28,7 +29,10 @@ from api.routes import (
     health,
     incidents,
     integrations,
+    maintenance,
     metrics,
+    noise,
+    reports,
     responder_webhooks,
     responders,
     safety,
@@ -121,6 +125,7 @@ async def open_state(
     state.redis, state.temporal, state.metrics = redis, client, metrics
     state.dispatcher = dispatcher
     state.principal_cache = PrincipalCache(settings.auth_cache_ttl_s)
+    state.oidc = OidcVerifier(settings) if settings.oidc_enabled else None
     # Uncached tenant lists: an admin's change applies to the very next registration.
     state.egress_guard = EgressGuard.from_settings(
         settings, tenant_lists=StoredEgressLists(engine, ttl_s=0)
@@ -169,10 +174,13 @@ def _include_routers(app: FastAPI, settings: Settings) -> None:
         responder_webhooks.router,
         workflows.router,
         safety.router,
+        maintenance.router,
+        noise.router,
         tenants.router,
         signing_secrets.router,
         egress.router,
         dead_letters.router,
+        reports.router,
         responders.router,
     ):
         app.include_router(router, prefix=API_PREFIX)

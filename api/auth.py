@@ -1,4 +1,7 @@
-"""Bearer-key authentication, scopes, and the admin token; the tenant comes from the key only."""
+"""Bearer authentication (API keys, OIDC tokens), scopes and the admin token.
+
+The tenant comes from the credential only: the key's row, or the token's tenant claim.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.deps import EngineDep, PrincipalCacheDep, SettingsDep
+from api.deps import EngineDep, OidcDep, PrincipalCacheDep, SettingsDep
 from api.errors import Forbidden, Unauthorized
+from api.oidc import looks_like_jwt
 from api.principals import Principal, PrincipalCache, lookup_principal
 from api.services.tenants import KEY_PREFIX, hash_api_key
 from observability import tenant_id_var
@@ -23,9 +27,20 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-async def authenticate(request: Request, cache: PrincipalCacheDep, engine: EngineDep) -> Principal:
-    """Resolve the bearer key to its tenant; 401 unknown or revoked, 403 inactive tenant."""
-    return await principal_for_key(_bearer(request), cache=cache, engine=engine)
+async def authenticate(
+    request: Request, cache: PrincipalCacheDep, engine: EngineDep, oidc: OidcDep
+) -> Principal:
+    """Resolve the bearer key or token to its tenant; 401 unknown or invalid, 403 inactive."""
+    token = _bearer(request)
+    if not looks_like_jwt(token):
+        return await principal_for_key(token, cache=cache, engine=engine)
+    if oidc is None:
+        raise Unauthorized("bearer JWTs are not accepted: OIDC is not configured")
+    principal = await oidc.principal(token, cache=cache, engine=engine)
+    tenant_id_var.set(str(principal.tenant_id))
+    if not principal.tenant_active:
+        raise Forbidden("this tenant is deactivated")
+    return principal
 
 
 async def principal_for_key(token: str, *, cache: PrincipalCache, engine: AsyncEngine) -> Principal:
@@ -48,7 +63,7 @@ async def principal_for_key(token: str, *, cache: PrincipalCache, engine: AsyncE
 async def require_operator(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
     """Allow only keys with the `operator` scope."""
     if principal.scope != "operator":
-        raise Forbidden("this key has the 'ingest' scope; reading and control need 'operator'")
+        raise Forbidden("this credential has the 'ingest' scope; reading and control need operator")
     return principal
 
 

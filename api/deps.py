@@ -18,6 +18,7 @@ from temporalio.client import Client
 from api.dispatcher import OutboxDispatcher
 from api.intake import Intake
 from api.metrics import ApiMetrics
+from api.oidc import OidcVerifier
 from api.principals import PrincipalCache
 from models.db import SessionFactory
 from models.secret_box import SecretBox
@@ -105,6 +106,12 @@ async def get_egress_guard(request: Request) -> EgressGuard:
     return guard
 
 
+async def get_oidc(request: Request) -> OidcVerifier | None:
+    """Return the OIDC token verifier, or None when only API keys are accepted."""
+    verifier: OidcVerifier | None = request.app.state.oidc
+    return verifier
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
@@ -118,3 +125,4 @@ PolicyDep = Annotated[Policies, Depends(get_policies)]
 PrincipalCacheDep = Annotated[PrincipalCache, Depends(get_principal_cache)]
 SecretBoxDep = Annotated[SecretBox, Depends(get_secret_box)]
 EgressGuardDep = Annotated[EgressGuard, Depends(get_egress_guard)]
+OidcDep = Annotated[OidcVerifier | None, Depends(get_oidc)]

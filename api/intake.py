@@ -35,6 +35,7 @@ log = logging.getLogger("awfdrs.intake")
 # How stale a tenant's load may be when intake labels events deferred (the dispatcher decides).
 LOAD_TTL_S = 1.0
 REDIS_WARNING_EVERY_S = 10.0
+QUIETED_BY_TENANT_CAP = "tenant_cap"
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,18 @@ class Intake:
             if prepared
             else []
         )
-        return [next(stored) if isinstance(item, PreparedEvent) else item for item in results]
+        outcomes = [next(stored) if isinstance(item, PreparedEvent) else item for item in results]
+        self._count_quieted(prepared, outcomes)
+        return outcomes
+
+    def _count_quieted(self, prepared: list[PreparedEvent], outcomes: list[ItemResult]) -> None:
+        """Count newly stored events that were suppressed, held or deferred, and why."""
+        if self._metrics is None:
+            return
+        stored = {o.event_id for o in outcomes if isinstance(o, StoreOutcome) and o.status == 202}
+        for item in prepared:
+            if item.quieted_by and item.id in stored:
+                self._metrics.quieted.labels(item.remediation, item.quieted_by).inc()
 
     def _prepare(
         self, event: EventIn, key: str, tenant_id: uuid.UUID, workflow: WorkflowState | None
@@ -195,7 +207,7 @@ class Intake:
         new = [key for key in keys if key not in await open_keys(conn, keys)]
         deferred = set(new) - admit([(tenant_id, key) for key in new], {tenant_id: load})
         return [
-            replace(item, remediation=Remediation.DEFERRED)
+            replace(item, remediation=Remediation.DEFERRED, quieted_by=QUIETED_BY_TENANT_CAP)
             if isinstance(item, PreparedEvent) and item.incident_key in deferred
             else item
             for item in results
@@ -221,7 +233,7 @@ def outcome_label(item: ItemResult) -> str:
         return "conflict"
     if item.status == 200:
         return "duplicate"
-    if item.remediation in (Remediation.SUPPRESSED, Remediation.DEFERRED):
+    if item.remediation in (Remediation.SUPPRESSED, Remediation.DEFERRED, Remediation.HELD):
         return str(item.remediation)
     return "accepted"
 

@@ -28,8 +28,15 @@ class ApiMetrics:
         self.ingest = Counter(
             "awfdrs_ingest_events",
             "Events by intake outcome: accepted, duplicate, conflict, "
-            "rate_limited, suppressed, rejected",
+            "rate_limited, suppressed, held, deferred, rejected",
             ["outcome"],
+            registry=self.registry,
+        )
+        self.quieted = Counter(
+            "awfdrs_quieted_events",
+            "Stored events whose remediation was suppressed, held or deferred, by reason: "
+            "kill_switch, maintenance_window, tenant_cap",
+            ["remediation", "reason"],
             registry=self.registry,
         )
         self.signals = Counter(

@@ -1,4 +1,4 @@
-"""Who is calling: the principal an API key stands for, and a short-lived cache of lookups."""
+"""Who is calling: the principal an API key or OIDC token stands for, and a lookup cache."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 Scope = Literal["ingest", "operator"]
 _LOOKUP = text(
     """SELECT k.id AS key_id, k.tenant_id, k.scope, t.active AS tenant_active,
-              t.ingest_rate_per_s
+              t.ingest_rate_per_s, k.owner
        FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
        WHERE k.key_hash = :key_hash AND k.revoked_at IS NULL"""
 )
@@ -22,18 +22,30 @@ MAX_CACHED = 10_000
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a tenant, through one of its keys, with one scope."""
+    """Who is calling: a tenant, through one of its keys or an OIDC token, with one scope."""
 
     tenant_id: uuid.UUID
-    key_id: uuid.UUID
     scope: Scope
     tenant_active: bool
     ingest_rate_per_s: int
+    key_id: uuid.UUID | None = None  # None for an OIDC token
+    owner: str | None = None  # the key's owner, when it was given one
+    subject: str | None = None  # the token's `sub`, for an OIDC token
 
     @property
     def actor(self) -> str:
-        """How audit rows and signals name this caller."""
-        return f"api-key:{self.key_id}"
+        """How audit rows and signals name this caller (see `actor_for`)."""
+        return actor_for(self)
+
+
+def actor_for(principal: Principal) -> str:
+    """Name the acting principal from its credential: `jwt:<sub>` or `api-key:<owner or id>`.
+
+    The one spelling every audit row uses; a caller's free text never replaces it.
+    """
+    if principal.subject is not None:
+        return f"jwt:{principal.subject}"
+    return f"api-key:{principal.owner or principal.key_id}"
 
 
 class PrincipalCache:

@@ -84,7 +84,9 @@ def add_operator_commands(commands: Any) -> None:
         if name in CONTROLS:
             command.add_argument("--reason", help="recorded with the signal")
         if name in CONTROLS_WITH_BY:
-            command.add_argument("--by", help="who sends it (default: the API key)")
+            command.add_argument(
+                "--by", help="a note for the audit row; who acted is always the credential"
+            )
 
     switch = commands.add_parser("kill-switch", help="stop remediation of a workflow")
     switch_actions = switch.add_subparsers(dest="action", required=True)
@@ -92,6 +94,7 @@ def add_operator_commands(commands: Any) -> None:
     on.add_argument("--workflow", required=True)
     on.add_argument("--vendor")
     on.add_argument("--reason", required=True)
+    on.add_argument("--expires-at", help="ISO 8601 with a zone: the switch lapses then")
     off = switch_actions.add_parser("off", parents=common)
     off.add_argument("switch_id")
     switch_actions.add_parser("list", parents=common)
@@ -174,7 +177,12 @@ def _dispatch(http: httpx.Client, args: argparse.Namespace) -> tuple[Any, tuple[
                 http,
                 "POST",
                 "/kill-switches",
-                json={"workflow": args.workflow, "vendor": args.vendor, "reason": args.reason},
+                json={
+                    "workflow": args.workflow,
+                    "vendor": args.vendor,
+                    "reason": args.reason,
+                    "expires_at": args.expires_at,
+                },
             ), ()
         if action == "off":
             return _call(http, "DELETE", f"/kill-switches/{args.switch_id}"), ()
@@ -183,6 +191,7 @@ def _dispatch(http: httpx.Client, args: argparse.Namespace) -> tuple[Any, tuple[
             "workflow",
             "vendor",
             "active",
+            "expires_at",
             "reason",
             "actor",
             "created_at",

@@ -4,6 +4,8 @@ from models.egress import TenantEgressList
 from models.event import DeadLetter, Event, EventOutbox
 from models.idempotency import DecisionKey, EventKey
 from models.incident import Action, Decision, Incident, IncidentTransition
+from models.maintenance import MaintenanceWindow
+from models.operator_action import OperatorAction
 from models.registry import KillSwitch, Vendor, Workflow
 from models.responder_webhook import ResponderReceipt, ResponderSecret
 from models.signing import SigningSecret
@@ -21,6 +23,8 @@ __all__ = [
     "Incident",
     "IncidentTransition",
     "KillSwitch",
+    "MaintenanceWindow",
+    "OperatorAction",
     "ResponderReceipt",
     "ResponderSecret",
     "SigningSecret",

@@ -87,5 +87,7 @@ class KillSwitch(SQLModel, table=True):
     actor: str = Field(max_length=200)
     active: bool = Field(default=True, sa_column_kwargs={"server_default": "true"})
     created_at: datetime = created_at_field()
+    # Past this moment the switch no longer stops anything (it stays `active` as recorded).
+    expires_at: datetime | None = timestamp_field()
     deactivated_at: datetime | None = timestamp_field()
     deactivated_by: str | None = Field(default=None, max_length=200)

@@ -46,6 +46,8 @@ class ApiKey(SQLModel, table=True):
     display_prefix: str = Field(max_length=16)
     scope: str = Field(max_length=16)
     name: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
+    # The person or team the key belongs to (a name or email); audit rows name keys by it.
+    owner: str | None = Field(default=None, max_length=200)
     created_at: datetime = created_at_field()
     last_used_at: datetime | None = timestamp_field()
     revoked_at: datetime | None = timestamp_field()

@@ -31,6 +31,15 @@ def test_invalid_values_name_their_variable(field: str, value: object, message: 
         load_settings(**{field: value})
 
 
+def test_oidc_needs_issuer_audience_and_jwks_url_together() -> None:
+    with pytest.raises(SettingsError, match="AWFDRS_OIDC_JWKS_URL: OIDC needs"):
+        load_settings(oidc_issuer="https://idp.example")
+    with pytest.raises(SettingsError, match="AWFDRS_OIDC_JWKS_URL: must be an http"):
+        load_settings(oidc_issuer="i", oidc_audience="a", oidc_jwks_url="file:///jwks")
+    complete = load_settings(oidc_issuer="i", oidc_audience="a", oidc_jwks_url="https://i/jwks")
+    assert complete.oidc_enabled and not load_settings().oidc_enabled
+
+
 def test_every_error_is_reported_at_once() -> None:
     with pytest.raises(SettingsError) as excinfo:
         load_settings(ai_mode="gpt", redis_url="http://x")

@@ -10,12 +10,13 @@ from fastapi.responses import JSONResponse
 from sqlmodel import select
 
 from api.auth import OperatorPrincipal
-from api.deps import SessionDep, SettingsDep, TemporalDep
+from api.deps import PolicyDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import NotFound
 from api.pagination import CursorQuery, LimitQuery, fetch_page
 from api.routes.responses import problem_responses
 from api.services import incidents as service
 from api.services.controls import send_control
+from api.services.grouping import annotate_timeline, explain_incident, grouping_out
 from models.incident import Action, Decision, Incident
 from models.schemas.common import Page
 from models.schemas.incidents import (
@@ -99,17 +100,21 @@ async def get_incident(
     session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
+    policies: PolicyDep,
 ) -> IncidentDetail:
     """The stored incident merged with the live `status` query; never 5xx when Temporal is down."""
     row = await service.get_incident_or_raise(
         session=session, tenant_id=principal.tenant_id, incident_id=incident_id
     )
-    return await service.incident_detail(
+    detail = await service.incident_detail(
         temporal=temporal,
         row=row,
         ui_base=settings.temporal_ui_url,
         namespace=settings.temporal_namespace,
     )
+    if grouping := await explain_incident(session, row, policies.error_codes):
+        detail.grouping = grouping_out(grouping, row)
+    return detail
 
 
 @router.get(
@@ -123,17 +128,21 @@ async def get_timeline(
     principal: OperatorPrincipal,
     session: SessionDep,
     settings: SettingsDep,
+    policies: PolicyDep,
 ) -> Timeline:
-    """Events (bucketed, with samples), decisions, actions and state changes, by time."""
+    """Events (bucketed, with samples, saying why they joined), decisions, actions and state
+    changes, by time."""
     row = await service.get_incident_or_raise(
         session=session, tenant_id=principal.tenant_id, incident_id=incident_id
     )
-    return await service.timeline(
+    story = await service.timeline(
         session=session,
         row=row,
         ui_base=settings.temporal_ui_url,
         namespace=settings.temporal_namespace,
     )
+    grouping = await explain_incident(session, row, policies.error_codes)
+    return annotate_timeline(story, grouping) if grouping else story
 
 
 @router.post(
@@ -156,7 +165,9 @@ async def control(
     row = await service.get_incident_or_raise(
         session=session, tenant_id=principal.tenant_id, incident_id=incident_id
     )
-    await send_control(temporal=temporal, row=row, control=control, body=body, actor=principal)
+    await send_control(
+        session=session, temporal=temporal, row=row, control=control, body=body, actor=principal
+    )
     accepted = ControlAccepted(incident_id=row.id, workflow_id=row.workflow_id, signal=control)
     return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
 

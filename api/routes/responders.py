@@ -6,12 +6,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 from pydantic import Field
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from activities.responder_sender import ResponderSender
 from activities.signing import WebhookSigner
 from api.auth import OperatorPrincipal
 from api.deps import EgressGuardDep, EngineDep, PolicyDep, SecretBoxDep, SessionDep
+from api.principals import Principal
 from api.routes.responses import problem_responses
+from api.services import operator_audit
 from api.services import responders as service
 from models.schemas.common import NAME_PATTERN, StrictBody
 from rules.targets import EscalationPolicy
@@ -27,6 +30,24 @@ class NotifyTestIn(StrictBody):
     policy: str = Field(default=service.DEFAULT_POLICY, pattern=NAME_PATTERN)
     level: int = Field(ge=0, le=10, description="1-10: a level's target; 0: notification targets")
     index: int = Field(default=0, ge=-1, le=99, description="the target's position; -1: fallback")
+
+
+async def _audit(
+    session: AsyncSession,
+    principal: Principal,
+    action: str,
+    name: str,
+    policy: EscalationPolicy | None = None,
+) -> None:
+    """Who changed which policy (its shape only: credentials stay out of the audit trail)."""
+    detail = {"levels": len(policy.levels), "notify_rules": len(policy.notify)} if policy else {}
+    await operator_audit.record(
+        session=session,
+        principal=principal,
+        action=action,
+        target=f"escalation-policy:{name}",
+        detail=detail,
+    )
 
 
 @router.get("/escalation-policies", operation_id="listEscalationPolicies", responses=ERRORS)
@@ -47,6 +68,7 @@ async def put_tenant_policy(
 ) -> dict[str, Any]:  # fmt: skip
     """Set the tenant's own policy: levels for workflows without one, rules for all of them."""
     await service.set_tenant_policy(session, box, guard, principal.tenant_id, body)
+    await _audit(session, principal, "escalation_policy.put", service.TENANT_POLICY, body)
     return service.shown(service.TENANT_POLICY, body)
 
 
@@ -61,6 +83,7 @@ async def delete_tenant_policy(
 ) -> Response:
     """Remove the tenant's own policy (rules/escalation.yaml applies again)."""
     await service.set_tenant_policy(session, box, guard, principal.tenant_id, None)
+    await _audit(session, principal, "escalation_policy.delete", service.TENANT_POLICY)
     return Response(status_code=204)
 
 
@@ -71,6 +94,7 @@ async def put_named_policy(
 ) -> dict[str, Any]:  # fmt: skip
     """Create or replace a named policy, which workflows use as `escalation_policy: "<name>"`."""
     await service.put_named_policy(session, box, guard, principal.tenant_id, name, body)
+    await _audit(session, principal, "escalation_policy.put", name, body)
     return service.shown(name, body)
 
 
@@ -85,6 +109,7 @@ async def delete_named_policy(
 ) -> Response:
     """Remove a named policy that no workflow uses."""
     await service.delete_named_policy(session, principal.tenant_id, name)
+    await _audit(session, principal, "escalation_policy.delete", name)
     return Response(status_code=204)
 
 

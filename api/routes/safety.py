@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path
 from api.auth import OperatorPrincipal
 from api.deps import IntakeDep, PolicyDep, RedisDep, SessionDep, TemporalDep
 from api.routes.responses import problem_responses
-from api.services import kill_switches, vendors
+from api.services import kill_switches, operator_audit, vendors
 from api.services.vendors import CircuitAction
 from api.services.workflows import get_workflow_or_raise
 from models.schemas.common import NAME_PATTERN
@@ -50,7 +50,16 @@ async def activate(
     signalled = await kill_switches.signal_kill(
         temporal=temporal, tenant_id=principal.tenant_id, row=row
     )
-    return KillSwitchActivated(**row.model_dump(), incidents_signalled=signalled)
+    activated = KillSwitchActivated(**row.model_dump(), incidents_signalled=signalled)
+    await operator_audit.record(
+        session=session,
+        principal=principal,
+        action="kill_switch.activate",
+        target=f"kill-switch:{activated.id}",
+        note=body.reason,
+        detail={"workflow": body.workflow, "vendor": body.vendor, "signalled": signalled},
+    )
+    return activated
 
 
 @router.get(
@@ -83,7 +92,14 @@ async def deactivate(
         session=session, tenant_id=principal.tenant_id, switch_id=switch_id, actor=principal.actor
     )
     intake.forget_registry(principal.tenant_id)
-    return KillSwitchOut(**row.model_dump())
+    deactivated = KillSwitchOut(**row.model_dump())
+    await operator_audit.record(
+        session=session,
+        principal=principal,
+        action="kill_switch.deactivate",
+        target=f"kill-switch:{switch_id}",
+    )
+    return deactivated
 
 
 @router.get(
@@ -115,6 +131,10 @@ async def force(
     await vendors.require_known_vendor(
         session=session, policies=policies, tenant_id=principal.tenant_id, name=name
     )
-    return await vendors.force_circuit(
+    forced = await vendors.force_circuit(
         redis=redis, policies=policies, tenant_id=principal.tenant_id, name=name, action=action
     )
+    await operator_audit.record(
+        session=session, principal=principal, action=f"circuit.{action}", target=f"vendor:{name}"
+    )
+    return forced

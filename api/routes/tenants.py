@@ -111,7 +111,7 @@ async def create_key(
     """Issue another key; its plaintext appears only in this response."""
     await get_tenant_or_raise(session=session, tenant_id=tenant_id)
     key, plaintext = await issue_api_key(
-        session=session, tenant_id=tenant_id, scope=body.scope, name=body.name
+        session=session, tenant_id=tenant_id, scope=body.scope, name=body.name, owner=body.owner
     )
     await session.commit()
     return ApiKeyCreated(**key.model_dump(), api_key=plaintext)

@@ -7,11 +7,13 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
 from api.errors import Conflict, ServiceUnavailable
-from api.principals import Principal
+from api.principals import Principal, actor_for
+from api.services import operator_audit
 from api.services.adapters import ALERT_CODE
 from models.incident import Incident
 from models.schemas.incidents import Control, ControlBody
@@ -33,16 +35,37 @@ IncidentHandle = WorkflowHandle[IncidentWorkflow, Any]
 
 
 async def send_control(
-    *, temporal: Client, row: Incident, control: Control, body: ControlBody | None, actor: Principal
+    *,
+    session: AsyncSession,
+    temporal: Client,
+    row: Incident,
+    control: Control,
+    body: ControlBody | None,
+    actor: Principal,
 ) -> None:
-    """Signal the incident's workflow; 409 when the incident is closed, 503 without Temporal."""
+    """Signal the incident's workflow and audit it; 409 when closed, 503 without Temporal."""
+    body = body or ControlBody()
+    await _deliver(temporal=temporal, row=row, control=control, body=body, actor=actor)
+    await operator_audit.record(
+        session=session,
+        principal=actor,
+        action=str(control),
+        target=f"incident:{row.id}",
+        note=body.by,
+        detail={"reason": body.reason} if body.reason else None,
+    )
+
+
+async def _deliver(
+    *, temporal: Client, row: Incident, control: Control, body: ControlBody, actor: Principal
+) -> None:
     if row.status in TERMINAL_STATUSES:
         raise Conflict(f"incident {row.id} is {row.status}; controls apply only to live incidents")
     handle = temporal.get_workflow_handle_for(
         IncidentWorkflow.run, row.workflow_id, first_execution_run_id=row.run_id
     )
     try:
-        await _signal(handle, control, body or ControlBody(), actor)
+        await _signal(handle, control, body, actor)
     except RPCError as exc:
         if "completed" in str(exc).lower() or "not found" in str(exc).lower():
             raise Conflict(f"incident {row.id} has already ended") from None
@@ -54,14 +77,16 @@ async def send_control(
 async def _signal(
     handle: IncidentHandle, control: Control, body: ControlBody, actor: Principal
 ) -> None:
-    """Send one control with its argument; an operator's own words win over the defaults."""
-    via_api = f"{control} via API by key {actor.key_id}"
-    by = body.by or actor.actor
+    """Send one control with its argument: who acted comes from the credential, never the body."""
+    by = actor_for(actor)
+    # A close reason is the operator's words or names the actor; a free-text `by` goes to
+    # the audit row as a note.
+    reason = body.reason or f"{control} by {by}"
     if control == SignalName.KILL:
-        kill = KillRequest(reason=body.reason or via_api)
+        kill = KillRequest(reason=reason, by=by)
         await handle.signal(IncidentWorkflow.kill, kill, rpc_timeout=SIGNAL_TIMEOUT)
     elif control == SignalName.RESOLVE:
-        resolve = ResolveRequest(reason=body.reason or via_api)
+        resolve = ResolveRequest(reason=reason, by=by)
         await handle.signal(IncidentWorkflow.resolve, resolve, rpc_timeout=SIGNAL_TIMEOUT)
     elif control == SignalName.ACKNOWLEDGE:
         ack = AcknowledgeRequest(by=by)

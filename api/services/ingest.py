@@ -8,6 +8,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from typing import Any
 
 import asyncpg
@@ -15,10 +16,11 @@ from pydantic_core import to_json
 
 from api.outbox import RESOLVE_PREFIX
 from models.schemas.events import EventIn
+from rules.maintenance import Window, covering, windows_from_json
 from rules.policy import ErrorCatalog
 from rules.signature import compute_signature, incident_key
 from tracing import current_traceparent
-from vocabulary import FAILURE_TYPES, SUCCESS_TYPES, Remediation
+from vocabulary import FAILURE_TYPES, SUCCESS_TYPES, MaintenanceMode, Remediation
 
 _INSERT = """
 WITH input AS (
@@ -60,10 +62,18 @@ WHERE k.tenant_id = $1 AND k.idempotency_key = ANY($2::text[])
 _WORKFLOWS = """
 SELECT w.name, w.active,
        coalesce((SELECT array_agg(coalesce(k.vendor, '*')) FROM kill_switches k
-                 WHERE k.tenant_id = w.tenant_id AND k.workflow = w.name AND k.active),
-                '{}') AS killed_vendors
+                 WHERE k.tenant_id = w.tenant_id AND k.workflow = w.name AND k.active
+                   AND (k.expires_at IS NULL OR k.expires_at > now())),
+                '{}') AS killed_vendors,
+       coalesce((SELECT jsonb_agg(to_jsonb(m)) FROM maintenance_windows m
+                 WHERE m.tenant_id = w.tenant_id AND m.ended_at IS NULL),
+                '[]'::jsonb) AS windows
 FROM workflows w WHERE w.tenant_id = $1 AND w.name = ANY($2::text[])
 """
+
+
+QUIETED_BY_KILL_SWITCH = "kill_switch"
+QUIETED_BY_WINDOW = "maintenance_window"
 
 
 @dataclass(frozen=True)
@@ -72,10 +82,30 @@ class WorkflowState:
 
     active: bool
     killed_vendors: frozenset[str]
+    # The tenant's maintenance windows not ended (matched per event: they may use globs).
+    windows: tuple[Window, ...] = ()
 
     def suppresses(self, vendor: str | None) -> bool:
         """Tell whether a kill switch covers events of `vendor`."""
         return "*" in self.killed_vendors or (vendor is not None and vendor in self.killed_vendors)
+
+    def window_mode(self, event: EventIn, moment: datetime) -> str | None:
+        """The mode of the maintenance window covering a failure event now (suppress wins)."""
+        error = event.error
+        modes = {
+            window.mode
+            for window, _ in covering(
+                list(self.windows),
+                moment,
+                workflow=event.workflow,
+                vendor=event.vendor,
+                error_code=error.code if error else None,
+                step=event.step,
+            )
+        }
+        if MaintenanceMode.SUPPRESS in modes:
+            return MaintenanceMode.SUPPRESS
+        return MaintenanceMode.HOLD if modes else None
 
 
 @dataclass(frozen=True)
@@ -91,6 +121,7 @@ class PreparedEvent:
     incident_key: str | None
     remediation: Remediation
     dispatch: bool
+    quieted_by: str | None = None  # why not `normal`: kill_switch, maintenance_window, tenant_cap
 
 
 @dataclass(frozen=True)
@@ -127,7 +158,8 @@ def prepare_event(
         error_message=error.message if error else None,
         vendor=event.vendor,
     )
-    suppressed = workflow.suppresses(event.vendor)
+    remediation, quieted_by = _remediation(event, workflow)
+    suppressed = remediation == Remediation.SUPPRESSED
     if event.event_type in FAILURE_TYPES:
         key_for_incident: str | None = incident_key(str(tenant_id), signature)
     elif event.event_type in SUCCESS_TYPES:
@@ -142,9 +174,23 @@ def prepare_event(
         occurred_at=event.occurred_at or datetime.now(UTC),
         signature=signature,
         incident_key=key_for_incident,
-        remediation=Remediation.SUPPRESSED if suppressed else Remediation.NORMAL,
+        remediation=remediation,
         dispatch=key_for_incident is not None and not suppressed,
+        quieted_by=quieted_by,
     )
+
+
+def _remediation(event: EventIn, workflow: WorkflowState) -> tuple[Remediation, str | None]:
+    """Suppressed by a kill switch or a suppressing window, held by a holding window."""
+    if workflow.suppresses(event.vendor):
+        return Remediation.SUPPRESSED, QUIETED_BY_KILL_SWITCH
+    if event.event_type not in FAILURE_TYPES or not workflow.windows:
+        return Remediation.NORMAL, None  # success events always pass, to resolve incidents
+    mode = workflow.window_mode(event, datetime.now(UTC))
+    if mode is None:
+        return Remediation.NORMAL, None
+    held = Remediation.HELD if mode == MaintenanceMode.HOLD else Remediation.SUPPRESSED
+    return held, QUIETED_BY_WINDOW
 
 
 def resolution_key(tenant_id: str, workflow: str, step: str | None) -> str:
@@ -239,7 +285,15 @@ class WorkflowStateCache:
             for name in missing:
                 found[name] = None
             for row in rows:
-                found[row["name"]] = WorkflowState(row["active"], frozenset(row["killed_vendors"]))
+                found[row["name"]] = WorkflowState(
+                    row["active"],
+                    frozenset(row["killed_vendors"]),
+                    tuple(
+                        window
+                        for window in windows_from_json(row["windows"])
+                        if fnmatchcase(name, window.matchers.workflow)
+                    ),
+                )
             if self._ttl_s > 0:
                 if len(self._entries) > 10_000:
                     self._entries.clear()

@@ -35,7 +35,7 @@ def scope_query(tenant_id: uuid.UUID, workflow: str, vendor: str | None) -> str:
 
 async def signal_kill(*, temporal: Client, tenant_id: uuid.UUID, row: KillSwitch) -> int:
     """Signal `kill` to every running incident in the switch's scope; return how many."""
-    reason = KillRequest(reason=f"kill switch: {row.reason}")
+    reason = KillRequest(reason=f"kill switch: {row.reason}", by=row.actor)
     ids = [
         execution.id
         async for execution in temporal.list_workflows(
@@ -67,6 +67,7 @@ async def activate(
         vendor=body.vendor,
         reason=body.reason,
         actor=actor,
+        expires_at=body.expires_at,
     )
     session.add(row)
     await session.commit()

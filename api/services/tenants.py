@@ -32,7 +32,12 @@ def hash_api_key(key: str) -> str:
 
 
 async def issue_api_key(
-    *, session: AsyncSession, tenant_id: uuid.UUID, scope: KeyScope, name: str = ""
+    *,
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    scope: KeyScope,
+    name: str = "",
+    owner: str | None = None,
 ) -> tuple[ApiKey, str]:
     """Store a new key's hash and return the row with the plaintext (shown once)."""
     plaintext = generate_api_key()
@@ -42,6 +47,7 @@ async def issue_api_key(
         display_prefix=plaintext[:12],
         scope=scope,
         name=name,
+        owner=owner,
     )
     session.add(key)
     await session.flush()

@@ -88,8 +88,10 @@ class EventAccepted(BaseModel):
         description="Workflow ID of the incident a failure joins; null for other events."
     )
     remediation: Remediation = Field(
-        description="normal; suppressed by a kill switch; deferred: the tenant is at its cap"
-        " of open or new incidents, and its incident starts when it is back under it"
+        description="normal; suppressed by a kill switch or a maintenance window (no incident);"
+        " held by a maintenance window (the incident opens, its calls wait for the window's"
+        " end); deferred: the tenant is at its cap of open or new incidents, and its incident"
+        " starts when it is back under it"
     )
 
 

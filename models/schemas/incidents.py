@@ -93,12 +93,30 @@ class LiveState(BaseModel):
     runs: int
 
 
+class GroupingOut(BaseModel):
+    """Why failures share this incident: the values its signature hashes and the rule used."""
+
+    signature: str
+    fields: dict[str, str | None] = Field(
+        description="workflow, step, error (the canonical code, or `msg:` and the normalised"
+        " message) and vendor: failures with these values join this incident"
+    )
+    rule: Literal["error_code", "normalised_message"]
+    explanation: str
+    matches_incident: bool = Field(
+        description="false when the error catalogue changed since: new failures group apart"
+    )
+
+
 class IncidentDetail(IncidentOut):
     """The stored incident merged with its live state (null when closed or unreachable)."""
 
     live: LiveState | None
     live_state_available: bool
     live_state_error: str | None = None
+    grouping: GroupingOut | None = Field(
+        default=None, description="how its failures were grouped (null: no stored failure)"
+    )
 
 
 class EventSample(BaseModel):
@@ -223,8 +241,10 @@ class DecisionOut(BaseModel):
 
 
 class ControlBody(StrictBody):
-    """Optional argument of a control: why (kill, resolve, pause, resume) and who (acknowledge,
-    pause, resume; the API key when omitted)."""
+    """Optional argument of a control: why, and a free-text `by` kept as the audit row's note.
+
+    Who acted always comes from the credential (`api-key:<owner or id>`, `jwt:<sub>`).
+    """
 
     model_config = ConfigDict(
         extra="forbid",
@@ -234,7 +254,11 @@ class ControlBody(StrictBody):
     )
 
     reason: str | None = Field(default=None, max_length=2000)
-    by: str | None = Field(default=None, max_length=200)
+    by: str | None = Field(
+        default=None,
+        max_length=200,
+        description="A note for the audit row (e.g. who asked); never replaces the credential",
+    )
 
 
 class ControlAccepted(BaseModel):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from models.schemas.common import NAME_PATTERN, StrictBody
 
@@ -16,6 +16,15 @@ class KillSwitchCreate(StrictBody):
     workflow: str = Field(pattern=NAME_PATTERN, examples=["billing-sync"])
     vendor: str | None = Field(default=None, pattern=NAME_PATTERN, examples=["stripe"])
     reason: str = Field(min_length=1, max_length=2000, examples=["stripe incident INC-42"])
+    # Past this moment the switch stops nothing (the row stays `active` as it was recorded).
+    expires_at: AwareDatetime | None = Field(default=None, examples=["2026-12-08T06:00:00Z"])
+
+    @field_validator("expires_at")
+    @classmethod
+    def _in_the_future(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value <= datetime.now(UTC):
+            raise ValueError("must be in the future")
+        return value
 
 
 class KillSwitchOut(BaseModel):
@@ -28,6 +37,7 @@ class KillSwitchOut(BaseModel):
     actor: str
     active: bool
     created_at: datetime
+    expires_at: datetime | None
     deactivated_at: datetime | None
     deactivated_by: str | None
 

@@ -87,6 +87,14 @@ class ApiKeyCreate(StrictBody):
 
     scope: Literal["ingest", "operator"]
     name: str = Field(default="", max_length=200)
+    owner: str | None = Field(
+        default=None,
+        min_length=1,
+        # `api-key:<owner>` must fit the 200-character actor columns (kill_switches.actor).
+        max_length=190,
+        description="Who the key belongs to (a name or email); audit rows name the key by it",
+        examples=["alice@example.com"],
+    )
 
 
 class ApiKeyOut(BaseModel):
@@ -96,6 +104,7 @@ class ApiKeyOut(BaseModel):
     tenant_id: uuid.UUID
     scope: str
     name: str
+    owner: str | None = None
     display_prefix: str
     created_at: datetime
     revoked_at: datetime | None

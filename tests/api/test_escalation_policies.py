@@ -117,3 +117,13 @@ async def test_a_workflow_names_a_named_policy_which_cannot_be_removed_while_in_
         "/api/v1/workflows/billing-sync", headers=tenant.headers, json={"escalation_policy": None}
     )
     assert (await http.delete(path, headers=tenant.headers)).status_code == 204
+    audit = await http.get(
+        "/api/v1/operator-actions",
+        headers=tenant.headers,
+        params={"target": "escalation-policy:payments"},
+    )
+    assert sorted(a["action"] for a in audit.json()) == [
+        "escalation_policy.delete",
+        "escalation_policy.put",
+    ]
+    assert "wxyz" not in audit.text  # the policy's shape, never its credentials

@@ -184,7 +184,7 @@ async def _next_change(
     raise AssertionError(f"no change to {status} in the timeline of {incident_id}")
 
 
-async def test_pause_and_resume_name_the_operator_or_the_api_key(
+async def test_pause_and_resume_name_the_key_and_keep_a_typed_name_as_a_note(
     live: IncidentStarter, http: httpx.AsyncClient, tenant: TenantCredentials
 ) -> None:
     async with CallbackServer([Reply(503)]) as server:
@@ -200,5 +200,14 @@ async def test_pause_and_resume_name_the_operator_or_the_api_key(
         assert resumed.status_code == 202
         by_key = await _next_change(http, tenant, incident["id"], "waiting", after=by_alice)
         await handle.signal(IncidentWorkflow.kill)
-    assert "alice" in str(by_alice["cause"]) and "vendor maintenance" in str(by_alice["cause"])
-    assert f"api-key:{await _key_id(http, tenant)}" in str(by_key["cause"]), by_key
+    actor = f"api-key:{await _key_id(http, tenant)}"
+    # The credential names the operator; the typed-in `by` is only a note in the audit row.
+    assert actor in str(by_alice["cause"]) and "vendor maintenance" in str(by_alice["cause"])
+    assert "alice" not in str(by_alice["cause"])
+    assert actor in str(by_key["cause"]), by_key
+    target = {"target": f"incident:{incident['id']}"}
+    audit = await http.get("/api/v1/operator-actions", headers=tenant.headers, params=target)
+    assert [(row["action"], row["actor"], row["note"]) for row in audit.json()] == [
+        ("resume", actor, None),
+        ("pause", actor, "alice"),
+    ]

@@ -26,7 +26,8 @@ from tests.conftest import ADMIN_TOKEN
 from tests.utils.builders import failure_event
 from worker import activity_set, build_worker
 
-APPEND_ONLY = ("events", "decisions", "incident_transitions")
+# operator_actions: the audit trail of who did what (migration 0012 grants no UPDATE or DELETE).
+APPEND_ONLY = ("events", "decisions", "incident_transitions", "operator_actions")
 NEVER = ("TRUNCATE", "TRIGGER", "REFERENCES")
 # Each would let the application rewrite history or the schema; each must be refused.
 REFUSED = [

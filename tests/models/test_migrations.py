@@ -35,10 +35,12 @@ TABLES = {
     "event_keys",
     "decision_keys",
     "tenant_egress",
+    "maintenance_windows",
     "signing_secrets",
     "responder_secrets",
     "escalation_policies",
     "responder_receipts",
+    "operator_actions",
 }
 PARTITIONED = ("events", "decisions", "incident_transitions")
 
