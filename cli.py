@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo = commands.add_parser("demo", help="run a failure scenario against `awfdrs up`")
     demo.add_argument("--data-dir", type=Path, default=Path(".awfdrs"))
+    from devstack.escalation_cli import add_responder_commands
     from devstack.maintenance_cli import add_maintenance_command
     from devstack.operator_cli import add_operator_commands
     from devstack.report_cli import add_report_command
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_command(commands)
     add_maintenance_command(commands)
     add_responders_command(commands)
+    add_responder_commands(commands)
     add_retention_command(commands)
     add_secrets_command(commands)
     return parser
@@ -93,6 +95,10 @@ def main(argv: list[str] | None = None) -> None:
             from devstack.responders_cli import run_responders_command
 
             run_responders_command(args)
+        elif args.command in ("escalation-policies", "notify"):
+            from devstack.escalation_cli import run_responder_command
+
+            run_responder_command(args)
         elif args.command == "retention":
             from devstack.retention_cli import run_retention_command
 

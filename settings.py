@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     task_queue: str = Field(default=TASK_QUEUE, min_length=1, max_length=200)
     # Base of the Web UI links given to tenants; unset: no links (development: the local UI).
     temporal_ui_url: str | None = None
+    # Where people reach this API (https://awfdrs.example.com): responder messages link to the
+    # incident under it. Unset: they carry the Web UI link only.
+    public_api_url: str | None = None
     admin_token: SecretStr | None = None
     ai_mode: str = "mock"
     allowed_callback_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -312,7 +315,7 @@ class Settings(BaseSettings):
             raise ValueError(f"must be host:port (got {value!r})")
         return value
 
-    @field_validator("temporal_ui_url")
+    @field_validator("temporal_ui_url", "public_api_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:

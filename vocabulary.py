@@ -65,10 +65,12 @@ class PageSeverity(StrEnum):
 
 
 class ActionType(StrEnum):
-    """What an action row records: one callback attempt or one escalation page."""
+    """What an action row records: a callback attempt, a page, or another responder delivery."""
 
     RETRY = "retry"
     ESCALATE = "escalate"
+    # A lifecycle follow-up to a paged target (acknowledge, resolve) or a notification.
+    NOTIFY = "notify"
 
 
 class ActionStatus(StrEnum):

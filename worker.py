@@ -28,6 +28,8 @@ from activities.remediation import (
     FIRST_CALLBACK_METRIC,
     RemediationActivities,
 )
+from activities.responder_sender import ResponderSender
+from activities.responders import ResponderActivities
 from activities.safety import SafetyGate
 from activities.signing import WebhookSigner
 from clients import connect_temporal, create_engine, create_redis
@@ -140,7 +142,22 @@ def _outbound_activities(
         signer=signer,
         box=box,
     )
-    return [remediation.call_callback, escalation.send_escalation]
+    sender = ResponderSender(
+        http=http,
+        engine=engine,
+        guard=guard,
+        signer=signer,
+        box=box,
+        default_policy=policies.escalation,
+    )
+    responders = ResponderActivities(
+        sender=sender,
+        engine=engine,
+        ui_base_url=settings.temporal_ui_url,
+        namespace=settings.temporal_namespace,
+        api_base_url=settings.public_api_url,
+    )
+    return [remediation.call_callback, escalation.send_escalation, responders.deliver]
 
 
 def _activities(
@@ -148,7 +165,7 @@ def _activities(
 ) -> list[Callable[..., Any]]:
     """Every activity the incident workflow calls, bound to the shared clients."""
     records = IncidentRecords(clients.engine)
-    analysis = AnalysisActivities(engine=clients.engine, policies=policies)
+    analysis = AnalysisActivities(engine=clients.engine, policies=policies, box=box)
     gate = SafetyGate(
         engine=clients.engine,
         redis=clients.redis,

@@ -17,8 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities import mock_ai
+from activities.responder_sender import policy_of_row
 from models.base import sql_strings
+from models.secret_box import SecretBox
 from rules.policy import Policies
+from rules.targets import EscalationPolicy
 from vocabulary import IncidentStatus
 from workflows.activity_payloads import Analysis, Classification, DecisionRequest, Plan
 
@@ -59,17 +62,23 @@ _MESSAGE = text("""
 SELECT error_message FROM events WHERE tenant_id = :tenant_id AND id = CAST(:event_id AS uuid)
 """)
 _WORKFLOW = text("""
-SELECT callback_url, retry_policy FROM workflows
-WHERE tenant_id = :tenant_id AND name = :name
+SELECT w.callback_url, w.retry_policy, w.escalation_policy, n.policy_encrypted AS named_policy,
+       t.escalation_policy AS tenant_policy
+FROM workflows w JOIN tenants t ON t.id = w.tenant_id
+LEFT JOIN escalation_policies n ON n.tenant_id = w.tenant_id AND n.name = w.escalation_policy_name
+WHERE w.tenant_id = :tenant_id AND w.name = :name
 """)
 
 
 class AnalysisActivities:
     """Classification, root-cause analysis, similarity and planning, each a decision row."""
 
-    def __init__(self, *, engine: AsyncEngine, policies: Policies) -> None:
+    def __init__(
+        self, *, engine: AsyncEngine, policies: Policies, box: SecretBox | None = None
+    ) -> None:
         self._engine = engine
         self._policies = policies
+        self._box = box
 
     async def _store(self, req: DecisionRequest, decision: mock_ai.Decision) -> None:
         """Store one decision row, once per incident and key."""
@@ -129,7 +138,8 @@ class AnalysisActivities:
         category = self._policies.error_codes.entry(req.error_code or "").category
         name, policy = mock_ai.choose_policy(self._policies, override, req.vendor, category)
         retry, summary = mock_ai.retry_plan(name, policy)
-        escalation = mock_ai.escalation_steps(self._policies)
+        responders = self._escalation_policy(req, row)
+        escalation = mock_ai.escalation_steps(responders)
         decision = mock_ai.Decision(
             key="plan",
             kind="plan",
@@ -142,7 +152,14 @@ class AnalysisActivities:
         await self._store(req, decision)
         timeout_s = self._policies.vendors.for_vendor(req.vendor).call_timeout_s
         callback_url = row["callback_url"] if row else ""
-        return Plan(retry, callback_url, timeout_s, escalation, summary)
+        notifications = mock_ai.notification_types(responders)
+        return Plan(retry, callback_url, timeout_s, escalation, summary, notifications)
+
+    def _escalation_policy(self, req: DecisionRequest, row: Any) -> EscalationPolicy:
+        """The workflow's levels, its named policy's, the tenant's or the default; every rule."""
+        if row is None or self._box is None:
+            return self._policies.escalation
+        return policy_of_row(self._box, req.tenant_id, row, self._policies.escalation)
 
     async def _registration(self, req: DecisionRequest) -> Any:
         """The workflow's registered callback and retry policy (None when unregistered)."""

@@ -1,4 +1,8 @@
-"""Escalation: a PagerDuty Events v2-shaped page to each level's webhook."""
+"""Escalation as it ran before typed targets: a signed page to each level's first webhook.
+
+Kept for incidents whose histories began before the `responder-targets` patch; new incidents
+page through `activities.responders`.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
-from activities.mock_ai import WORKFLOW_WEBHOOK
 from activities.outbound import (
     HttpResult,
     canonical_json,
@@ -24,7 +27,7 @@ from clients import workflow_ui_url
 from models.secret_box import SecretBox, mask_url
 from models.stored_secrets import WEBHOOK_URLS
 from rules.egress import EgressGuard, EgressRefused, VettedTarget
-from rules.policy import EscalationPolicy
+from rules.targets import WORKFLOW_WEBHOOK, EscalationPolicy, WebhookTarget
 from vocabulary import ActionStatus, ActionType
 from workflows.activity_payloads import ActionRequest, EscalationOutcome, EscalationRequest
 
@@ -140,7 +143,8 @@ class EscalationActivities:
         levels = self._policy.levels
         if row is None or not 1 <= req.level <= len(levels):
             return row is not None and bool(row.backed), None
-        webhook = levels[req.level - 1].webhook
+        first = levels[req.level - 1].targets[0]
+        webhook = first.url if isinstance(first, WebhookTarget) else None
         if webhook != WORKFLOW_WEBHOOK:
             return bool(row.backed), webhook
         sealed, context = row.escalation_webhook_url, WEBHOOK_URLS.context(req.tenant_id)

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from rules.policy import ErrorCatalog, ErrorCode, Policies, RetryPolicy
+from rules.targets import EscalationPolicy, LifecycleEvent
 from workflows.activity_payloads import Classification, DecisionRequest
 from workflows.incident_state import EscalationStep, RetryPlan
 
@@ -21,8 +22,6 @@ DETECTOR = "mock-detector-v1"
 RCA = "mock-rca-v1"
 SIMILARITY = "mock-similarity-v1"
 RULES = "rules-v1"
-# An escalation level whose webhook is the workflow's own, registered (and sealed) one.
-WORKFLOW_WEBHOOK = "workflow"
 SIMILAR_SHOWN = 3
 
 
@@ -188,19 +187,30 @@ def choose_policy(
     return name, retry.policies[name]
 
 
-def escalation_steps(policies: Policies) -> list[EscalationStep]:
-    """The escalation ladder, each level with the URL the plan may carry."""
+def escalation_steps(policy: EscalationPolicy) -> list[EscalationStep]:
+    """The escalation ladder as the workflow carries it: timeouts and target types only."""
+    # Credentials stay in the policy: the delivery activity reads each target when it sends.
     return [
         EscalationStep(
             level.name,
-            # The workflow's own webhook is a credential: the page reads it, decrypted, from
-            # the registry when it is sent; the plan names only a policy's own URL.
-            None if level.webhook == WORKFLOW_WEBHOOK else level.webhook,
+            None,
             level.ack_timeout_s,
             level.severity,
+            targets=[target.type for target in level.targets],
+            fallback=level.fallback.type if level.fallback else None,
+            fallback_after=level.fallback_after,
         )
-        for level in policies.escalation.levels
+        for level in policy.levels
     ]
+
+
+def notification_types(policy: EscalationPolicy) -> dict[str, list[str]]:
+    """Per lifecycle event, the type of each notification target (an index names one)."""
+    return {
+        str(event): [target.type for target in policy.notification_targets(event)]
+        for event in LifecycleEvent
+        if policy.notification_targets(event)
+    }
 
 
 def retry_plan(name: str, policy: RetryPolicy) -> tuple[RetryPlan, str]:

@@ -34,6 +34,7 @@ from api.routes import (
     noise,
     reports,
     responder_webhooks,
+    responders,
     safety,
     signing_secrets,
     tenants,
@@ -180,6 +181,7 @@ def _include_routers(app: FastAPI, settings: Settings) -> None:
         egress.router,
         dead_letters.router,
         reports.router,
+        responders.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
 

@@ -25,9 +25,28 @@ class Workflow(SQLModel, table=True):
     callback_url: str = Field(max_length=2048)
     # Sealed (models.secret_box): such URLs often embed the credential of the receiver.
     escalation_webhook_url: str | None = Field(default=None, sa_type=Text)
+    # Sealed: the workflow's own escalation policy (rules.targets), credentials and all.
+    escalation_policy: str | None = Field(default=None, sa_type=Text)
+    # Or the name of one of the tenant's named escalation policies.
+    escalation_policy_name: str | None = Field(default=None, max_length=200)
     # Either {"name": <policy in retry_policies.yaml>} or an inline policy override.
     retry_policy: dict[str, Any] = jsonb_field()
     active: bool = Field(default=True, sa_column_kwargs={"server_default": "true"})
+    created_at: datetime = created_at_field()
+    updated_at: datetime | None = timestamp_field()
+
+
+class NamedEscalationPolicy(SQLModel, table=True):
+    """A tenant's escalation policy that workflows name (`escalation_policy: "<name>"`)."""
+
+    __tablename__: ClassVar[str] = "escalation_policies"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: uuid.UUID = id_field()
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id")
+    name: str = Field(max_length=200)
+    # Sealed (models.secret_box): the policy's JSON holds routing keys, API keys and URLs.
+    policy_encrypted: str = Field(sa_type=Text)
     created_at: datetime = created_at_field()
     updated_at: datetime | None = timestamp_field()
 

@@ -27,6 +27,7 @@ class SealedColumn:
     table: str
     column: str
     purpose: str
+    tenant_column: str = "tenant_id"  # `id` in the tenants table itself
 
     def context(self, tenant_id: uuid.UUID | str) -> str:
         """Return the associated data a value of this column is sealed with."""
@@ -42,12 +43,30 @@ class SealedColumn:
 SIGNING_SECRETS = SealedColumn("signing_secrets", "secret_encrypted", "signing_secret")
 WEBHOOK_URLS = SealedColumn("workflows", "escalation_webhook_url", "escalation_webhook_url")
 RESPONDER_SECRETS = SealedColumn("responder_secrets", "secret_encrypted", "responder_secret")
-SEALED_COLUMNS = (SIGNING_SECRETS, WEBHOOK_URLS, RESPONDER_SECRETS)
+# A workflow's own escalation policy: JSON holding routing keys, API keys and webhook URLs.
+ESCALATION_POLICIES = SealedColumn("workflows", "escalation_policy", "escalation_policy")
+# A tenant's own escalation policy and notification rules, under every workflow's.
+TENANT_ESCALATION_POLICIES = SealedColumn(
+    "tenants", "escalation_policy", "tenant_escalation_policy", tenant_column="id"
+)
+# A tenant's named escalation policies, which workflows refer to by name.
+NAMED_ESCALATION_POLICIES = SealedColumn(
+    "escalation_policies", "policy_encrypted", "named_escalation_policy"
+)
+SEALED_COLUMNS = (
+    SIGNING_SECRETS,
+    WEBHOOK_URLS,
+    RESPONDER_SECRETS,
+    ESCALATION_POLICIES,
+    TENANT_ESCALATION_POLICIES,
+    NAMED_ESCALATION_POLICIES,
+)
 
 
 def _one_per_key_id(column: SealedColumn) -> str:
     return (
-        f"SELECT DISTINCT ON (split_part({column.column}, ':', 2)) tenant_id, "
+        f"SELECT DISTINCT ON (split_part({column.column}, ':', 2)) "
+        f"{column.tenant_column} AS tenant_id, "
         f"{column.column} AS sealed FROM {column.table} WHERE {column.column} IS NOT NULL"
     )
 
@@ -90,7 +109,8 @@ async def reseal_all(engine: AsyncEngine, box: SecretBox) -> dict[str, int]:
 
 async def _reseal(engine: AsyncEngine, box: SecretBox, column: SealedColumn) -> int:
     select = text(
-        f"SELECT id, tenant_id, {column.column} AS sealed FROM {column.table} "
+        f"SELECT id, {column.tenant_column} AS tenant_id, {column.column} AS sealed "
+        f"FROM {column.table} "
         f"WHERE {column.column} IS NOT NULL AND split_part({column.column}, ':', 2) <> :key_id "
         "FOR UPDATE"
     )

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import ClassVar
 
-from sqlalchemy import CheckConstraint
+from sqlalchemy import CheckConstraint, Text
 from sqlmodel import Field, SQLModel
 
 from models.base import check_in, created_at_field, id_field, timestamp_field
@@ -27,6 +27,8 @@ class Tenant(SQLModel, table=True):
     max_open_incidents: int | None = None
     max_new_incidents_per_minute: int | None = None
     max_concurrent_callbacks: int | None = None
+    # Sealed: the tenant's escalation policy (rules.targets) under its workflows' own.
+    escalation_policy: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = created_at_field()
     updated_at: datetime | None = timestamp_field()
 

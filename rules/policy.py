@@ -17,7 +17,8 @@ from pydantic import (
     model_validator,
 )
 
-from vocabulary import PageSeverity, Severity
+from rules.targets import EscalationPolicy
+from vocabulary import Severity
 
 CODE_PATTERN = r"^[A-Z][A-Z0-9_]{0,99}$"
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -158,21 +159,6 @@ class VendorPolicies(_Strict):
     def for_vendor(self, name: str | None) -> VendorSettings:
         """Return the settings of `name`, or the defaults."""
         return self.vendors.get(name or "", self.defaults)
-
-
-class EscalationLevel(_Strict):
-    """One rung of the escalation ladder."""
-
-    name: str = Field(min_length=1)
-    webhook: str = Field(min_length=1)
-    ack_timeout_s: float = Field(gt=0, le=7 * 86_400)
-    severity: PageSeverity = PageSeverity.ERROR
-
-
-class EscalationPolicy(_Strict):
-    """`escalation.yaml`: the ordered levels."""
-
-    levels: tuple[EscalationLevel, ...] = Field(min_length=1)
 
 
 class Policies(_Strict):

@@ -23,6 +23,7 @@ from tests.api.served import served_api
 from tests.conftest import TenantCredentials
 from tests.utils.builders import failure_event, register_workflow
 from tests.utils.incidents import IncidentStarter
+from tests.utils.vendors import PagerDutyReceiver, SlackReceiver
 
 SLOW = {
     "max_attempts": 5,
@@ -207,3 +208,40 @@ async def test_a_list_says_when_more_exist_and_all_follows_every_page(
         awfdrs, api_url, tenant, "incidents", "list", "--limit", "501", "--json"
     )
     assert len(json.loads(exact.stdout)) == 501 and "more exist" not in exact.stderr
+
+
+async def test_escalation_policies_are_listed_and_shown_masked_and_notify_test_reaches_a_target(
+    http: httpx.AsyncClient, tenant: TenantCredentials, api_url: str
+) -> None:
+    routing_key = "c" * 28 + "9z8y"
+    async with PagerDutyReceiver() as pager, SlackReceiver([Reply(200, body="ok")]) as chat:
+        level = {
+            "name": "on-call",
+            "ack_timeout_s": 60,
+            "targets": [{"type": "pagerduty", "routing_key": routing_key, "url": pager.url}],
+        }
+        rule = {"on": ["resolved"], "targets": [{"type": "slack", "url": chat.url}]}
+        policy = {"levels": [level], "notify": [rule]}
+        await register_workflow(http, tenant, escalation_policy=policy)
+        listed = json.loads(await run_ok(api_url, tenant, "escalation-policies", "list", "--json"))
+        shown = await run_ok(api_url, tenant, "escalation-policies", "show", "billing-sync")
+        paged = await run_ok(api_url, tenant, "notify", "test", "billing-sync:1:0", "--json")
+        told = await run_ok(api_url, tenant, "notify", "test", "billing-sync:0", "--json")
+        missing = await asyncio.to_thread(
+            awfdrs, api_url, tenant, "notify", "test", "billing-sync:2"
+        )
+    assert [(p["name"], p["targets"]) for p in listed] == [
+        ("default", "L1:webhook, L2:webhook"),
+        ("billing-sync", "L1:pagerduty"),
+    ]
+    assert "••••9z8y" in shown and routing_key not in shown
+    assert [(s["event"], s["http_status"]) for s in json.loads(paged)] == [
+        ("trigger", 202),
+        ("resolve", 202),
+    ]
+    assert [c.body["event_action"] for c in pager.calls] == ["trigger", "resolve"]
+    assert len({c.body["dedup_key"] for c in pager.calls}) == 1
+    assert [s["delivered"] for s in json.loads(told)] == [True]
+    assert "Test message" in chat.headings()[0]
+    assert pager.problems == chat.problems == []
+    assert missing.returncode != 0 and "no target at level 2, index 0" in missing.stderr

@@ -21,6 +21,8 @@ from workflows.activity_payloads import (
     CallbackRequest,
     Classification,
     DecisionRequest,
+    DeliveryOutcome,
+    DeliveryRequest,
     EscalationOutcome,
     EscalationRequest,
     GateDecision,
@@ -37,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.escalation import EscalationActivities
     from activities.records import IncidentRecords
     from activities.remediation import RemediationActivities
+    from activities.responders import ResponderActivities
     from activities.safety import SafetyGate
 
 LOCAL_TIMEOUT = timedelta(seconds=10)
@@ -147,4 +150,21 @@ async def send_escalation(req: EscalationRequest) -> EscalationOutcome:
         heartbeat_timeout=CALLBACK_HEARTBEAT,
         retry_policy=ESCALATION_RETRY,
         summary=f"escalate L{req.level} → {req.step.name}",
+    )
+
+
+async def deliver(req: DeliveryRequest) -> DeliveryOutcome:
+    """Send one lifecycle event to one responder target, retried by Temporal `req.tries` times."""
+    where = f"L{req.level}" if req.level else "notify"
+    return await workflow.execute_activity_method(
+        ResponderActivities.deliver,
+        req,
+        start_to_close_timeout=PAGE_TIMEOUT,
+        heartbeat_timeout=CALLBACK_HEARTBEAT,
+        retry_policy=RetryPolicy(
+            maximum_attempts=req.tries,
+            initial_interval=timedelta(seconds=1),
+            maximum_interval=timedelta(seconds=30),
+        ),
+        summary=f"{req.event} → {where} target {req.index}",
     )

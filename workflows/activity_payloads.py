@@ -115,6 +115,8 @@ class Plan:
     call_timeout_s: float
     escalation: list[EscalationStep]
     summary: str
+    # Lifecycle event → the type of each notification target (none in older histories).
+    notifications: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -228,3 +230,41 @@ class EscalationOutcome:
 
     delivered: bool
     detail: str = ""
+
+
+@dataclass
+class DeliveryRequest:
+    """Send one lifecycle event to one responder target, named by reference.
+
+    `level` and `index` point into the workflow's escalation policy (a level's targets, -1
+    its fallback) or, with `level` 0, into the notification targets of `event`; the activity
+    reads the target and its credential from PostgreSQL when it sends.
+    """
+
+    tenant_id: str
+    incident_id: str
+    workflow_id: str
+    source_workflow: str
+    event: str  # trigger | acknowledge | resolve, or a LifecycleEvent for a notification
+    level: int
+    index: int
+    tries: int  # attempts before the delivery counts as failed
+    severity: str
+    level_name: str
+    summary: str
+    error_code: str | None
+    vendor: str | None
+    event_count: int
+    attempts: int
+    correlation_id: str
+    status: str = ""
+    last_error: str | None = None
+
+
+@dataclass
+class DeliveryOutcome:
+    """Whether the target took the event, with its HTTP status when one came back."""
+
+    delivered: bool
+    detail: str = ""
+    http_status: int | None = None

@@ -15,12 +15,25 @@ from workflows.activity_payloads import (
     CallbackOutcome,
     CallbackRequest,
     DecisionRequest,
+    DeliveryRequest,
     EscalationRequest,
     GateRequest,
     RecordIncidentRequest,
 )
 from workflows.incident_logic import transition_reason, visible_status
 from workflows.incident_state import EscalationStep, IncidentInput, IncidentState
+
+# The escalation ladder's page; any other delivery event is a follow-up or a notification.
+TRIGGER = "trigger"
+
+
+def delivery_key(req: DeliveryRequest) -> str:
+    """A delivery's idempotency key and action key (a level's first page keeps its old key)."""
+    if req.event == TRIGGER:
+        suffix = "" if req.index == 0 else f":{'fallback' if req.index < 0 else req.index}"
+        return f"{req.incident_id}:escalate:{req.level}{suffix}"
+    where = f"L{req.level}" if req.level else "notify"
+    return f"{req.incident_id}:{req.event}:{where}:{req.index}"
 
 
 def attempt_key(state: IncidentState, attempt: int) -> str:
@@ -174,4 +187,41 @@ def failed_page_action(
         status=ActionStatus.FAILED,
         parameters={"level": step.name},
         result={"delivered": False, "detail": detail},
+    )
+
+
+def delivery_request(
+    inp: IncidentInput,
+    state: IncidentState,
+    *,
+    workflow_id: str,
+    event: str,
+    target: tuple[int, int],
+    tries: int,
+    step: EscalationStep | None = None,
+) -> DeliveryRequest:
+    """One event for one target, named by (level, index): level 0 is a notification target."""
+    level, index = target
+    vendor = f" at {inp.vendor}" if inp.vendor else ""
+    latest = state.latest_event
+    return DeliveryRequest(
+        tenant_id=inp.tenant_id,
+        incident_id=state.incident_id,
+        workflow_id=workflow_id,
+        source_workflow=inp.source_workflow,
+        event=event,
+        level=level,
+        index=index,
+        tries=tries,
+        severity=str(step.severity) if step else "info",
+        level_name=step.name if step else "",
+        summary=f"{inp.source_workflow} {state.error_code or 'error'}{vendor}: "
+        f"{state.latest_action or ''}",
+        error_code=state.error_code,
+        vendor=inp.vendor,
+        event_count=state.event_count,
+        attempts=state.attempts,
+        correlation_id=inp.correlation_id,
+        status=str(state.status),
+        last_error=latest.error_message if latest else None,
     )

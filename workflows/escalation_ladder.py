@@ -15,10 +15,11 @@ from workflows.activity_requests import escalation_request, failed_page_action
 from workflows.incident_state import EscalationStep, IncidentInput, IncidentState
 from workflows.incident_tracker import IncidentTracker
 from workflows.incident_waits import IncidentWaits
+from workflows.responders import Responders
 
 
 class EscalationLadder:
-    """Pages the levels of `rules/escalation.yaml` in turn until someone acknowledges."""
+    """Pages the levels of the escalation policy in turn until someone acknowledges."""
 
     def __init__(
         self,
@@ -26,11 +27,13 @@ class EscalationLadder:
         state: IncidentState,
         tracker: IncidentTracker,
         waits: IncidentWaits,
+        responders: Responders,
     ) -> None:
         self._inp = inp
         self._state = state
         self._tracker = tracker
         self._waits = waits
+        self._responders = responders
 
     async def start(self, reason: str) -> None:
         """Leave remediation for escalation, saying why."""
@@ -39,6 +42,7 @@ class EscalationLadder:
         state.next_action, state.next_action_at = None, None
         self._tracker.set_status(IncidentStatus.ESCALATED)
         await self._tracker.save_projection()
+        await self._responders.announce("escalated")
 
     async def step(self) -> None:
         """Page the next level and wait for its acknowledge timeout, or wait for acknowledge."""
@@ -54,8 +58,13 @@ class EscalationLadder:
             return
         level = state.escalation[state.escalation_level]
         state.escalation_level += 1
-        outcome = await self._page(level)
-        delivered = "delivered" if outcome.delivered else outcome.detail
+        if state.responders:
+            outcome = await self._responders.page(state.escalation_level, level)
+        else:
+            outcome = await self._page(level)
+        # Typed targets say per target how the page went; a legacy page says delivered or why not.
+        shown_detail = outcome.delivered and not state.responders
+        delivered = "delivered" if shown_detail else outcome.detail
         state.latest_action = f"escalation L{state.escalation_level} ({level.name}): {delivered}"
         label = f"wait {level.ack_timeout_s:g}s for acknowledge (L{state.escalation_level})"
         self._tracker.schedule(level.ack_timeout_s, label)

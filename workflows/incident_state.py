@@ -27,12 +27,24 @@ class RetryPlan:
 
 @dataclass
 class EscalationStep:
-    """One escalation level, resolved to a concrete webhook."""
+    """One escalation level: its timeout and what kinds of target it pages (no credentials)."""
 
     name: str
-    webhook_url: str | None
+    webhook_url: str | None  # read by histories recorded before typed targets; now None
     ack_timeout_s: float
     severity: PageSeverity
+    targets: list[str] = field(default_factory=list)  # the type of each target, in order
+    fallback: str | None = None  # the fallback target's type
+    fallback_after: int = 3  # tries of a primary target before the fallback is paged
+
+
+@dataclass
+class TargetRef:
+    """A target that was paged: its level, index (-1: the level's fallback) and type."""
+
+    level: int
+    index: int
+    kind: str
 
 
 @dataclass
@@ -76,6 +88,16 @@ class IncidentState:
     last_failure_at: datetime | None = None
     # Who paused or resumed the incident and why: the reason of the next recorded transition.
     operator_note: str | None = None
+    # Typed responder targets (patched: responder-targets): what was paged, to mirror to it.
+    responders: bool = False
+    paged: list[TargetRef] = field(default_factory=list)
+    # Lifecycle event → the type of each notification target told about it.
+    notifications: dict[str, list[str]] = field(default_factory=dict)
+    # Lifecycle events already mirrored and notified, and the responder system behind the
+    # acknowledge or resolve ("pagerduty", "opsgenie"), which is not told again.
+    announced: list[str] = field(default_factory=list)
+    acknowledged_origin: str = ""
+    closed_origin: str = ""
 
 
 @dataclass

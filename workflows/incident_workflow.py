@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.incident_tracker import IncidentTracker, count_incident
     from workflows.incident_waits import IncidentWaits
+    from workflows.responders import Responders
     from workflows.signal_payloads import (
         AcknowledgeRequest,
         EventBatch,
@@ -52,6 +53,9 @@ ERROR_CODE_KEY = SearchAttributeKey.for_keyword("ErrorCode")
 # de-duplication); a vendor's breaker counts each callback outcome.
 OPEN_WITH_WATERMARKS = "open-with-watermarks"
 RECORD_BREAKER_OUTCOME = "record-breaker-outcome"
+# Typed responder targets: pages by reference with fallback, the lifecycle mirrored to what
+# was paged, and notification rules (older histories page through `send_escalation`).
+RESPONDER_TARGETS = "responder-targets"
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -65,7 +69,10 @@ class IncidentWorkflow:
         self._tracker = IncidentTracker(inp, self._state)
         self._intake = EventIntake(self._state, self._tracker)
         self._waits = IncidentWaits(inp, self._state, self._tracker)
-        self._escalation = EscalationLadder(inp, self._state, self._tracker, self._waits)
+        self._responders = Responders(inp, self._state)
+        self._escalation = EscalationLadder(
+            inp, self._state, self._tracker, self._waits, self._responders
+        )
         self._callback: workflow.ActivityHandle[CallbackOutcome] | None = None
 
     @workflow.run
@@ -86,6 +93,8 @@ class IncidentWorkflow:
                 await self._tracker.save_projection(closed=True)
             raise
         await self._tracker.save_projection(closed=True)
+        # Closed first, so the incident reads closed while its responders are being told.
+        await self._responders.announce(str(state.status), state.closed_origin)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return IncidentResult(state.status, state.attempts, state.event_count, state.close_reason)
 
@@ -127,9 +136,12 @@ class IncidentWorkflow:
         state.callback_url, state.call_timeout_s = plan.callback_url, plan.call_timeout_s
         state.latest_decision = f"{analysis.summary}; {plan.summary}"
         state.analysed = True
+        if workflow.patched(RESPONDER_TARGETS):
+            state.responders, state.notifications = True, plan.notifications
         if not logic.is_terminal(state):
             self._tracker.set_status(IncidentStatus.REMEDIATING)
         await self._tracker.save_projection()
+        await self._responders.announce("opened")
 
     async def _lifecycle(self) -> None:
         """Take the next step until the incident ends, saving and rolling over in between."""
@@ -144,6 +156,7 @@ class IncidentWorkflow:
             elif state.status == IncidentStatus.ESCALATED:
                 await self._escalation.step()
             elif state.status == IncidentStatus.ACKNOWLEDGED:
+                await self._responders.announce("acknowledged", state.acknowledged_origin)
                 state.next_action = "acknowledged; waiting for resolve"
                 self._tracker.refresh_details()
                 await self._waits.until_interrupted("acknowledged")
@@ -293,20 +306,25 @@ class IncidentWorkflow:
     def kill(self, request: KillRequest | None = None) -> None:
         """Stop everything now: cancel a running callback; nothing runs afterwards."""
         if not logic.is_terminal(self._state):
-            self._close(IncidentStatus.KILLED, (request or KillRequest()).reason)
+            request = request or KillRequest()
+            self._state.closed_origin = request.origin
+            self._close(IncidentStatus.KILLED, request.reason)
 
     @workflow.signal(name=SignalName.RESOLVE)
     def resolve(self, request: ResolveRequest | None = None) -> None:
         """Close the incident as resolved."""
         if not logic.is_terminal(self._state):
-            self._close(IncidentStatus.RESOLVED, (request or ResolveRequest()).reason)
+            request = request or ResolveRequest()
+            self._state.closed_origin = request.origin
+            self._close(IncidentStatus.RESOLVED, request.reason)
 
     @workflow.signal(name=SignalName.ACKNOWLEDGE)
     def acknowledge(self, request: AcknowledgeRequest | None = None) -> None:
         """Acknowledge an escalation: stop paging further levels."""
         state = self._state
         if state.status == IncidentStatus.ESCALATED:
-            state.acknowledged_by = (request or AcknowledgeRequest()).by
+            request = request or AcknowledgeRequest()
+            state.acknowledged_by, state.acknowledged_origin = request.by, request.origin
             state.next_action, state.next_action_at = None, None
             self._tracker.set_status(IncidentStatus.ACKNOWLEDGED)
             self._tracker.unsaved = True

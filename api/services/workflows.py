@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.errors import AwfdrsError, Conflict, NotFound
-from models.registry import Workflow
+from models.registry import NamedEscalationPolicy, Workflow
 from models.schemas.workflows import (
     InlineRetryPolicy,
     RetryPolicyRef,
@@ -20,9 +20,16 @@ from models.schemas.workflows import (
     WorkflowUpdate,
 )
 from models.secret_box import SecretBox, mask_url
-from models.stored_secrets import WEBHOOK_URLS
+from models.stored_secrets import ESCALATION_POLICIES, WEBHOOK_URLS, SealedColumn
 from rules.egress import EgressGuard, EgressRefused
 from rules.policy import RetryPolicies
+from rules.targets import (
+    WORKFLOW_WEBHOOK,
+    EscalationPolicy,
+    OpsgenieTarget,
+    Target,
+    masked_policy,
+)
 
 
 class InvalidRegistration(AwfdrsError):
@@ -69,6 +76,84 @@ def seal_webhook_url(box: SecretBox, tenant_id: uuid.UUID, url: str | None) -> s
     return None if url is None else box.encrypt(url, context=WEBHOOK_URLS.context(tenant_id))
 
 
+def target_urls(policy: EscalationPolicy) -> list[tuple[str, str]]:
+    """Every URL a policy would call, each with the field path that names it."""
+    found: list[tuple[str, str]] = []
+    for n, level in enumerate(policy.levels):
+        found += [(f"levels.{n}.targets.{i}", t) for i, t in _urls(level.targets)]
+        if level.fallback is not None:
+            found += [(f"levels.{n}.fallback", t) for _, t in _urls((level.fallback,))]
+    for n, rule in enumerate(policy.notify):
+        found += [(f"notify.{n}.targets.{i}", t) for i, t in _urls(rule.targets)]
+    return [(f"escalation_policy.{where}", url) for where, url in found]
+
+
+def _urls(targets: tuple[Target, ...]) -> list[tuple[int, str]]:
+    urls = []
+    for index, target in enumerate(targets):
+        if isinstance(target, OpsgenieTarget):
+            urls.append((index, f"{target.base_url}/v2/alerts"))
+        elif target.url != WORKFLOW_WEBHOOK:
+            urls.append((index, target.url))
+    return urls
+
+
+async def seal_escalation_policy(
+    box: SecretBox,
+    policy: EscalationPolicy | None,
+    *,
+    guard: EgressGuard,
+    tenant_id: uuid.UUID,
+    column: SealedColumn = ESCALATION_POLICIES,
+) -> str | None:
+    """Check every target URL with the egress guard; return the policy sealed for storage."""
+    if policy is None:
+        return None
+    for field, url in target_urls(policy):
+        await check_target_url(field, url, guard=guard, tenant_id=tenant_id)
+    plain = policy.model_dump_json()
+    return box.encrypt(plain, context=column.context(tenant_id))
+
+
+async def store_escalation_policy(
+    session: AsyncSession,
+    row: Workflow,
+    policy: EscalationPolicy | str | None,
+    *,
+    box: SecretBox,
+    guard: EgressGuard,
+) -> None:
+    """Set the workflow's own policy, or the name of a named one (which must exist)."""
+    name = policy if isinstance(policy, str) else None
+    if name is not None and not await _named_policy_exists(session, row.tenant_id, name):
+        raise _refuse("escalation_policy", f"no escalation policy named {name!r}")
+    inline = None if isinstance(policy, str) else policy
+    row.escalation_policy_name = name
+    row.escalation_policy = await seal_escalation_policy(
+        box, inline, guard=guard, tenant_id=row.tenant_id
+    )
+
+
+async def _named_policy_exists(session: AsyncSession, tenant_id: uuid.UUID, name: str) -> bool:
+    found = await session.exec(
+        select(NamedEscalationPolicy.id).where(
+            NamedEscalationPolicy.tenant_id == tenant_id, NamedEscalationPolicy.name == name
+        )
+    )
+    return found.first() is not None
+
+
+def shown_escalation_policy(row: Workflow, box: SecretBox) -> dict[str, Any] | str | None:
+    """The workflow's policy with every credential masked, or the named policy's name."""
+    if row.escalation_policy_name:
+        return row.escalation_policy_name
+    if not row.escalation_policy:
+        return None
+    context = ESCALATION_POLICIES.context(row.tenant_id)
+    plain = box.decrypt(row.escalation_policy, context=context)
+    return masked_policy(EscalationPolicy.model_validate_json(plain))
+
+
 def workflow_out(row: Workflow, *, box: SecretBox) -> WorkflowOut:
     """Render a registry row, with its policy as the client sent it and its webhook masked."""
     stored = row.retry_policy
@@ -78,9 +163,17 @@ def workflow_out(row: Workflow, *, box: SecretBox) -> WorkflowOut:
     sealed = row.escalation_webhook_url
     webhook = sealed and mask_url(box.decrypt(sealed, context=WEBHOOK_URLS.context(row.tenant_id)))
     return WorkflowOut(
-        **row.model_dump(exclude={"retry_policy", "escalation_webhook_url"}),
+        **row.model_dump(
+            exclude={
+                "retry_policy",
+                "escalation_webhook_url",
+                "escalation_policy",
+                "escalation_policy_name",
+            }
+        ),
         escalation_webhook_url=webhook,
         retry_policy=policy,
+        escalation_policy=shown_escalation_policy(row, box),
     )
 
 
@@ -108,6 +201,7 @@ async def create_workflow(
         retry_policy=policy_to_json(body.retry_policy, policies),
         active=body.active,
     )
+    await store_escalation_policy(session, row, body.escalation_policy, box=box, guard=guard)
     session.add(row)
     try:
         await session.commit()
@@ -149,6 +243,9 @@ async def update_workflow(
         raise InvalidRegistration("callback_url: cannot be removed")
     if "retry_policy" in changes:
         changes["retry_policy"] = policy_to_json(body.retry_policy, policies)
+    if "escalation_policy" in changes:
+        del changes["escalation_policy"]
+        await store_escalation_policy(session, row, body.escalation_policy, box=box, guard=guard)
     if "escalation_webhook_url" in changes:  # validated above as sent, stored sealed
         url = changes["escalation_webhook_url"]
         changes["escalation_webhook_url"] = seal_webhook_url(box, tenant_id, url)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Discriminator, Field, Tag
 
 from models.schemas.common import NAME_PATTERN, StrictBody
+from rules.targets import EscalationPolicy
 
 
 class InlineRetryPolicy(StrictBody):
@@ -35,6 +36,21 @@ RetryPolicyRef = Annotated[
     | Annotated[None, Tag("none")],
     Discriminator(_policy_form),
 ]
+
+
+def _escalation_form(value: object) -> str:
+    if value is None:
+        return "none"
+    return "name" if isinstance(value, str) else "inline"
+
+
+# A string names one of the tenant's named escalation policies; an object is the policy.
+EscalationPolicyRef = Annotated[
+    Annotated[str, Tag("name"), Field(pattern=NAME_PATTERN)]
+    | Annotated[EscalationPolicy, Tag("inline")]
+    | Annotated[None, Tag("none")],
+    Discriminator(_escalation_form),
+]
 URL_FIELD = Field(min_length=8, max_length=2048, examples=["https://hooks.example.com/retry"])
 
 
@@ -50,6 +66,12 @@ class WorkflowCreate(StrictBody):
         description="A policy name from retry_policies.yaml, or an inline policy.",
         examples=["standard"],
     )
+    escalation_policy: EscalationPolicyRef = Field(
+        default=None,
+        description="The workflow's own escalation levels and notification rules (typed "
+        "targets; stored encrypted), or the name of one of the tenant's named policies. "
+        "Unset: the tenant's policy, else rules/escalation.yaml.",
+    )
     active: bool = True
 
 
@@ -60,6 +82,7 @@ class WorkflowUpdate(StrictBody):
     callback_url: str | None = Field(default=None, min_length=8, max_length=2048)
     escalation_webhook_url: str | None = Field(default=None, min_length=8, max_length=2048)
     retry_policy: RetryPolicyRef = None
+    escalation_policy: EscalationPolicyRef = None
     active: bool | None = None
 
 
@@ -76,6 +99,11 @@ class WorkflowOut(BaseModel):
         examples=["https://hooks.example.com/…••••x9Zq"],
     )
     retry_policy: RetryPolicyRef
+    escalation_policy: dict[str, Any] | str | None = Field(
+        default=None,
+        description="The workflow's own escalation policy, every credential shown as "
+        "`••••last4`, or the name of the named policy it uses; null: the tenant's or default.",
+    )
     active: bool
     created_at: datetime
     updated_at: datetime | None

@@ -20,7 +20,7 @@ from devstack.http_target import Reply
 from models.db import create_engine
 from models.secret_box import SecretBox
 from rules.egress import EgressGuard
-from rules.policy import EscalationLevel, EscalationPolicy
+from rules.targets import EscalationLevel, EscalationPolicy
 from settings import Settings, load_settings
 from tests.conftest import TenantCredentials
 from tests.utils.egress import REFUSED, ScriptedResolver, ServerOn, make_guard, resolving_name
@@ -222,7 +222,11 @@ def _escalation(
     engine: AsyncEngine, guard: EgressGuard, http: httpx.AsyncClient, webhook: str
 ) -> EscalationActivities:
     policy = EscalationPolicy(
-        levels=(EscalationLevel(name="on-call", webhook=webhook, ack_timeout_s=900),)
+        levels=(
+            EscalationLevel.model_validate(
+                {"name": "on-call", "webhook": webhook, "ack_timeout_s": 900}
+            ),
+        )
     )
     box = _box()
     return EscalationActivities(

@@ -104,8 +104,8 @@ def test_the_plan_summarises_its_policy_and_never_carries_the_workflow_webhook()
     plan, summary = mock_ai.retry_plan("quick", POLICIES.retry.policies["quick"])
     assert (plan.name, plan.max_attempts) == ("quick", 3)
     assert summary == "policy quick: up to 3 attempts, 1s × 2 ≤ 10s"
-    steps = mock_ai.escalation_steps(POLICIES)
-    assert [(s.name, s.webhook_url, s.severity) for s in steps] == [
-        ("on-call", None, PageSeverity.ERROR),
-        ("team-lead", None, PageSeverity.CRITICAL),
+    steps = mock_ai.escalation_steps(POLICIES.escalation)
+    assert [(s.name, s.webhook_url, s.severity, s.targets) for s in steps] == [
+        ("on-call", None, PageSeverity.ERROR, ["webhook"]),
+        ("team-lead", None, PageSeverity.CRITICAL, ["webhook"]),
     ]

@@ -63,12 +63,39 @@ async def test_a_database_dump_contains_no_plaintext_secret(
             http, tenant, callback_url=callback.url, escalation_webhook_url=webhook
         )
         await page_once(live, pager)  # the page's action row names its target too
+        routing_key, api_key = uuid.uuid4().hex, f"og-{uuid.uuid4().hex}"
+        policy = {
+            "levels": [
+                {
+                    "name": "on-call",
+                    "ack_timeout_s": 60,
+                    "targets": [
+                        {"type": "pagerduty", "routing_key": routing_key, "url": pager.url},
+                        {"type": "slack", "url": f"{pager.url}/{token}-slack"},
+                    ],
+                }
+            ],
+            "notify": [
+                {
+                    "on": ["resolved"],
+                    "targets": [{"type": "opsgenie", "api_key": api_key, "url": pager.url}],
+                }
+            ],
+        }
+        await register_workflow(
+            http, tenant, "payments", callback_url=callback.url, escalation_policy=policy
+        )
+        put = await http.put(
+            "/api/v1/escalation-policies/tenant", headers=tenant.headers, json=policy
+        )
+        assert put.status_code == 200, put.text
     assert pager.calls[-1].path == f"/hooks/{token}/page"
     shown = (await http.get("/api/v1/workflows/billing-sync", headers=tenant.headers)).json()
     assert shown["escalation_webhook_url"] == f"http://127.0.0.1:{pager.port}/…••••page"
     dump = await _dump(settings)
     assert tenant.id.hex[:8] in dump.replace("-", "")  # the dump does hold this tenant's rows
-    for plaintext in (token, first, hmac_secret_of(first), added, hmac_secret_of(added)):
+    secrets = (token, first, hmac_secret_of(first), added, hmac_secret_of(added))
+    for plaintext in (*secrets, routing_key, api_key):
         assert plaintext not in dump
 
 

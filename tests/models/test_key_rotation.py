@@ -14,13 +14,20 @@ from sqlalchemy import text
 from api.services.responder_secrets import store_responder_secret
 from api.services.tenants import create_tenant
 from models.db import create_engine, create_session_factory
-from models.registry import Workflow
+from models.registry import NamedEscalationPolicy, Workflow
 from models.responder_webhook import ResponderSystem
 from models.secret_box import SecretBox, SecretKeyError, parse_key
-from models.stored_secrets import WEBHOOK_URLS, check_secret_key
+from models.stored_secrets import (
+    ESCALATION_POLICIES,
+    NAMED_ESCALATION_POLICIES,
+    TENANT_ESCALATION_POLICIES,
+    WEBHOOK_URLS,
+    check_secret_key,
+)
 from settings import Settings
 
 WEBHOOK = "https://hooks.example.com/services/T0KEN-rotate"
+POLICY = '{"levels": [{"name": "l1", "ack_timeout_s": 60, "webhook": "workflow"}]}'
 
 
 async def _seed(settings: Settings) -> None:
@@ -31,12 +38,21 @@ async def _seed(settings: Settings) -> None:
         async with create_session_factory(engine)() as session:
             tenant = (await create_tenant(session=session, box=box, name="rotating")).tenant
             sealed = box.encrypt(WEBHOOK, context=WEBHOOK_URLS.context(tenant.id))
+            context = TENANT_ESCALATION_POLICIES.context(tenant.id)
+            tenant.escalation_policy = box.encrypt(POLICY, context=context)
+            named = box.encrypt(POLICY, context=NAMED_ESCALATION_POLICIES.context(tenant.id))
+            session.add(
+                NamedEscalationPolicy(tenant_id=tenant.id, name="n", policy_encrypted=named)
+            )
             session.add(
                 Workflow(
                     tenant_id=tenant.id,
                     name="w",
                     callback_url="http://127.0.0.1:9/cb",
                     escalation_webhook_url=sealed,
+                    escalation_policy=box.encrypt(
+                        POLICY, context=ESCALATION_POLICIES.context(tenant.id)
+                    ),
                 )
             )
             await store_responder_secret(
@@ -87,8 +103,11 @@ async def test_rotate_reseals_every_secret_under_the_new_key(isolated_settings: 
         f"signing_secrets.secret_encrypted: 1 re-encrypted under key id {new_id}",
         f"workflows.escalation_webhook_url: 1 re-encrypted under key id {new_id}",
         f"responder_secrets.secret_encrypted: 1 re-encrypted under key id {new_id}",
+        f"workflows.escalation_policy: 1 re-encrypted under key id {new_id}",
+        f"tenants.escalation_policy: 1 re-encrypted under key id {new_id}",
+        f"escalation_policies.policy_encrypted: 1 re-encrypted under key id {new_id}",
     ]
-    assert await _opens(isolated_settings, new) == 3
+    assert await _opens(isolated_settings, new) == 6
     with pytest.raises(SecretKeyError, match="AWFDRS_SECRET_KEY"):
         await _opens(isolated_settings, old)  # the old key may now be dropped
     again = _rotate(isolated_settings, AWFDRS_SECRET_KEY=new)

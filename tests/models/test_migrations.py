@@ -38,6 +38,7 @@ TABLES = {
     "maintenance_windows",
     "signing_secrets",
     "responder_secrets",
+    "escalation_policies",
     "responder_receipts",
     "operator_actions",
 }

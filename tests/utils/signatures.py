@@ -6,6 +6,11 @@ of its own (a loop and connections of its own), finds the tenant through the act
 activity wrote before sending (`idempotency_key` = `webhook-id`) in the session database, a
 test's own `isolated_*` database or a database the test watches, and waits out an outage.
 The autouse fixture fails the test if any verification failed.
+
+The rule that decides what is verified: a call that carries `webhook-id` or
+`X-AWFDRS-Signature` claims to come from AWFDRS and must verify. Requests in a vendor's own
+format (PagerDuty, Opsgenie, Slack) authenticate with the vendor's key and carry neither; the
+stand-ins in `tests/utils/vendors.py` fail a test if one ever does.
 """
 
 from __future__ import annotations

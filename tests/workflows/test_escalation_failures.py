@@ -47,6 +47,16 @@ async def _escalated_to(env: WorkflowEnvironment, handle: Handle, level: int) ->
     raise AssertionError(f"level {level} was never reached")
 
 
+async def _settled(env: WorkflowEnvironment, database_url: str, tenant_id: uuid.UUID) -> None:
+    """Wait until no page is still being retried (Temporal retries a refused connection)."""
+    for _ in range(200):
+        rows = await _escalations(database_url, tenant_id)
+        if rows and all(status != "running" for _, status in rows):
+            return
+        await env.sleep(5)
+    raise AssertionError("a page never settled")
+
+
 async def _escalations(database_url: str, tenant_id: uuid.UUID) -> list[tuple[int, str]]:
     conn = await asyncpg.connect(database_url)
     try:
@@ -77,9 +87,11 @@ async def test_an_unreachable_target_is_a_failed_page_and_level_2_follows_on_sch
         )
         handle = await skipping.start()
         await _escalated_to(skipping_env, handle, 1)
+        await _settled(skipping_env, settings.plain_database_url, tenant.id)
         assert await _escalations(settings.plain_database_url, tenant.id) == [(1, "failed")]
         await skipping_env.sleep(901)  # level 1's acknowledge timeout (rules/escalation.yaml)
         await _escalated_to(skipping_env, handle, 2)
+        await _settled(skipping_env, settings.plain_database_url, tenant.id)
         description = await handle.describe()
         view = await handle.query(IncidentWorkflow.status)
         await handle.signal(IncidentWorkflow.kill)
