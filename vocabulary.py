@@ -74,18 +74,32 @@ class ActionType(StrEnum):
 
 
 class ActionStatus(StrEnum):
-    """An action row's lifecycle: pending → running → one of the final three."""
+    """An action row's lifecycle: pending → running → one of the final four."""
 
     PENDING = "pending"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # A dry-run workflow's call or page: recorded with what would have been sent, not sent.
+    SKIPPED_DRY_RUN = "skipped_dry_run"
 
 
 FINAL_ACTION_STATUSES = frozenset(
-    {ActionStatus.SUCCEEDED, ActionStatus.FAILED, ActionStatus.CANCELLED}
+    {
+        ActionStatus.SUCCEEDED,
+        ActionStatus.FAILED,
+        ActionStatus.CANCELLED,
+        ActionStatus.SKIPPED_DRY_RUN,
+    }
 )
+
+
+class WorkflowMode(StrEnum):
+    """Whether a registered workflow's callbacks and pages are sent or only recorded."""
+
+    LIVE = "live"
+    DRY_RUN = "dry_run"  # the lifecycle runs; each call is an action with what it would send
 
 
 class GateVerdict(StrEnum):

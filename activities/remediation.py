@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
+from activities.dry_run import placeholder_signature, skipped_call, would_send
 from activities.outbound import (
     HttpResult,
     canonical_json,
@@ -28,7 +29,14 @@ from activities.safety import release_slot, slot_member
 from activities.signing import WebhookSigner
 from models.base import sql_strings
 from rules.egress import EgressGuard, EgressRefused, VettedTarget
-from vocabulary import FAILURE_TYPES, ActionStatus, ActionType, CallOutcome, EventType
+from vocabulary import (
+    FAILURE_TYPES,
+    ActionStatus,
+    ActionType,
+    CallOutcome,
+    EventType,
+    WorkflowMode,
+)
 from workflows.activity_payloads import ActionRequest, CallbackOutcome, CallbackRequest
 
 log = logging.getLogger("awfdrs.remediation")
@@ -42,7 +50,7 @@ _FAILURES = sql_strings(kind for kind in EventType if kind in FAILURE_TYPES)
 # is stored, else the newest of the incident key). No stored failure of this tenant under the
 # workflow's own id means the start was forged: nothing is called.
 _TARGET = text(f"""
-SELECT w.callback_url, e.id AS event_id, e.error_message, e.payload::text AS payload,
+SELECT w.callback_url, w.mode, e.id AS event_id, e.error_message, e.payload::text AS payload,
        e.correlation_id, e.received_at
 FROM workflows w
 LEFT JOIN LATERAL (
@@ -116,6 +124,7 @@ class CallbackTarget:
     payload: Any = None
     correlation_id: str = ""
     received_at: datetime | None = None  # when AWFDRS accepted the failure being retried
+    dry_run: bool = False  # the workflow's mode now: record what would be sent, send nothing
 
 
 async def load_target(engine: AsyncEngine, req: CallbackRequest) -> CallbackTarget:
@@ -137,6 +146,7 @@ async def load_target(engine: AsyncEngine, req: CallbackRequest) -> CallbackTarg
         _json_or_none(row.payload),
         row.correlation_id or "",
         row.received_at,
+        row.mode == WorkflowMode.DRY_RUN,
     )
 
 
@@ -212,6 +222,8 @@ class RemediationActivities:
         if isinstance(vetted, CallbackOutcome):
             await self._action(req, ActionStatus.FAILED, vetted, url=url)
             return vetted
+        if target.dry_run:
+            return await self._skip(req, target)
         result = await self._post(req, target, vetted)
         outcome = classify_response(result)
         count_action(ActionType.RETRY, outcome.outcome)
@@ -239,20 +251,45 @@ class RemediationActivities:
             outcome = CallOutcome.RETRYABLE if refused.transient else CallOutcome.FATAL
             return CallbackOutcome(outcome, None, f"egress refused: {refused.reason}")
 
+    async def _skip(self, req: CallbackRequest, target: CallbackTarget) -> CallbackOutcome:
+        """Record what a dry run's attempt would have sent; call nothing."""
+        assert target.url is not None
+        body = callback_body(req, target)
+        headers = self._headers(req, target, placeholder_signature(req.idempotency_key))
+        outcome = skipped_call()
+        count_action(ActionType.RETRY, ActionStatus.SKIPPED_DRY_RUN)
+        await self._action(
+            req,
+            ActionStatus.SKIPPED_DRY_RUN,
+            outcome,
+            url=target.url,
+            extra={"would_send": would_send(target.url, headers, body)},
+        )
+        log.info("callback attempt %d skipped: dry run", req.attempt)
+        return outcome
+
+    def _headers(
+        self, req: CallbackRequest, target: CallbackTarget, signature: dict[str, str]
+    ) -> dict[str, str]:
+        return {
+            "Content-Type": "application/json",
+            "Idempotency-Key": req.idempotency_key,
+            "X-Correlation-ID": target.correlation_id or req.correlation_id,
+            # Standard Webhooks (`webhook-id` is the attempt's idempotency key) and legacy.
+            **signature,
+            "User-Agent": "awfdrs/0.1",
+        }
+
     async def _post(
         self, req: CallbackRequest, target: CallbackTarget, vetted: VettedTarget
     ) -> HttpResult:
         url = target.url
         assert url is not None
         body = callback_body(req, target)
-        headers = {
-            "Content-Type": "application/json",
-            "Idempotency-Key": req.idempotency_key,
-            "X-Correlation-ID": target.correlation_id or req.correlation_id,
-            # Standard Webhooks (`webhook-id` is the attempt's idempotency key) and legacy.
-            **await self._signer.headers(req.tenant_id, message_id=req.idempotency_key, body=body),
-            "User-Agent": "awfdrs/0.1",
-        }
+        signature = await self._signer.headers(
+            req.tenant_id, message_id=req.idempotency_key, body=body
+        )
+        headers = self._headers(req, target, signature)
         try:
             return await post_signed(
                 self._http, vetted, body, headers=headers, timeout_s=req.timeout_s
@@ -271,10 +308,11 @@ class RemediationActivities:
         outcome: CallbackOutcome | None = None,
         *,
         url: str | None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         # The pending row was written with the URL known when the incident was planned; the
         # result names the URL this attempt really used.
-        result = {**(asdict(outcome) if outcome else {}), "callback_url": url}
+        result = {**(asdict(outcome) if outcome else {}), "callback_url": url, **(extra or {})}
         await write_action(
             self._engine,
             ActionRequest(

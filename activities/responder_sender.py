@@ -34,12 +34,13 @@ from rules.targets import (
     WebhookTarget,
     effective_policy,
 )
+from vocabulary import WorkflowMode
 
 SEND_TIMEOUT_S = 10.0
 # The policy and the webhook come from the registry as of now, for an incident the tenant's
 # stored events name; nothing in the request (planned earlier, or forged) is the authority.
 _REGISTRATION = text("""
-SELECT w.escalation_webhook_url, w.escalation_policy, n.policy_encrypted AS named_policy,
+SELECT w.escalation_webhook_url, w.escalation_policy, w.mode, n.policy_encrypted AS named_policy,
        t.escalation_policy AS tenant_policy,
        EXISTS (SELECT 1 FROM events WHERE tenant_id = w.tenant_id AND incident_key = :key)
          AS backed
@@ -56,6 +57,7 @@ class Registration:
     policy: EscalationPolicy
     webhook_url: str | None
     backed: bool
+    dry_run: bool = False  # the workflow's mode now: record each page, send none
 
 
 class ResponderSender:
@@ -92,6 +94,7 @@ class ResponderSender:
                 row.escalation_webhook_url, context=WEBHOOK_URLS.context(tenant_id)
             ),
             bool(row.backed),
+            row.mode == WorkflowMode.DRY_RUN,
         )
 
     def unseal_policy(self, tenant_id: str, sealed: str | None) -> EscalationPolicy | None:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.dry_run import NOT_SENT
 from activities.outbound import HttpResult
 from activities.records import NOT_BACKED, running_workflow_id, write_action
 from activities.remediation import count_action
@@ -86,6 +87,8 @@ class ResponderActivities:
         await write_action(self._engine, action)
         if target is None:
             return await self._finish(action, HttpResult(None, "", error=NO_TARGET), ok=False)
+        if registration.dry_run:
+            return await self._skip(action)
         result = await self._send(req, target, registration)
         if delivered(result):
             return await self._finish(action, result, ok=True)
@@ -130,6 +133,15 @@ class ResponderActivities:
                 incident_id=req.incident_id,
             ),
         )
+
+    async def _skip(self, action: ActionRequest) -> DeliveryOutcome:
+        """A dry run's page: recorded with the (masked) target it would go to, never sent."""
+        would_send = {key: action.parameters[key] for key in ("event", "target_type", "target")}
+        result = {"delivered": False, "detail": NOT_SENT, "would_send": would_send}
+        skipped = replace(action, status=ActionStatus.SKIPPED_DRY_RUN, result=result)
+        await write_action(self._engine, skipped)
+        count_action(action.action_type, ActionStatus.SKIPPED_DRY_RUN)
+        return DeliveryOutcome(False, NOT_SENT)
 
     async def _finish(
         self, action: ActionRequest, result: HttpResult, *, ok: bool

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
+from activities.dry_run import last_attempt_skipped
 from rules.circuit_breaker import CircuitBreaker, acquire_args, breaker_key
 from rules.gate_script import GATE_LUA
 from rules.maintenance import covering, windows_from_json
@@ -280,6 +281,10 @@ class SafetyGate:
         """Count a callback outcome in the vendor's breaker; return the breaker state."""
         if req.outcome == CallOutcome.CANCELLED:
             return "unchanged"  # a cancelled probe's lease simply expires
+        if req.outcome == CallOutcome.RETRYABLE and await last_attempt_skipped(
+            self._engine, req.tenant_id
+        ):
+            return "unchanged"  # a dry run called nothing: the vendor did not fail
         settings = self._policies.vendors.for_vendor(req.vendor).circuit_breaker
         # A 4xx is the client's problem, not the vendor's: the vendor answered.
         return await self._breaker.record(

@@ -6,17 +6,21 @@ import uuid
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Index, Text, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from models.base import created_at_field, id_field, jsonb_field, timestamp_field
+from models.base import check_in, created_at_field, id_field, jsonb_field, timestamp_field
+from vocabulary import WorkflowMode
 
 
 class Workflow(SQLModel, table=True):
     """A client workflow whose failed steps AWFDRS may retry through its callback."""
 
     __tablename__: ClassVar[str] = "workflows"
-    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name"),
+        CheckConstraint(check_in("mode", WorkflowMode), name="mode"),
+    )
 
     id: uuid.UUID = id_field()
     tenant_id: uuid.UUID = Field(foreign_key="tenants.id")
@@ -32,6 +36,13 @@ class Workflow(SQLModel, table=True):
     # Either {"name": <policy in retry_policies.yaml>} or an inline policy override.
     retry_policy: dict[str, Any] = jsonb_field()
     active: bool = Field(default=True, sa_column_kwargs={"server_default": "true"})
+    # `dry_run`: calls and pages are recorded with what they would send, never sent. Read by
+    # the activities at call time, so a change applies from the next attempt.
+    mode: str = Field(
+        default=WorkflowMode.LIVE.value,
+        max_length=16,
+        sa_column_kwargs={"server_default": WorkflowMode.LIVE.value},
+    )
     created_at: datetime = created_at_field()
     updated_at: datetime | None = timestamp_field()
 

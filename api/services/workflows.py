@@ -200,6 +200,7 @@ async def create_workflow(
         escalation_webhook_url=seal_webhook_url(box, tenant_id, body.escalation_webhook_url),
         retry_policy=policy_to_json(body.retry_policy, policies),
         active=body.active,
+        mode=body.mode,
     )
     await store_escalation_policy(session, row, body.escalation_policy, box=box, guard=guard)
     session.add(row)
@@ -239,8 +240,9 @@ async def update_workflow(
     for field in ("callback_url", "escalation_webhook_url"):
         if changes.get(field):
             await check_target_url(field, changes[field], guard=guard, tenant_id=tenant_id)
-    if "callback_url" in changes and changes["callback_url"] is None:
-        raise InvalidRegistration("callback_url: cannot be removed")
+    for field in ("callback_url", "mode"):
+        if field in changes and changes[field] is None:
+            raise InvalidRegistration(f"{field}: cannot be removed")
     if "retry_policy" in changes:
         changes["retry_policy"] = policy_to_json(body.retry_policy, policies)
     if "escalation_policy" in changes:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Discriminator, Field, Tag
 
 from models.schemas.common import NAME_PATTERN, StrictBody
 from rules.targets import EscalationPolicy
+from vocabulary import WorkflowMode
 
 
 class InlineRetryPolicy(StrictBody):
@@ -52,6 +53,11 @@ EscalationPolicyRef = Annotated[
     Discriminator(_escalation_form),
 ]
 URL_FIELD = Field(min_length=8, max_length=2048, examples=["https://hooks.example.com/retry"])
+MODE_DESCRIPTION = (
+    "`live` sends callbacks and pages; `dry_run` runs the whole lifecycle but records each "
+    "callback and page as an action `skipped_dry_run` with what would have been sent. "
+    "A change applies from the next attempt."
+)
 
 
 class WorkflowCreate(StrictBody):
@@ -73,6 +79,7 @@ class WorkflowCreate(StrictBody):
         "Unset: the tenant's policy, else rules/escalation.yaml.",
     )
     active: bool = True
+    mode: WorkflowMode = Field(default=WorkflowMode.LIVE, description=MODE_DESCRIPTION)
 
 
 class WorkflowUpdate(StrictBody):
@@ -84,6 +91,7 @@ class WorkflowUpdate(StrictBody):
     retry_policy: RetryPolicyRef = None
     escalation_policy: EscalationPolicyRef = None
     active: bool | None = None
+    mode: WorkflowMode | None = Field(default=None, description=MODE_DESCRIPTION)
 
 
 class WorkflowOut(BaseModel):
@@ -105,5 +113,6 @@ class WorkflowOut(BaseModel):
         "`••••last4`, or the name of the named policy it uses; null: the tenant's or default.",
     )
     active: bool
+    mode: WorkflowMode
     created_at: datetime
     updated_at: datetime | None
