@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.dry_run import NOT_CALLED, NOT_SENT, SIGNED_AT_SEND_TIME
 from activities.remediation import CallbackTarget, callback_body
 from devstack.http_target import CallbackServer, Reply
+from devstack.process import free_port
 from models.signing import hmac_secret_of
 from rules.circuit_breaker import breaker_key
 from settings import Settings
@@ -22,7 +26,9 @@ from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
 from tests.utils.incidents import IncidentStarter, activity_env
 from tests.utils.signatures import first_secret
+from worker import build_worker, metrics_runtime
 from workflows.activity_payloads import CallbackRequest
+from workflows.converter import DATA_CONVERTER
 from workflows.incident_state import IncidentResult
 from workflows.incident_workflow import IncidentWorkflow
 
@@ -128,6 +134,9 @@ async def test_a_dry_run_retries_then_escalates_and_sends_nothing(
         ("retry", "skipped_dry_run"),
         ("escalate", "skipped_dry_run"),
     }
+    (page,) = [a for a in shown if a["action_type"] == "escalate"]
+    assert page["result"]["detail"] == NOT_SENT
+    assert page["result"]["would_send"]["event"] == "trigger"
     secret = await first_secret(settings, tenant)
     assert secret not in listed.text and hmac_secret_of(secret) not in listed.text
     assert secret.removeprefix("whsec_") not in listed.text and "v1," not in listed.text
@@ -187,3 +196,40 @@ async def test_mode_is_validated_listed_and_cannot_be_removed(
     assert changed.status_code == 200 and changed.json()["mode"] == "dry_run"
     listed = await http.get("/api/v1/workflows", headers=tenant.headers)
     assert [w["mode"] for w in listed.json()] == ["dry_run"]
+
+
+async def test_skipped_calls_are_counted_on_the_worker_metrics(
+    settings: Settings,
+    activities: Sequence[Callable[..., Any]],
+    http: httpx.AsyncClient,
+    tenant: TenantCredentials,
+) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    client = await Client.connect(
+        settings.temporal_address, data_converter=DATA_CONVERTER, runtime=metrics_runtime(address)
+    )
+    quick = {**THREE_ATTEMPTS, "max_attempts": 2, "initial_interval_s": 1, "max_interval_s": 1}
+    queue = f"dry-run-{uuid.uuid4().hex}"
+    async with CallbackServer() as server, build_worker(client, activities, queue):
+        await register_workflow(
+            http, tenant, callback_url=server.url, retry_policy=quick, mode="dry_run"
+        )
+        handle = await IncidentStarter(client, tenant, queue, settings.plain_database_url).start()
+        for _ in range(150):
+            view = await handle.query(IncidentWorkflow.status)
+            if view.status == "escalated" and len(await _retries(settings, tenant)) == 2:
+                break
+            await asyncio.sleep(0.2)
+        await handle.signal(IncidentWorkflow.kill)
+        await asyncio.wait_for(handle.result(), 30)
+        await asyncio.sleep(1.5)  # the exporter refreshes periodically
+        async with httpx.AsyncClient() as scraper:
+            text = (await scraper.get(f"http://{address}/metrics")).text
+    counted = {
+        sample.labels["outcome"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "awfdrs_actions_total" and sample.labels.get("type") == "retry"
+    }
+    assert counted == {"skipped_dry_run": 2}
+    assert server.calls == []
