@@ -20,14 +20,11 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from activities.action_metrics import FIRST_CALLBACK_BUCKETS, FIRST_CALLBACK_METRIC
 from activities.analysis import AnalysisActivities
 from activities.escalation import EscalationActivities
 from activities.records import IncidentRecords
-from activities.remediation import (
-    FIRST_CALLBACK_BUCKETS,
-    FIRST_CALLBACK_METRIC,
-    RemediationActivities,
-)
+from activities.remediation import RemediationActivities
 from activities.responder_sender import ResponderSender
 from activities.responders import ResponderActivities
 from activities.safety import SafetyGate

@@ -15,13 +15,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
+from activities.action_metrics import count_action
 from activities.outbound import (
     HttpResult,
     canonical_json,
     post_signed,
 )
 from activities.records import NOT_BACKED, running_workflow_id, write_action
-from activities.remediation import count_action
 from activities.signing import WebhookSigner
 from clients import workflow_ui_url
 from models.secret_box import SecretBox, mask_url

@@ -8,7 +8,7 @@ import logging
 import re
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
+from activities.action_metrics import count_action, observe_first_callback
 from activities.dry_run import placeholder_signature, skipped_call, would_send
 from activities.outbound import (
     HttpResult,
@@ -63,11 +64,6 @@ LEFT JOIN LATERAL (
 WHERE w.tenant_id = :tenant_id AND w.name = :workflow
 """)
 
-# Seconds from a failure's acceptance to its incident's first callback answer; the worker's
-# runtime gives it these buckets (the SDK's defaults are for milliseconds).
-FIRST_CALLBACK_METRIC = "awfdrs_first_callback_seconds"
-FIRST_CALLBACK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
-
 
 def excerpt(body: str) -> str:
     """At most 100 printable ASCII characters of a response body, whitespace collapsed."""
@@ -91,27 +87,6 @@ def classify_response(result: HttpResult) -> CallbackOutcome:
     if 300 <= status < 400:
         return CallbackOutcome(CallOutcome.FATAL, status, "redirect not followed")
     return CallbackOutcome(CallOutcome.FATAL, status, detail)
-
-
-def count_action(action_type: str, outcome: str) -> None:
-    """Count one finished action by type and outcome on the worker's metrics."""
-    if not activity.in_activity():
-        return
-    activity.metric_meter().create_counter(
-        "awfdrs_actions", "Remediation and escalation actions by type and outcome"
-    ).add(1, {"type": action_type, "outcome": outcome})
-
-
-def observe_first_callback(received_at: datetime | None) -> None:
-    """Record how long after its failure was accepted an incident's first callback answered."""
-    if received_at is None or not activity.in_activity():
-        return
-    seconds = (datetime.now(UTC) - received_at).total_seconds()
-    activity.metric_meter().create_histogram_float(
-        FIRST_CALLBACK_METRIC,
-        "From a failure's acceptance to its incident's first callback answer",
-        "s",
-    ).record(max(seconds, 0.0))
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.action_metrics import count_action
 from activities.dry_run import NOT_SENT
 from activities.outbound import HttpResult
 from activities.records import NOT_BACKED, running_workflow_id, write_action
-from activities.remediation import count_action
 from activities.responder_sender import (
     Registration,
     ResponderSender,
