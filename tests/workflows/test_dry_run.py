@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import uuid
 from collections.abc import Callable, Sequence
@@ -15,8 +16,9 @@ from redis.asyncio import Redis
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities.dry_run import NOT_CALLED, NOT_SENT, SIGNED_AT_SEND_TIME
+from activities.dry_run import NOT_CALLED, NOT_SENT, SIGNED_AT_SEND_TIME, placeholder_signature
 from activities.remediation import CallbackTarget, callback_body
+from activities.signing import signature_headers
 from devstack.http_target import CallbackServer, Reply
 from devstack.process import free_port
 from models.signing import hmac_secret_of
@@ -233,3 +235,12 @@ async def test_skipped_calls_are_counted_on_the_worker_metrics(
     }
     assert counted == {"skipped_dry_run": 2}
     assert server.calls == []
+
+
+def test_the_placeholder_stands_for_every_signature_header() -> None:
+    secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    signed = signature_headers([secret], message_id="inc:1", timestamp=1, body=b"{}")
+    shown = placeholder_signature("inc:1")
+    assert shown.keys() == signed.keys()
+    assert shown.pop("webhook-id") == signed["webhook-id"]
+    assert set(shown.values()) == {SIGNED_AT_SEND_TIME}
