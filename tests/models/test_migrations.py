@@ -237,3 +237,29 @@ async def test_rows_survive_upgrade_and_downgrade(scratch_database: str) -> None
             )
     finally:
         await conn.close()
+
+
+async def test_workflow_mode_and_skipped_actions_round_trip(scratch_database: str) -> None:
+    await asyncio.to_thread(upgrade_database, scratch_database, "0003")
+    conn = await asyncpg.connect(scratch_database.replace("+asyncpg", ""))
+    try:
+        tenant_id = await _seed_0003(conn)
+        await asyncio.to_thread(upgrade_database, scratch_database)
+        add_workflow = """INSERT INTO workflows (id, tenant_id, name, description, callback_url,
+                              retry_policy) VALUES (gen_random_uuid(), $1, $2, '', 'u', '{}')"""
+        await conn.execute(add_workflow, tenant_id, "billing")
+        assert await conn.fetchval("SELECT mode FROM workflows") == "live"
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute("UPDATE workflows SET mode = 'shadow'")
+        await conn.execute(
+            """INSERT INTO actions (id, tenant_id, incident_id, action_type, attempt,
+                   idempotency_key, status, parameters, result)
+               SELECT gen_random_uuid(), tenant_id, id, 'retry', 1, 'k:1', 'skipped_dry_run',
+                      '{}', '{}' FROM incidents""",
+        )
+        await asyncio.to_thread(downgrade_database, scratch_database, "0013")
+        assert await conn.fetchval("SELECT status FROM actions") == "cancelled"
+        columns = "SELECT count(*) FROM information_schema.columns WHERE table_name = 'workflows'"
+        assert await conn.fetchval(columns + " AND column_name = 'mode'") == 0
+    finally:
+        await conn.close()
