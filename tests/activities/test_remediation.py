@@ -196,3 +196,26 @@ async def test_the_allow_list_applies_to_the_url_actually_called(
     refused = "egress refused: host 127.0.0.1 is not on the egress allow-list"
     assert (outcome.outcome, outcome.detail) == ("fatal", refused)
     assert server.calls == []
+
+
+async def test_a_dry_run_still_reports_a_refused_url_as_refused(
+    engine: AsyncEngine,
+    http: httpx.AsyncClient,
+    tenant: TenantCredentials,
+    signer: WebhookSigner,
+    settings: Settings,
+) -> None:
+    async with CallbackServer() as server, httpx.AsyncClient() as client:
+        await register_workflow(http, tenant, callback_url=server.url, mode="dry_run")
+        networks = settings.allowed_callback_networks
+        only_localhost = EgressGuard(hosts=["localhost"], networks=networks, strict=False)
+        remediation = RemediationActivities(
+            http=client, engine=engine, guard=only_localhost, signer=signer
+        )
+        req = await _request(engine, tenant, server.url)
+        outcome = await _call(remediation, req)
+    refused = "egress refused: host 127.0.0.1 is not on the egress allow-list"
+    assert (outcome.outcome, outcome.detail) == ("fatal", refused)
+    status, result = await _action(engine, req.idempotency_key)
+    assert (status, "would_send" in result) == ("failed", False)
+    assert server.calls == []
