@@ -24,10 +24,17 @@ class IncidentStatus(StrEnum):
     RESOLVED = "resolved"
     KILLED = "killed"
     SUPPRESSED = "suppressed"
+    # Fewer failures than the retry policy's `open_after` threshold within its window.
+    BELOW_THRESHOLD = "below_threshold"
 
 
 TERMINAL_STATUSES = frozenset(
-    {IncidentStatus.RESOLVED, IncidentStatus.KILLED, IncidentStatus.SUPPRESSED}
+    {
+        IncidentStatus.RESOLVED,
+        IncidentStatus.KILLED,
+        IncidentStatus.SUPPRESSED,
+        IncidentStatus.BELOW_THRESHOLD,
+    }
 )
 
 

@@ -227,4 +227,7 @@ def retry_plan(name: str, policy: RetryPolicy) -> tuple[RetryPlan, str]:
         f"policy {name}: up to {policy.max_attempts} attempts, "
         f"{policy.initial_interval_s:g}s × {policy.multiplier:g} ≤ {policy.max_interval_s:g}s"
     )
+    if threshold := policy.open_after:
+        plan.open_after_count, plan.open_after_within_s = threshold.count, threshold.within_s
+        summary += f", after {threshold.count} failures within {threshold.within_s:g} s"
     return plan, summary

@@ -25,7 +25,7 @@ from settings import load_settings
 from workflows.incident_state import IncidentView
 from workflows.incident_workflow import IncidentWorkflow
 
-SETTLED = {"resolved", "escalated", "acknowledged", "killed", "suppressed"}
+SETTLED = {"resolved", "escalated", "acknowledged", "killed", "suppressed", "below_threshold"}
 QUICK = {
     "max_attempts": 4,
     "initial_interval_s": 1,

@@ -21,6 +21,8 @@ from rules.targets import EscalationPolicy
 from vocabulary import Severity
 
 CODE_PATTERN = r"^[A-Z][A-Z0-9_]{0,99}$"
+# The most failures an `open_after` threshold may ask for: the workflow keeps that many times.
+OPEN_AFTER_MAX_COUNT = 100
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -96,6 +98,13 @@ class ErrorCatalog(_Strict):
         return self.codes.get(self.canonical(code), self.codes[self.default_code])
 
 
+class OpenAfter(_Strict):
+    """Remediation starts only when `count` failures occur within `within_s` seconds."""
+
+    count: int = Field(ge=1, le=OPEN_AFTER_MAX_COUNT)
+    within_s: float = Field(gt=0, le=86_400)
+
+
 class RetryPolicy(_Strict):
     """How often and how patiently a failed step is retried."""
 
@@ -104,6 +113,7 @@ class RetryPolicy(_Strict):
     multiplier: float = Field(ge=1.0, le=10.0)
     max_interval_s: float = Field(gt=0, le=86_400)
     jitter: float = Field(default=0.1, ge=0.0, le=1.0)
+    open_after: OpenAfter | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> RetryPolicy:

@@ -5,6 +5,7 @@ No Temporal calls: every function here takes plain values and is unit-tested dir
 
 from __future__ import annotations
 
+import bisect
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +21,8 @@ from workflows.incident_state import IncidentInput, IncidentState, IncidentView,
 from workflows.signal_payloads import EventBatch, EventDigest, OperatorRequest
 
 RECENT_EVENT_IDS = 4096
+# Failure times kept for an `open_after` threshold: the latest ones (at least its `count`).
+KEPT_FAILURE_TIMES = 100
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # No wait is longer than this, whatever a server's Retry-After or a policy says: a timer
 # beyond it would only ever be a bug, and an absurd one overflows `timedelta`.
@@ -64,6 +67,7 @@ def apply_digest(state: IncidentState, digest: EventDigest) -> datetime | None:
         _count(state, at)
         if kind == "f":
             state.failure_count += 1
+            keep_failure_time(state, occurred_us)
             if state.last_failure_at is None or at > state.last_failure_at:
                 state.last_failure_at = at
         elif newest_success is None or at > newest_success:
@@ -84,6 +88,12 @@ def apply_digest(state: IncidentState, digest: EventDigest) -> datetime | None:
 def success_resolves(state: IncidentState, success_at: datetime) -> bool:
     """A success resolves the incident only if no failure happened after it."""
     return state.last_failure_at is None or success_at >= state.last_failure_at
+
+
+def keep_failure_time(state: IncidentState, occurred_us: int) -> None:
+    """Keep a failure's time, in order, among the latest `KEPT_FAILURE_TIMES`."""
+    bisect.insort(state.failure_times_us, occurred_us)
+    del state.failure_times_us[:-KEPT_FAILURE_TIMES]
 
 
 def _count(state: IncidentState, at: datetime) -> None:
@@ -110,6 +120,7 @@ def apply_events(state: IncidentState, batch: EventBatch) -> bool:
             state.last_seen_at = event.occurred_at
         if event.event_type in FAILURE_TYPES:
             state.failure_count += 1
+            keep_failure_time(state, (event.occurred_at - EPOCH) // timedelta(microseconds=1))
             if state.last_failure_at is None or event.occurred_at > state.last_failure_at:
                 state.last_failure_at = event.occurred_at
             if event.payload is not None or state.latest_event is None:

@@ -23,6 +23,9 @@ class RetryPlan:
     multiplier: float
     max_interval_s: float
     jitter: float
+    # `open_after`: remediation waits for this many failures within this window (0: none).
+    open_after_count: int = 0
+    open_after_within_s: float = 0.0
 
 
 @dataclass
@@ -98,6 +101,11 @@ class IncidentState:
     announced: list[str] = field(default_factory=list)
     acknowledged_origin: str = ""
     closed_origin: str = ""
+    # Failure times (µs since the epoch), the earliest few kept for an `open_after` threshold.
+    failure_times_us: list[int] = field(default_factory=list)
+    # When an `open_after` threshold closes the incident unless met; set once it is met.
+    threshold_deadline: datetime | None = None
+    threshold_met: bool = False
 
 
 @dataclass

@@ -19,7 +19,12 @@ from workflows.incident_state import IncidentInput, IncidentState
 
 STATUS_KEY = SearchAttributeKey.for_keyword("IncidentStatus")
 COUNTED_STATUSES = frozenset(
-    {IncidentStatus.RESOLVED, IncidentStatus.ESCALATED, IncidentStatus.KILLED}
+    {
+        IncidentStatus.RESOLVED,
+        IncidentStatus.ESCALATED,
+        IncidentStatus.KILLED,
+        IncidentStatus.BELOW_THRESHOLD,
+    }
 )
 # Every status change reaches the projection (and its transition log) promptly.
 SYNC_ON_STATUS_CHANGE = "sync-on-status-change"
@@ -31,7 +36,7 @@ def count_incident(outcome: str) -> None:
     """Count a lifecycle outcome on the worker's metrics."""
     # The SDK drops metrics during replay, so this counts each transition once.
     workflow.metric_meter().create_counter(
-        "awfdrs_incidents", "Incidents opened, resolved, escalated and killed"
+        "awfdrs_incidents", "Incidents opened, resolved, escalated, killed, below threshold"
     ).add(1, {"outcome": outcome})
 
 

@@ -1,7 +1,8 @@
 """`IncidentWorkflow`: one incident's life, from first failure to resolution.
 
 open → analyzing → remediating ⇄ waiting → resolved; → escalated → acknowledged → resolved;
-`paused` overlays any live state until `resume`; `killed` and `suppressed` are terminal.
+`paused` overlays any live state until `resume`; `killed`, `suppressed` and
+`below_threshold` (a policy's `open_after` not reached: open_threshold.py) are terminal.
 docs/ARCHITECTURE.md describes its contract with the dispatcher, the API and operators.
 """
 
@@ -37,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.incident_tracker import IncidentTracker, count_incident
     from workflows.incident_waits import IncidentWaits
+    from workflows.open_threshold import OpenThreshold
     from workflows.responders import Responders
     from workflows.signal_payloads import (
         AcknowledgeRequest,
@@ -69,6 +71,7 @@ class IncidentWorkflow:
         self._tracker = IncidentTracker(inp, self._state)
         self._intake = EventIntake(self._state, self._tracker)
         self._waits = IncidentWaits(inp, self._state, self._tracker)
+        self._threshold = OpenThreshold(self._state, self._tracker, self._waits)
         self._responders = Responders(inp, self._state)
         self._escalation = EscalationLadder(
             inp, self._state, self._tracker, self._waits, self._responders
@@ -86,6 +89,8 @@ class IncidentWorkflow:
                 return await self._discard(refused)
             if not state.analysed and not logic.is_terminal(state):
                 await self._assess()
+            if not logic.is_terminal(state) and self._threshold.pending():
+                await self._threshold.hold()  # a policy's `open_after`: enough failures first
             await self._lifecycle()
         except BaseException as exc:
             if is_cancelled_exception(exc):
@@ -139,7 +144,7 @@ class IncidentWorkflow:
         if workflow.patched(RESPONDER_TARGETS):
             state.responders, state.notifications = True, plan.notifications
         if not logic.is_terminal(state):
-            self._tracker.set_status(IncidentStatus.REMEDIATING)
+            self._tracker.set_status(self._threshold.status_after_plan())
         await self._tracker.save_projection()
         await self._responders.announce("opened")
 

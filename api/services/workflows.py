@@ -68,7 +68,7 @@ def policy_to_json(policy: RetryPolicyRef | None, policies: RetryPolicies) -> di
         return {"name": policy}
     if policy.max_interval_s < policy.initial_interval_s:
         raise InvalidRegistration("retry_policy: max_interval_s must be ≥ initial_interval_s")
-    return policy.model_dump()
+    return policy.model_dump(exclude_none=True)  # no `open_after: null` in stored policies
 
 
 def seal_webhook_url(box: SecretBox, tenant_id: uuid.UUID, url: str | None) -> str | None:

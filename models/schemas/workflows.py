@@ -9,8 +9,16 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Discriminator, Field, Tag
 
 from models.schemas.common import NAME_PATTERN, StrictBody
+from rules.policy import OPEN_AFTER_MAX_COUNT
 from rules.targets import EscalationPolicy
 from vocabulary import WorkflowMode
+
+
+class OpenAfterThreshold(StrictBody):
+    """Hold remediation until `count` failures occur within `within_s` seconds."""
+
+    count: int = Field(ge=1, le=OPEN_AFTER_MAX_COUNT, examples=[3])
+    within_s: float = Field(gt=0, le=86_400, examples=[60])
 
 
 class InlineRetryPolicy(StrictBody):
@@ -21,6 +29,12 @@ class InlineRetryPolicy(StrictBody):
     multiplier: float = Field(ge=1.0, le=10.0)
     max_interval_s: float = Field(gt=0, le=86_400)
     jitter: float = Field(default=0.1, ge=0.0, le=1.0)
+    open_after: OpenAfterThreshold | None = Field(
+        default=None,
+        description="Store and count failures, but start remediation only when `count` of "
+        "them occur within `within_s` seconds; fewer, and the incident closes "
+        "`below_threshold` `within_s` after it was planned.",
+    )
 
 
 def _policy_form(value: object) -> str:

@@ -1,0 +1,140 @@
+"""A retry policy's `open_after`: remediation waits for N failures within W, else closes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import httpx
+import pytest
+
+from devstack.http_target import CallbackServer, Reply
+from settings import Settings
+from tests.conftest import TenantCredentials
+from tests.utils.builders import register_workflow
+from tests.utils.incidents import IncidentStarter, digest, failure, keep_history
+from workflows.incident_state import RetryPlan
+from workflows.incident_workflow import IncidentWorkflow
+from workflows.open_threshold import below_threshold_reason, most_failures_within, waiting_label
+
+POLICY = {
+    "max_attempts": 3,
+    "initial_interval_s": 5,
+    "multiplier": 2,
+    "max_interval_s": 20,
+    "open_after": {"count": 3, "within_s": 60},
+}
+SECOND = 1_000_000
+
+
+def test_the_most_failures_in_one_window_slide_over_sorted_times() -> None:
+    assert most_failures_within([], 60) == 0
+    assert most_failures_within([0, 30 * SECOND, 61 * SECOND], 60) == 2
+    assert most_failures_within([0, 30 * SECOND, 60 * SECOND], 60) == 3
+    assert most_failures_within([0, 100 * SECOND, 110 * SECOND, 150 * SECOND], 60) == 3
+
+
+def test_labels_name_the_count_the_window_and_what_arrived() -> None:
+    plan = RetryPlan("p", 3, 5, 2, 20, 0.1, open_after_count=3, open_after_within_s=60)
+    assert waiting_label(plan, 2) == "remediation starts at 3 failures within 60 s (2 so far)"
+    assert below_threshold_reason(plan, 2) == "below threshold: 2 of 3 failures within 60 s"
+
+
+async def _incident_row(settings: Settings, incident_id: str) -> tuple[str, list[str]]:
+    conn = await asyncpg.connect(settings.plain_database_url)
+    try:
+        status = await conn.fetchval(
+            "SELECT status FROM incidents WHERE id = $1::uuid", incident_id
+        )
+        reasons = await conn.fetch(
+            "SELECT status, reason FROM incident_transitions WHERE incident_id = $1::uuid"
+            " ORDER BY id",
+            incident_id,
+        )
+    finally:
+        await conn.close()
+    return status, [f"{r['status']}: {r['reason']}" for r in reasons]
+
+
+async def test_two_failures_of_three_close_below_threshold_without_a_call(
+    skipping: IncidentStarter,
+    http: httpx.AsyncClient,
+    tenant: TenantCredentials,
+    settings: Settings,
+) -> None:
+    async with CallbackServer([Reply(200)]) as server:
+        await register_workflow(http, tenant, callback_url=server.url, retry_policy=POLICY)
+        handle = await skipping.start(events=[failure(), failure()])
+        result = await asyncio.wait_for(handle.result(), 60)
+        view = await handle.query(IncidentWorkflow.status)
+        await keep_history(handle, "open_threshold_below")
+    assert server.calls == []
+    assert (result.status, result.attempts, result.event_count) == ("below_threshold", 0, 2)
+    assert result.reason == "below threshold: 2 of 3 failures within 60 s"
+    status, transitions = await _incident_row(settings, view.incident_id)
+    assert status == "below_threshold"
+    assert transitions[-1] == "below_threshold: below threshold: 2 of 3 failures within 60 s"
+    assert not any(t.startswith("remediating") for t in transitions)
+
+
+async def test_the_third_failure_within_the_window_starts_remediation(
+    skipping: IncidentStarter,
+    http: httpx.AsyncClient,
+    tenant: TenantCredentials,
+) -> None:
+    async with CallbackServer([Reply(200)]) as server:
+        await register_workflow(http, tenant, callback_url=server.url, retry_policy=POLICY)
+        handle = await skipping.start(events=[failure(), failure()])
+        for _ in range(200):
+            view = await handle.query(IncidentWorkflow.status)
+            if view.status == "waiting":
+                break
+            await asyncio.sleep(0.05)
+        assert view.next_action == "remediation starts at 3 failures within 60 s (2 so far)"
+        assert view.next_action_at is not None
+        assert server.calls == []
+        third = [failure()]
+        await skipping.store(third, key=handle.id)
+        await handle.signal(IncidentWorkflow.event_digest, digest(third, handle.id))
+        result = await asyncio.wait_for(handle.result(), 60)
+        await keep_history(handle, "open_threshold_met")
+    assert (result.status, result.attempts, result.event_count) == ("resolved", 1, 3)
+    assert len(server.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("open_after", "field"),
+    [
+        ({"count": 0, "within_s": 60}, "count"),
+        ({"count": 2.5, "within_s": 60}, "count"),
+        ({"count": 3, "within_s": 0}, "within_s"),
+        ({"count": 3, "within_s": 86_401}, "within_s"),
+    ],
+)
+async def test_a_bad_threshold_is_a_422_naming_its_field(
+    http: httpx.AsyncClient, tenant: TenantCredentials, open_after: dict[str, float], field: str
+) -> None:
+    policy = {**POLICY, "open_after": open_after}
+    response = await http.post(
+        "/api/v1/workflows",
+        json={
+            "name": "billing-sync",
+            "callback_url": "http://127.0.0.1:9/cb",
+            "retry_policy": policy,
+        },
+        headers=tenant.headers,
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["detail"].startswith(f"body.retry_policy.inline.open_after.{field}: ")
+
+
+async def test_a_registered_threshold_reads_back_as_sent(
+    http: httpx.AsyncClient, tenant: TenantCredentials
+) -> None:
+    created = await register_workflow(http, tenant, retry_policy=POLICY)
+    assert created["retry_policy"]["open_after"] == {"count": 3, "within_s": 60}
+    plain = await register_workflow(
+        http, tenant, name="no-threshold", retry_policy={**POLICY, "open_after": None}
+    )
+    assert plain["retry_policy"].get("open_after") is None
