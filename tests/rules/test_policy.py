@@ -52,6 +52,12 @@ def policy_dir(tmp_path: Path) -> Path:
             "policies.p.max_attempts",
         ),
         (
+            "retry_policies.yaml",
+            "policies:\n  p: {max_attempts: 3, initial_interval_s: 1, multiplier: 2, "
+            "max_interval_s: 5, open_after: {count: 0, within_s: 60}}\ndefault: p\n",
+            "policies.p.open_after.count",
+        ),
+        (
             "vendors.yaml",
             "defaults:\n  circuit_breaker:\n    failure_rate_threshold: 2\n",
             "defaults.circuit_breaker.failure_rate_threshold",

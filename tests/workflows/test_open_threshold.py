@@ -75,6 +75,17 @@ async def test_two_failures_of_three_close_below_threshold_without_a_call(
     assert status == "below_threshold"
     assert transitions[-1] == "below_threshold: below threshold: 2 of 3 failures within 60 s"
     assert not any(t.startswith("remediating") for t in transitions)
+    listed = await http.get(
+        "/api/v1/incidents", params={"status": "below_threshold"}, headers=tenant.headers
+    )
+    assert [i["id"] for i in listed.json()["items"]] == [view.incident_id]
+    timeline = await http.get(
+        f"/api/v1/incidents/{view.incident_id}/timeline", headers=tenant.headers
+    )
+    states = [
+        (e["summary"], e["cause"]) for e in timeline.json()["entries"] if e["kind"] == "state"
+    ]
+    assert ("status → below_threshold", "below threshold: 2 of 3 failures within 60 s") in states
 
 
 async def test_the_third_failure_within_the_window_starts_remediation(
