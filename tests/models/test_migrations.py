@@ -263,3 +263,20 @@ async def test_workflow_mode_and_skipped_actions_round_trip(scratch_database: st
         assert await conn.fetchval(columns + " AND column_name = 'mode'") == 0
     finally:
         await conn.close()
+
+
+async def test_below_threshold_incidents_round_trip(scratch_database: str) -> None:
+    await asyncio.to_thread(upgrade_database, scratch_database, "0003")
+    conn = await asyncpg.connect(scratch_database.replace("+asyncpg", ""))
+    try:
+        await _seed_0003(conn)
+        await asyncio.to_thread(upgrade_database, scratch_database)
+        await conn.execute("UPDATE incidents SET status = 'below_threshold'")
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute("UPDATE incidents SET status = 'nearly'")
+        await asyncio.to_thread(downgrade_database, scratch_database, "0014")
+        assert await conn.fetchval("SELECT status FROM incidents") == "suppressed"
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute("UPDATE incidents SET status = 'below_threshold'")
+    finally:
+        await conn.close()

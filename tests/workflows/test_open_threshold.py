@@ -7,13 +7,14 @@ import asyncio
 import asyncpg
 import httpx
 import pytest
+from temporalio.client import WorkflowHandle
 
 from devstack.http_target import CallbackServer, Reply
 from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
 from tests.utils.incidents import IncidentStarter, digest, failure, keep_history
-from workflows.incident_state import RetryPlan
+from workflows.incident_state import IncidentResult, IncidentView, RetryPlan
 from workflows.incident_workflow import IncidentWorkflow
 from workflows.open_threshold import below_threshold_reason, most_failures_within, waiting_label
 
@@ -56,6 +57,16 @@ async def _incident_row(settings: Settings, incident_id: str) -> tuple[str, list
     return status, [f"{r['status']}: {r['reason']}" for r in reasons]
 
 
+async def _until_waiting(handle: WorkflowHandle[IncidentWorkflow, IncidentResult]) -> IncidentView:
+    """Poll the live view until the incident waits for its threshold (time is not skipped)."""
+    for _ in range(200):
+        view = await handle.query(IncidentWorkflow.status)
+        if view.status == "waiting":
+            return view
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never waiting: {view.status}")
+
+
 async def test_two_failures_of_three_close_below_threshold_without_a_call(
     skipping: IncidentStarter,
     http: httpx.AsyncClient,
@@ -96,11 +107,7 @@ async def test_the_third_failure_within_the_window_starts_remediation(
     async with CallbackServer([Reply(200)]) as server:
         await register_workflow(http, tenant, callback_url=server.url, retry_policy=POLICY)
         handle = await skipping.start(events=[failure(), failure()])
-        for _ in range(200):
-            view = await handle.query(IncidentWorkflow.status)
-            if view.status == "waiting":
-                break
-            await asyncio.sleep(0.05)
+        view = await _until_waiting(handle)
         assert view.next_action == "remediation starts at 3 failures within 60 s (2 so far)"
         assert view.next_action_at is not None
         assert server.calls == []
@@ -111,6 +118,23 @@ async def test_the_third_failure_within_the_window_starts_remediation(
         await keep_history(handle, "open_threshold_met")
     assert (result.status, result.attempts, result.event_count) == ("resolved", 1, 3)
     assert len(server.calls) == 1
+
+
+async def test_a_success_while_held_resolves_without_a_call(
+    skipping: IncidentStarter,
+    http: httpx.AsyncClient,
+    tenant: TenantCredentials,
+) -> None:
+    async with CallbackServer([Reply(200)]) as server:
+        await register_workflow(http, tenant, callback_url=server.url, retry_policy=POLICY)
+        handle = await skipping.start(events=[failure()])
+        await _until_waiting(handle)
+        fixed = [failure(event_type="step.succeeded")]
+        await skipping.store(fixed, key=handle.id)
+        await handle.signal(IncidentWorkflow.event_digest, digest(fixed, handle.id))
+        result = await asyncio.wait_for(handle.result(), 60)
+    assert (result.status, result.attempts) == ("resolved", 0)
+    assert server.calls == []
 
 
 @pytest.mark.parametrize(
