@@ -50,7 +50,9 @@ def below_threshold_reason(plan: RetryPlan, seen: int) -> str:
 class OpenThreshold:
     """Holds an incident in `waiting` until its policy's failure threshold is met."""
 
-    def __init__(self, state: IncidentState, tracker: IncidentTracker, waits: IncidentWaits):
+    def __init__(
+        self, state: IncidentState, tracker: IncidentTracker, waits: IncidentWaits
+    ) -> None:
         self._state = state
         self._tracker = tracker
         self._waits = waits

@@ -14,7 +14,8 @@ from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
 from tests.utils.incidents import IncidentStarter, digest, failure, keep_history
-from workflows.incident_state import IncidentResult, IncidentView, RetryPlan
+from workflows.incident_logic import KEPT_FAILURE_TIMES, keep_failure_time
+from workflows.incident_state import IncidentResult, IncidentState, IncidentView, RetryPlan
 from workflows.incident_workflow import IncidentWorkflow
 from workflows.open_threshold import below_threshold_reason, most_failures_within, waiting_label
 
@@ -33,6 +34,15 @@ def test_the_most_failures_in_one_window_slide_over_sorted_times() -> None:
     assert most_failures_within([0, 30 * SECOND, 61 * SECOND], 60) == 2
     assert most_failures_within([0, 30 * SECOND, 60 * SECOND], 60) == 3
     assert most_failures_within([0, 100 * SECOND, 110 * SECOND, 150 * SECOND], 60) == 3
+
+
+def test_failure_times_are_kept_in_order_and_bounded() -> None:
+    state = IncidentState()
+    for at in [5, 1, 3, *range(10, 10 + KEPT_FAILURE_TIMES)]:
+        keep_failure_time(state, at)
+    assert len(state.failure_times_us) == KEPT_FAILURE_TIMES
+    assert state.failure_times_us == sorted(state.failure_times_us)
+    assert state.failure_times_us[0] == 10  # the oldest (1, 3, 5) fell out first
 
 
 def test_labels_name_the_count_the_window_and_what_arrived() -> None:
