@@ -165,13 +165,21 @@ def operator_note(verb: str, request: OperatorRequest) -> str:
     return f"{note}: {request.reason}" if request.reason else note
 
 
+def waiting_for_threshold(state: IncidentState) -> bool:
+    """Tell whether remediation waits for a policy's `open_after` threshold."""
+    held = state.threshold_deadline is not None and not state.threshold_met
+    return held and state.status == IncidentStatus.WAITING
+
+
 def transition_reason(state: IncidentState) -> str:
     """Why the incident is in its status, as stored with a transition.
 
-    A close reason first, then an operator's pause or resume, then the gate's wait while the
-    incident waits for the gate, then the latest action or decision.
+    A close reason first, then an operator's pause or resume, then the gate's (or an open
+    threshold's) wait while the incident waits for it, then the latest action or decision.
     """
     held = state.gate_reason if waiting_for_gate(state) else None
+    if held is None and waiting_for_threshold(state):
+        held = state.next_action  # "remediation starts at 3 failures within 60 s (2 so far)"
     reason = (
         state.close_reason
         or state.operator_note

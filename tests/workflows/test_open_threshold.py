@@ -96,6 +96,7 @@ async def test_two_failures_of_three_close_below_threshold_without_a_call(
     assert status == "below_threshold"
     assert transitions[-1] == "below_threshold: below threshold: 2 of 3 failures within 60 s"
     assert not any(t.startswith("remediating") for t in transitions)
+    assert "waiting: remediation starts at 3 failures within 60 s (2 so far)" in transitions
     listed = await http.get(
         "/api/v1/incidents", params={"status": "below_threshold"}, headers=tenant.headers
     )
