@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -79,6 +80,12 @@ def main(argv: list[str] | None = None) -> None:
             from devstack.demo import Endpoints, run_demo
 
             asyncio.run(run_demo(Endpoints.load(args.data_dir.resolve())))
+            # The Temporal client's native threads can outlive the event loop and abort the
+            # interpreter's teardown ("PyGILState_Release ... finalizing"): a finished demo
+            # has nothing left to clean up, so it leaves without that teardown.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         elif args.command in ("events", "incidents", "kill-switch", "vendors"):
             from devstack.operator_cli import run_operator_command
 
