@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from rules.targets import EscalationPolicy
-from vocabulary import Severity
+from vocabulary import ApprovalMode, Severity
 
 CODE_PATTERN = r"^[A-Z][A-Z0-9_]{0,99}$"
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -104,6 +104,7 @@ class RetryPolicy(_Strict):
     multiplier: float = Field(ge=1.0, le=10.0)
     max_interval_s: float = Field(gt=0, le=86_400)
     jitter: float = Field(default=0.1, ge=0.0, le=1.0)
+    approval: ApprovalMode = ApprovalMode.NEVER  # which attempts wait for an operator
 
     @model_validator(mode="after")
     def _ordered(self) -> RetryPolicy:

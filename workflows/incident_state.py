@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from vocabulary import IncidentStatus, PageSeverity, Severity
+from vocabulary import ApprovalMode, IncidentStatus, PageSeverity, Severity
 from workflows.signal_payloads import EventSummary
 
 
@@ -23,6 +23,8 @@ class RetryPlan:
     multiplier: float
     max_interval_s: float
     jitter: float
+    approval: ApprovalMode = ApprovalMode.NEVER
+    approval_timeout_s: float = 1800.0  # AWFDRS_APPROVAL_TIMEOUT_S when the plan was made
 
 
 @dataclass
@@ -98,6 +100,11 @@ class IncidentState:
     announced: list[str] = field(default_factory=list)
     acknowledged_origin: str = ""
     closed_origin: str = ""
+    # Approval gates (patched: approval-gates): the highest attempt an operator approved, when
+    # the pending approval times out, and a rejection's reason until the incident escalates.
+    approved_attempt: int = 0
+    approval_due_at: datetime | None = None
+    approval_refusal: str | None = None
 
 
 @dataclass

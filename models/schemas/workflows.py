@@ -10,7 +10,7 @@ from pydantic import BaseModel, Discriminator, Field, Tag
 
 from models.schemas.common import NAME_PATTERN, StrictBody
 from rules.targets import EscalationPolicy
-from vocabulary import WorkflowMode
+from vocabulary import ApprovalMode, WorkflowMode
 
 
 class InlineRetryPolicy(StrictBody):
@@ -21,6 +21,11 @@ class InlineRetryPolicy(StrictBody):
     multiplier: float = Field(ge=1.0, le=10.0)
     max_interval_s: float = Field(gt=0, le=86_400)
     jitter: float = Field(default=0.1, ge=0.0, le=1.0)
+    approval: ApprovalMode = Field(
+        default=ApprovalMode.NEVER,
+        description="`first`: the first callback waits for an operator's approval; `every`: "
+        "each one does; `never` (default): none does.",
+    )
 
 
 def _policy_form(value: object) -> str:
