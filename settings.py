@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     registry_cache_ttl_s: float = Field(default=1.0, ge=0)
     dispatcher_enabled: bool = True
     remediation_calls_per_hour: int = Field(default=1000, ge=1)
+    # How long an approval gate waits for an operator before the incident escalates; the
+    # plan carries it to the workflow, so a change applies to incidents planned afterwards.
+    approval_timeout_s: float = Field(default=1800.0, gt=0, le=7 * 86_400)
     # How long the gate holds an incident under a maintenance window before asking again:
     # bounds how late an operator's early end of a window (DELETE) releases held incidents.
     maintenance_recheck_s: float = Field(default=30.0, gt=0)

@@ -18,6 +18,7 @@ class IncidentStatus(StrEnum):
     ANALYZING = "analyzing"
     REMEDIATING = "remediating"
     WAITING = "waiting"
+    AWAITING_APPROVAL = "awaiting_approval"  # an approval gate holds the next callback
     PAUSED = "paused"
     ESCALATED = "escalated"
     ACKNOWLEDGED = "acknowledged"
@@ -162,6 +163,21 @@ class SignalName(StrEnum):
     KILL = "kill"
     RESOLVE = "resolve"
     ACKNOWLEDGE = "acknowledge"
+
+
+class UpdateName(StrEnum):
+    """Updates of `IncidentWorkflow`: validated, so a call in the wrong state is refused."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class ApprovalMode(StrEnum):
+    """Which callback attempts of a retry policy wait for an operator's approval."""
+
+    NEVER = "never"
+    FIRST = "first"  # the first attempt only; later attempts run without asking
+    EVERY = "every"
 
 
 class QueryName(StrEnum):

@@ -162,7 +162,12 @@ def _activities(
 ) -> list[Callable[..., Any]]:
     """Every activity the incident workflow calls, bound to the shared clients."""
     records = IncidentRecords(clients.engine)
-    analysis = AnalysisActivities(engine=clients.engine, policies=policies, box=box)
+    analysis = AnalysisActivities(
+        engine=clients.engine,
+        policies=policies,
+        box=box,
+        approval_timeout_s=settings.approval_timeout_s,
+    )
     gate = SafetyGate(
         engine=clients.engine,
         redis=clients.redis,

@@ -74,11 +74,17 @@ class AnalysisActivities:
     """Classification, root-cause analysis, similarity and planning, each a decision row."""
 
     def __init__(
-        self, *, engine: AsyncEngine, policies: Policies, box: SecretBox | None = None
+        self,
+        *,
+        engine: AsyncEngine,
+        policies: Policies,
+        box: SecretBox | None = None,
+        approval_timeout_s: float = 1800.0,
     ) -> None:
         self._engine = engine
         self._policies = policies
         self._box = box
+        self._approval_timeout_s = approval_timeout_s
 
     async def _store(self, req: DecisionRequest, decision: mock_ai.Decision) -> None:
         """Store one decision row, once per incident and key."""
@@ -137,7 +143,7 @@ class AnalysisActivities:
         override = dict(row["retry_policy"]) if row else {}
         category = self._policies.error_codes.entry(req.error_code or "").category
         name, policy = mock_ai.choose_policy(self._policies, override, req.vendor, category)
-        retry, summary = mock_ai.retry_plan(name, policy)
+        retry, summary = mock_ai.retry_plan(name, policy, self._approval_timeout_s)
         responders = self._escalation_policy(req, row)
         escalation = mock_ai.escalation_steps(responders)
         decision = mock_ai.Decision(

@@ -15,6 +15,7 @@ from typing import Any
 
 from rules.policy import ErrorCatalog, ErrorCode, Policies, RetryPolicy
 from rules.targets import EscalationPolicy, LifecycleEvent
+from vocabulary import ApprovalMode
 from workflows.activity_payloads import Classification, DecisionRequest
 from workflows.incident_state import EscalationStep, RetryPlan
 
@@ -213,7 +214,9 @@ def notification_types(policy: EscalationPolicy) -> dict[str, list[str]]:
     }
 
 
-def retry_plan(name: str, policy: RetryPolicy) -> tuple[RetryPlan, str]:
+def retry_plan(
+    name: str, policy: RetryPolicy, approval_timeout_s: float = 1800.0
+) -> tuple[RetryPlan, str]:
     """The chosen policy as the workflow carries it, and its one-line summary."""
     plan = RetryPlan(
         name,
@@ -222,6 +225,8 @@ def retry_plan(name: str, policy: RetryPolicy) -> tuple[RetryPlan, str]:
         policy.multiplier,
         policy.max_interval_s,
         policy.jitter,
+        approval=policy.approval,
+        approval_timeout_s=approval_timeout_s,
     )
     summary = (
         f"policy {name}: up to {policy.max_attempts} attempts, "
@@ -230,4 +235,6 @@ def retry_plan(name: str, policy: RetryPolicy) -> tuple[RetryPlan, str]:
     if threshold := policy.open_after:
         plan.open_after_count, plan.open_after_within_s = threshold.count, threshold.within_s
         summary += f", after {threshold.count} failures within {threshold.within_s:g} s"
+    if policy.approval != ApprovalMode.NEVER:
+        summary += f", approval {policy.approval} (times out after {approval_timeout_s:g}s)"
     return plan, summary

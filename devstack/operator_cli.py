@@ -21,9 +21,9 @@ import httpx
 from devstack.cli_render import render
 from vocabulary import EventType
 
-CONTROLS = ("pause", "resume", "kill", "resolve", "acknowledge")
+CONTROLS = ("pause", "resume", "kill", "resolve", "acknowledge", "approve", "reject")
 # Controls whose body may name who sends them (`by`); every control takes a `reason`.
-CONTROLS_WITH_BY = ("pause", "resume", "acknowledge")
+CONTROLS_WITH_BY = ("pause", "resume", "acknowledge", "approve", "reject")
 PAGE_SIZE = 500  # the API's largest page
 LIST_FILTERS = ("status", "severity", "workflow", "vendor")
 INCIDENT_COLUMNS = (

@@ -59,7 +59,7 @@ class Incident(SQLModel, table=True):
     run_id: str = Field(max_length=100)
     status: str = Field(
         default=IncidentStatus.OPEN.value,
-        max_length=16,
+        max_length=32,
         sa_column_kwargs={"server_default": IncidentStatus.OPEN.value},
     )
     severity: str = Field(
@@ -171,6 +171,6 @@ class IncidentTransition(SQLModel, table=True):
     )
     tenant_id: uuid.UUID = Field(foreign_key="tenants.id")
     incident_id: uuid.UUID = Field(foreign_key="incidents.id")
-    status: str = Field(max_length=16)
+    status: str = Field(max_length=32)
     reason: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     at: datetime = partition_time_field()

@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from rules.targets import EscalationPolicy
-from vocabulary import Severity
+from vocabulary import ApprovalMode, Severity
 
 CODE_PATTERN = r"^[A-Z][A-Z0-9_]{0,99}$"
 # The most failures an `open_after` threshold may ask for: the workflow keeps that many times.
@@ -114,6 +114,7 @@ class RetryPolicy(_Strict):
     max_interval_s: float = Field(gt=0, le=86_400)
     jitter: float = Field(default=0.1, ge=0.0, le=1.0)
     open_after: OpenAfter | None = None
+    approval: ApprovalMode = ApprovalMode.NEVER  # which attempts wait for an operator
 
     @model_validator(mode="after")
     def _ordered(self) -> RetryPolicy:

@@ -139,6 +139,39 @@ async def test_every_control_takes_a_reason_and_acknowledge_takes_by(
         assert (await asyncio.wait_for(waiting.result(), 30)).reason == "cli test"
 
 
+async def test_approve_and_reject_decide_a_gated_call_and_a_refusal_exits_with_the_reason(
+    live: IncidentStarter, http: httpx.AsyncClient, tenant: TenantCredentials, api_url: str
+) -> None:
+    gated = {**SLOW, "approval": "every"}
+    async with CallbackServer([Reply(503)]) as server:
+        await register_workflow(http, tenant, callback_url=server.url, retry_policy=gated)
+        approved, rejected = await live.start(), await live.start()
+        await live_view(http, tenant, approved.id, "awaiting_approval")
+        await live_view(http, tenant, rejected.id, "awaiting_approval")
+        answer = await run_ok(
+            api_url, tenant, "incidents", "approve", approved.id, "--reason", "ok", "--json"
+        )
+        await live_view(http, tenant, approved.id, "waiting")  # retry #1 answered 503
+        refused = await asyncio.to_thread(
+            awfdrs, api_url, tenant, "incidents", "approve", approved.id
+        )
+        await run_ok(api_url, tenant, "incidents", "reject", rejected.id, "--reason", "freeze")
+        await live_view(http, tenant, rejected.id, "escalated")
+        timeline = await http.get(
+            f"/api/v1/incidents/{rejected.id}/timeline", headers=tenant.headers
+        )
+        for handle in (approved, rejected):
+            await run_ok(api_url, tenant, "incidents", "kill", handle.id)
+    assert json.loads(answer)["signal"] == "approve"
+    assert len(server.calls) == 1
+    assert refused.returncode != 0
+    assert (
+        "409" in refused.stderr and "incident is waiting, not awaiting approval" in refused.stderr
+    )
+    causes = [e["cause"] for e in timeline.json()["entries"] if e["kind"] == "state"]
+    assert any(c.startswith("rejected by api-key:") and c.endswith(": freeze") for c in causes)
+
+
 async def test_forcing_an_unknown_vendor_fails_and_names_it(
     http: httpx.AsyncClient, tenant: TenantCredentials, api_url: str
 ) -> None:

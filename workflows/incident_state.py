@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from vocabulary import IncidentStatus, PageSeverity, Severity
+from vocabulary import ApprovalMode, IncidentStatus, PageSeverity, Severity
 from workflows.signal_payloads import EventSummary
 
 
@@ -26,6 +26,8 @@ class RetryPlan:
     # `open_after`: remediation waits for this many failures within this window (0: none).
     open_after_count: int = 0
     open_after_within_s: float = 0.0
+    approval: ApprovalMode = ApprovalMode.NEVER
+    approval_timeout_s: float = 1800.0  # AWFDRS_APPROVAL_TIMEOUT_S when the plan was made
 
 
 @dataclass
@@ -106,6 +108,11 @@ class IncidentState:
     # When an `open_after` threshold closes the incident unless met; set once it is met.
     threshold_deadline: datetime | None = None
     threshold_met: bool = False
+    # Approval gates (patched: approval-gates): the highest attempt an operator approved, when
+    # the pending approval times out, and a rejection's reason until the incident escalates.
+    approved_attempt: int = 0
+    approval_due_at: datetime | None = None
+    approval_refusal: str | None = None
 
 
 @dataclass

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import activity_requests as requests
     from workflows import incident_logic as logic
     from workflows.activity_payloads import CallbackOutcome, OutcomeRecord
+    from workflows.approval_gate import ApprovalGate
     from workflows.escalation_ladder import EscalationLadder
     from workflows.event_intake import EventIntake
     from workflows.incident_state import (
@@ -76,6 +77,8 @@ class IncidentWorkflow:
         self._escalation = EscalationLadder(
             inp, self._state, self._tracker, self._waits, self._responders
         )
+        # Its `approve` and `reject` updates are registered by the gate (approval_gate.py).
+        self._approval = ApprovalGate(self._state, self._tracker, self._waits).installed()
         self._callback: workflow.ActivityHandle[CallbackOutcome] | None = None
 
     @workflow.run
@@ -180,6 +183,9 @@ class IncidentWorkflow:
             await self._escalation.start(f"{state.error_code} is not retryable")
         elif state.attempts >= state.plan.max_attempts:
             await self._escalation.start(f"all {state.plan.max_attempts} attempts failed")
+        elif self._approval.required():
+            if refusal := await self._approval.hold():
+                await self._escalation.start(refusal)
         else:
             await self._ask_gate()
 

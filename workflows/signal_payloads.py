@@ -89,3 +89,8 @@ class OperatorRequest:
 
     by: str = "operator"
     reason: str | None = None
+
+
+@dataclass
+class ApprovalRequest(OperatorRequest):
+    """`approve` and `reject` update argument: who decided, and why if they said."""

@@ -161,7 +161,7 @@ async def control(
     temporal: TemporalDep,
     body: Annotated[ControlBody | None, Body()] = None,
 ) -> JSONResponse:
-    """Send pause, resume, kill, resolve or acknowledge to the incident's workflow."""
+    """Send pause, resume, kill, resolve, acknowledge, approve or reject to the incident."""
     row = await service.get_incident_or_raise(
         session=session, tenant_id=principal.tenant_id, incident_id=incident_id
     )

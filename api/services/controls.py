@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from api.errors import Conflict, ServiceUnavailable
@@ -19,10 +19,11 @@ from models.incident import Incident
 from models.schemas.incidents import Control, ControlBody
 from rules.policy import ErrorCatalog
 from rules.signature import compute_signature, incident_key
-from vocabulary import TERMINAL_STATUSES, SignalName
+from vocabulary import TERMINAL_STATUSES, SignalName, UpdateName
 from workflows.incident_workflow import IncidentWorkflow
 from workflows.signal_payloads import (
     AcknowledgeRequest,
+    ApprovalRequest,
     KillRequest,
     OperatorRequest,
     ResolveRequest,
@@ -30,6 +31,8 @@ from workflows.signal_payloads import (
 
 log = logging.getLogger("awfdrs.controls")
 SIGNAL_TIMEOUT = timedelta(seconds=2)
+# An update returns once the workflow has run its handler: a workflow task, not just a write.
+UPDATE_TIMEOUT = timedelta(seconds=10)
 PAGERDUTY_ACTOR = "pagerduty"
 IncidentHandle = WorkflowHandle[IncidentWorkflow, Any]
 
@@ -43,7 +46,7 @@ async def send_control(
     body: ControlBody | None,
     actor: Principal,
 ) -> None:
-    """Signal the incident's workflow and audit it; 409 when closed, 503 without Temporal."""
+    """Signal (or update) the incident's workflow and audit it; 409 when closed or refused."""
     body = body or ControlBody()
     await _deliver(temporal=temporal, row=row, control=control, body=body, actor=actor)
     await operator_audit.record(
@@ -65,7 +68,12 @@ async def _deliver(
         IncidentWorkflow.run, row.workflow_id, first_execution_run_id=row.run_id
     )
     try:
-        await _signal(handle, control, body, actor)
+        if control in (UpdateName.APPROVE, UpdateName.REJECT):
+            await _decide(handle, control, body, actor)
+        else:
+            await _signal(handle, control, body, actor)
+    except WorkflowUpdateFailedError as exc:  # the validator's reason: no approval pending
+        raise Conflict(f"incident {row.id}: {getattr(exc.cause, 'message', exc)}") from None
     except RPCError as exc:
         if "completed" in str(exc).lower() or "not found" in str(exc).lower():
             raise Conflict(f"incident {row.id} has already ended") from None
@@ -97,6 +105,17 @@ async def _signal(
     else:
         resume = OperatorRequest(by=by, reason=body.reason)
         await handle.signal(IncidentWorkflow.resume, resume, rpc_timeout=SIGNAL_TIMEOUT)
+
+
+async def _decide(
+    handle: IncidentHandle, control: Control, body: ControlBody, actor: Principal
+) -> str:
+    """Approve or reject the pending attempt (a validated update); return the decision."""
+    request = ApprovalRequest(by=actor_for(actor), reason=body.reason)
+    decision: str = await handle.execute_update(
+        str(control), request, result_type=str, rpc_timeout=UPDATE_TIMEOUT
+    )
+    return decision
 
 
 def _unavailable() -> ServiceUnavailable:

@@ -16,15 +16,19 @@ from vocabulary import (
     IncidentStatus,
     Severity,
     SignalName,
+    UpdateName,
 )
 
-# The signals an operator may send through the API (the others are the dispatcher's).
+# The signals an operator may send through the API (the others are the dispatcher's), and
+# the approval updates, which answer 409 with the reason when no approval is pending.
 Control = Literal[
     SignalName.PAUSE,
     SignalName.RESUME,
     SignalName.KILL,
     SignalName.RESOLVE,
     SignalName.ACKNOWLEDGE,
+    UpdateName.APPROVE,
+    UpdateName.REJECT,
 ]
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Discriminator, Field, Tag
 from models.schemas.common import NAME_PATTERN, StrictBody
 from rules.policy import OPEN_AFTER_MAX_COUNT
 from rules.targets import EscalationPolicy
-from vocabulary import WorkflowMode
+from vocabulary import ApprovalMode, WorkflowMode
 
 
 class OpenAfterThreshold(StrictBody):
@@ -34,6 +34,11 @@ class InlineRetryPolicy(StrictBody):
         description="Store and count failures, but start remediation only when `count` of "
         "them occur within `within_s` seconds; fewer, and the incident closes "
         "`below_threshold` `within_s` after it was planned.",
+    )
+    approval: ApprovalMode = Field(
+        default=ApprovalMode.NEVER,
+        description="`first`: the first callback waits for an operator's approval; `every`: "
+        "each one does; `never` (default): none does.",
     )
 
 

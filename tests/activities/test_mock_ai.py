@@ -8,7 +8,7 @@ import pytest
 
 from activities import mock_ai
 from rules.policy import load_policies
-from vocabulary import PageSeverity, Severity
+from vocabulary import ApprovalMode, PageSeverity, Severity
 from workflows.activity_payloads import DecisionRequest
 
 POLICIES = load_policies()
@@ -98,6 +98,18 @@ def test_the_policy_comes_from_the_override_then_the_vendor_category_then_the_de
         POLICIES.retry.default,
         POLICIES.retry.policies[POLICIES.retry.default],
     )
+
+
+def test_an_inline_approval_and_the_timeout_setting_travel_in_the_plan() -> None:
+    override = {"max_attempts": 2, "initial_interval_s": 5, "multiplier": 1, "max_interval_s": 5}
+    name, policy = mock_ai.choose_policy(
+        POLICIES, {**override, "approval": "first"}, None, "timeout"
+    )
+    plan, summary = mock_ai.retry_plan(name, policy, 120)
+    assert (plan.approval, plan.approval_timeout_s) == (ApprovalMode.FIRST, 120)
+    assert summary.endswith(", approval first (times out after 120s)")
+    _, ungated = mock_ai.choose_policy(POLICIES, override, None, "timeout")
+    assert mock_ai.retry_plan(name, ungated)[0].approval == ApprovalMode.NEVER
 
 
 def test_the_plan_summarises_its_policy_and_never_carries_the_workflow_webhook() -> None:

@@ -129,7 +129,7 @@ async def test_isolation_matrix_foreign_ids_are_404_and_lists_stay_private(
         by_id += [
             ("POST", f"/api/v1/incidents/{ref}/{c}")
             for ref in (iid, handle.id)
-            for c in ("pause", "resume", "kill", "resolve", "acknowledge")
+            for c in ("pause", "resume", "kill", "resolve", "acknowledge", "approve", "reject")
         ]
         by_id += [
             ("GET", f"/api/v1/incidents/{handle.id}"),
