@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
-from temporalio.exceptions import ActivityError, is_cancelled_exception
+from temporalio.exceptions import is_cancelled_exception
 
 # These modules hold only deterministic code and dataclasses: sharing them across runs saves
 # the sandbox re-importing them for every workflow (CPU) and every cached run (memory).
@@ -27,8 +27,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows import activity_calls as calls
     from workflows import activity_requests as requests
     from workflows import incident_logic as logic
-    from workflows.activity_payloads import CallbackOutcome, OutcomeRecord
     from workflows.approval_gate import ApprovalGate
+    from workflows.callback_attempt import CallbackAttempt
     from workflows.escalation_ladder import EscalationLadder
     from workflows.event_intake import EventIntake
     from workflows.incident_state import (
@@ -79,7 +79,7 @@ class IncidentWorkflow:
         )
         # Its `approve` and `reject` updates are registered by the gate (approval_gate.py).
         self._approval = ApprovalGate(self._state, self._tracker, self._waits).installed()
-        self._callback: workflow.ActivityHandle[CallbackOutcome] | None = None
+        self._callback = CallbackAttempt(inp, self._state)
 
     @workflow.run
     async def run(self, _inp: IncidentInput) -> IncidentResult:
@@ -222,9 +222,9 @@ class IncidentWorkflow:
             requests.retry_action(self._inp, state, attempt=attempt, status=ActionStatus.PENDING)
         )
         await self._tracker.save_projection()
-        outcome = await self._call(attempt)
+        outcome = await self._callback.call(attempt)
         if self._inp.vendor and workflow.patched(RECORD_BREAKER_OUTCOME):
-            await self._count_outcome(outcome, probe)
+            await self._callback.count_outcome(outcome, probe)
         state.latest_action = logic.attempt_summary(attempt, outcome)
         if logic.is_terminal(state):
             return
@@ -239,44 +239,10 @@ class IncidentWorkflow:
             self._tracker.schedule(delay, f"backoff {delay:g}s before retry #{attempt + 1}")
         self._tracker.refresh_details()
 
-    async def _call(self, attempt: int) -> CallbackOutcome:
-        """Call back once; an activity that ends without an outcome is a failed attempt."""
-        inp, state = self._inp, self._state
-        workflow_id = workflow.info().workflow_id
-        request = requests.callback_request(inp, state, workflow_id=workflow_id, attempt=attempt)
-        target = inp.vendor or inp.source_workflow
-        self._callback = calls.start_callback(request, f"retry #{attempt} → {target}")
-        try:
-            return await self._callback
-        except ActivityError as err:
-            cancelled = is_cancelled_exception(err)
-            outcome = CallbackOutcome(
-                CallOutcome.CANCELLED if cancelled else CallOutcome.RETRYABLE,
-                None,
-                "killed" if cancelled else f"no outcome: {err.cause}",
-            )
-            status = ActionStatus.CANCELLED if cancelled else ActionStatus.FAILED
-            await calls.record_action(
-                requests.retry_action(inp, state, attempt=attempt, status=status, outcome=outcome)
-            )
-            return outcome
-        finally:
-            self._callback = None
-
-    async def _count_outcome(self, outcome: CallbackOutcome, probe: bool) -> None:
-        """Count the outcome in the vendor's circuit breaker (best effort)."""
-        assert self._inp.vendor is not None
-        record = OutcomeRecord(self._inp.tenant_id, self._inp.vendor, outcome.outcome, probe)
-        try:
-            await calls.record_outcome(record)
-        except ActivityError as err:
-            # Breaker accounting is best effort: an outage must not fail the incident.
-            workflow.logger.warning("breaker outcome not recorded: %s", err.cause)
-
     def _close(self, status: IncidentStatus, reason: str) -> None:
         """End the incident; a kill also cancels a running callback."""
         self._tracker.close(status, reason)
-        if self._callback is not None and status == IncidentStatus.KILLED:
+        if status == IncidentStatus.KILLED:
             self._callback.cancel()
 
     # --- signals and queries ------------------------------------------------------------

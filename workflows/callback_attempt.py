@@ -1,0 +1,63 @@
+"""How `IncidentWorkflow` calls back once: the callback activity, its outcome, the breaker.
+
+Deterministic workflow code: it runs inside the workflow sandbox.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, is_cancelled_exception
+
+from vocabulary import ActionStatus, CallOutcome
+from workflows import activity_calls as calls
+from workflows import activity_requests as requests
+from workflows.activity_payloads import CallbackOutcome, OutcomeRecord
+from workflows.incident_state import IncidentInput, IncidentState
+
+
+class CallbackAttempt:
+    """Runs one incident's callbacks, one at a time, and can cancel the running one."""
+
+    def __init__(self, inp: IncidentInput, state: IncidentState) -> None:
+        self._inp = inp
+        self._state = state
+        self._running: workflow.ActivityHandle[CallbackOutcome] | None = None
+
+    async def call(self, attempt: int) -> CallbackOutcome:
+        """Call back once; an activity that ends without an outcome is a failed attempt."""
+        inp, state = self._inp, self._state
+        workflow_id = workflow.info().workflow_id
+        request = requests.callback_request(inp, state, workflow_id=workflow_id, attempt=attempt)
+        target = inp.vendor or inp.source_workflow
+        self._running = calls.start_callback(request, f"retry #{attempt} → {target}")
+        try:
+            return await self._running
+        except ActivityError as err:
+            cancelled = is_cancelled_exception(err)
+            outcome = CallbackOutcome(
+                CallOutcome.CANCELLED if cancelled else CallOutcome.RETRYABLE,
+                None,
+                "killed" if cancelled else f"no outcome: {err.cause}",
+            )
+            status = ActionStatus.CANCELLED if cancelled else ActionStatus.FAILED
+            await calls.record_action(
+                requests.retry_action(inp, state, attempt=attempt, status=status, outcome=outcome)
+            )
+            return outcome
+        finally:
+            self._running = None
+
+    async def count_outcome(self, outcome: CallbackOutcome, probe: bool) -> None:
+        """Count the outcome in the vendor's circuit breaker (best effort)."""
+        assert self._inp.vendor is not None
+        record = OutcomeRecord(self._inp.tenant_id, self._inp.vendor, outcome.outcome, probe)
+        try:
+            await calls.record_outcome(record)
+        except ActivityError as err:
+            # Breaker accounting is best effort: an outage must not fail the incident.
+            workflow.logger.warning("breaker outcome not recorded: %s", err.cause)
+
+    def cancel(self) -> None:
+        """Cancel the running callback, if one runs (a kill)."""
+        if self._running is not None:
+            self._running.cancel()
