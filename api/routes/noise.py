@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.exceptions import RequestValidationError
 
 from api.auth import OperatorPrincipal
 from api.deps import EngineDep
+from api.routes.report_window import report_window
 from api.routes.responses import problem_responses
 from api.services.noise import noise_report
 from models.schemas.noise import NoiseReport
@@ -32,9 +32,5 @@ async def noise(
     until: Annotated[UtcDateTime | None, Query(description="to (default: now)")] = None,
 ) -> NoiseReport:
     """Failures, suppressed/held/deferred events, incidents and pages, and their ratios."""
-    end = until or datetime.now(UTC)
-    start = since or end - DEFAULT_PERIOD
-    if start >= end:
-        error = {"loc": ("query", "since"), "msg": "must be before until", "type": "value_error"}
-        raise RequestValidationError([error])
+    start, end = report_window(since, until, default=DEFAULT_PERIOD)
     return await noise_report(engine=engine, tenant_id=principal.tenant_id, since=start, until=end)

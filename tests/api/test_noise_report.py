@@ -127,3 +127,9 @@ async def test_an_empty_period_and_a_reversed_one(
     )
     assert reversed_period.status_code == 422
     assert reversed_period.json()["errors"][0]["loc"] == ["query", "since"]
+    # Counting the default day back from the first day of year 1 is a 422, not a 500.
+    too_early = await http.get(
+        URL, params={"until": "0001-01-01T06:00:00Z"}, headers=tenant.headers
+    )
+    assert too_early.status_code == 422
+    assert too_early.json()["errors"][0]["loc"] == ["query", "until"]
