@@ -19,6 +19,8 @@ class IncidentStatus(StrEnum):
     REMEDIATING = "remediating"
     WAITING = "waiting"
     AWAITING_APPROVAL = "awaiting_approval"  # an approval gate holds the next callback
+    # The signature keeps resolving and re-opening: remediation waits for a quiet period.
+    FLAPPING = "flapping"
     PAUSED = "paused"
     ESCALATED = "escalated"
     ACKNOWLEDGED = "acknowledged"

@@ -24,6 +24,7 @@ from rules.policy import Policies
 from rules.targets import EscalationPolicy
 from vocabulary import IncidentStatus
 from workflows.activity_payloads import Analysis, Classification, DecisionRequest, Plan
+from workflows.incident_state import RetryPlan
 
 # Incidents whose outcome is known, or known to need people: what similarity compares against.
 PAST_OUTCOMES = (
@@ -67,6 +68,28 @@ SELECT w.callback_url, w.retry_policy, w.escalation_policy, n.policy_encrypted A
 FROM workflows w JOIN tenants t ON t.id = w.tenant_id
 LEFT JOIN escalation_policies n ON n.tenant_id = w.tenant_id AND n.name = w.escalation_policy_name
 WHERE w.tenant_id = :tenant_id AND w.name = :name
+""")
+
+
+# Flap damping: earlier incidents of this one's tenant, workflow and signature that closed
+# `resolved` within the window before it opened, and whether one of those closed in the window
+# had said `flapping` already (the same flap episode: not announced again). Served by
+# ix_incidents_tenant_id_signature_closed_at; transitions by their incident index.
+_FLAPS = text(f"""
+WITH me AS (
+    SELECT tenant_id, signature, source_workflow, created_at FROM incidents
+    WHERE id = CAST(:incident_id AS uuid) AND tenant_id = CAST(:tenant_id AS uuid)
+)
+SELECT count(*) FILTER (WHERE i.status = '{IncidentStatus.RESOLVED}') AS reopens,
+       coalesce(bool_or(EXISTS (
+           SELECT 1 FROM incident_transitions t
+           WHERE t.tenant_id = i.tenant_id AND t.incident_id = i.id
+             AND t.status = '{IncidentStatus.FLAPPING}')), false) AS announced
+FROM me JOIN incidents i
+  ON i.tenant_id = me.tenant_id AND i.signature = me.signature
+ AND i.source_workflow = me.source_workflow
+WHERE i.closed_at >= me.created_at - make_interval(secs => :within_s)
+  AND i.closed_at <= me.created_at AND i.id <> CAST(:incident_id AS uuid)
 """)
 
 
@@ -143,7 +166,10 @@ class AnalysisActivities:
         override = dict(row["retry_policy"]) if row else {}
         category = self._policies.error_codes.entry(req.error_code or "").category
         name, policy = mock_ai.choose_policy(self._policies, override, req.vendor, category)
-        retry, summary = mock_ai.retry_plan(name, policy, self._approval_timeout_s)
+        flap = self._policies.retry.flap
+        retry, summary = mock_ai.retry_plan(name, policy, self._approval_timeout_s, flap)
+        await self._count_flaps(req, retry)
+        summary += mock_ai.flapping_summary(retry)
         responders = self._escalation_policy(req, row)
         escalation = mock_ai.escalation_steps(responders)
         decision = mock_ai.Decision(
@@ -160,6 +186,19 @@ class AnalysisActivities:
         callback_url = row["callback_url"] if row else ""
         notifications = mock_ai.notification_types(responders)
         return Plan(retry, callback_url, timeout_s, escalation, summary, notifications)
+
+    async def _count_flaps(self, req: DecisionRequest, retry: RetryPlan) -> None:
+        """Count the signature's recent resolved re-opens into the plan (damping on only)."""
+        if retry.flap_reopens <= 0:
+            return
+        params = {
+            "tenant_id": req.tenant_id,
+            "incident_id": req.incident_id,
+            "within_s": retry.flap_within_s,
+        }
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(_FLAPS, params)).one()
+        retry.flap_count, retry.flap_announced = int(row.reopens), bool(row.announced)
 
     def _escalation_policy(self, req: DecisionRequest, row: Any) -> EscalationPolicy:
         """The workflow's levels, its named policy's, the tenant's or the default; every rule."""

@@ -13,10 +13,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rules.policy import ErrorCatalog, ErrorCode, Policies, RetryPolicy
+from rules.policy import ErrorCatalog, ErrorCode, FlapDamping, Policies, RetryPolicy
 from rules.targets import EscalationPolicy, LifecycleEvent
 from vocabulary import ApprovalMode
 from workflows.activity_payloads import Classification, DecisionRequest
+from workflows.incident_logic import is_flapping
 from workflows.incident_state import EscalationStep, RetryPlan
 
 DETECTOR = "mock-detector-v1"
@@ -215,9 +216,12 @@ def notification_types(policy: EscalationPolicy) -> dict[str, list[str]]:
 
 
 def retry_plan(
-    name: str, policy: RetryPolicy, approval_timeout_s: float = 1800.0
+    name: str,
+    policy: RetryPolicy,
+    approval_timeout_s: float = 1800.0,
+    flap: FlapDamping | None = None,
 ) -> tuple[RetryPlan, str]:
-    """The chosen policy as the workflow carries it, and its one-line summary."""
+    """The chosen policy as the workflow carries it (flap: the file's unless its own), summed up."""
     plan = RetryPlan(
         name,
         policy.max_attempts,
@@ -228,6 +232,9 @@ def retry_plan(
         approval=policy.approval,
         approval_timeout_s=approval_timeout_s,
     )
+    if damping := policy.flap or flap:
+        plan.flap_reopens, plan.flap_within_s = damping.reopens, damping.within_s
+        plan.flap_quiet_s = damping.quiet_s
     summary = (
         f"policy {name}: up to {policy.max_attempts} attempts, "
         f"{policy.initial_interval_s:g}s × {policy.multiplier:g} ≤ {policy.max_interval_s:g}s"
@@ -238,3 +245,10 @@ def retry_plan(
     if policy.approval != ApprovalMode.NEVER:
         summary += f", approval {policy.approval} (times out after {approval_timeout_s:g}s)"
     return plan, summary
+
+
+def flapping_summary(plan: RetryPlan) -> str:
+    """The plan's flapping note ("" when not flapping): its re-opens within the window."""
+    if not is_flapping(plan):
+        return ""
+    return f"; flapping: re-opened {plan.flap_count} times within {plan.flap_within_s:g} s"

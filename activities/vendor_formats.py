@@ -26,6 +26,7 @@ _SLACK_HEADINGS = {
     "acknowledged": ":eyes: Acknowledged",
     "resolved": ":white_check_mark: Resolved",
     "killed": ":octagonal_sign: Killed",
+    "flapping": ":repeat: Flapping",
     "test": ":wave: Test message",
 }
 

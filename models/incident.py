@@ -43,6 +43,14 @@ class Incident(SQLModel, table=True):
         Index("ix_incidents_tenant_id_last_seen_at", "tenant_id", "last_seen_at"),
         Index("ix_incidents_tenant_id_signature", "tenant_id", "signature"),
         Index("ix_incidents_tenant_id_created_at", "tenant_id", "created_at"),
+        # Flap damping: the signature's incidents closed within the window before a new one.
+        Index(
+            "ix_incidents_tenant_id_signature_closed_at",
+            "tenant_id",
+            "signature",
+            "closed_at",
+            postgresql_where=text("closed_at IS NOT NULL"),
+        ),
         # Which open incidents does a success event resolve?
         Index(
             "ix_incidents_open_by_workflow",

@@ -14,6 +14,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -105,6 +106,26 @@ class OpenAfter(_Strict):
     within_s: float = Field(gt=0, le=86_400)
 
 
+class FlapDamping(_Strict):
+    """A signature that resolved `reopens` times within `within_s` opens `flapping`.
+
+    Remediation then waits until `quiet_s` seconds pass without a failure; `reopens: 0`
+    (or `flap: off`) turns damping off.
+    """
+
+    reopens: int = Field(default=5, ge=0, le=1000)
+    within_s: float = Field(default=3600, gt=0, le=7 * 86_400)
+    quiet_s: float = Field(default=900, gt=0, le=86_400)
+
+
+FLAP_OFF = FlapDamping(reopens=0)
+
+
+def flap_setting(value: Any) -> Any:
+    """Read `flap: off` (YAML's `off` is false; JSON's false too) as damping turned off."""
+    return FLAP_OFF if value is False or value == "off" else value
+
+
 class RetryPolicy(_Strict):
     """How often and how patiently a failed step is retried."""
 
@@ -115,6 +136,9 @@ class RetryPolicy(_Strict):
     jitter: float = Field(default=0.1, ge=0.0, le=1.0)
     open_after: OpenAfter | None = None
     approval: ApprovalMode = ApprovalMode.NEVER  # which attempts wait for an operator
+    flap: FlapDamping | None = None  # None: the policy file's `flap`
+
+    _flap_off = field_validator("flap", mode="before")(flap_setting)
 
     @model_validator(mode="after")
     def _ordered(self) -> RetryPolicy:
@@ -130,6 +154,9 @@ class RetryPolicies(_Strict):
     default: str
     by_category: dict[str, str] = {}
     by_vendor: dict[str, str] = {}
+    flap: FlapDamping = FlapDamping()  # flap damping of every policy without its own
+
+    _flap_off = field_validator("flap", mode="before")(flap_setting)
 
     @model_validator(mode="after")
     def _names_exist(self) -> RetryPolicies:

@@ -40,6 +40,7 @@ class LifecycleEvent(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
     KILLED = "killed"
+    FLAPPING = "flapping"  # once per flap episode, not once per re-open
 
 
 class _Strict(BaseModel):

@@ -77,5 +77,9 @@ class EventIntake:
         success_at = apply_digest(state, digest)
         live = not is_terminal(state)
         if success_at is not None and live and success_resolves(state, success_at):
-            self._tracker.close(IncidentStatus.RESOLVED, SUCCESS_EVENT_RESOLVED)
+            if state.status == IncidentStatus.FLAPPING:
+                # Kept for the end of the quiet period (flap_damping.py), not acted on now.
+                state.flap_success_at = max(success_at, state.flap_success_at or success_at)
+            else:
+                self._tracker.close(IncidentStatus.RESOLVED, SUCCESS_EVENT_RESOLVED)
         self._tracker.refresh_details()

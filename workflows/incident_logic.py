@@ -171,6 +171,19 @@ def waiting_for_threshold(state: IncidentState) -> bool:
     return held and state.status == IncidentStatus.WAITING
 
 
+def is_flapping(plan: RetryPlan) -> bool:
+    """Tell whether the plan's re-opens reach its flap damping's count (never when off)."""
+    return plan.flap_reopens > 0 and plan.flap_count >= plan.flap_reopens
+
+
+def flapping_reason(plan: RetryPlan) -> str:
+    """Why an incident is flapping: "re-opened 5 times within 3600 s; remediation waits …"."""
+    return (
+        f"re-opened {plan.flap_count} times within {plan.flap_within_s:g} s; "
+        f"remediation waits for {plan.flap_quiet_s:g} s without a failure"
+    )
+
+
 def transition_reason(state: IncidentState) -> str:
     """Why the incident is in its status, as stored with a transition.
 
@@ -180,6 +193,8 @@ def transition_reason(state: IncidentState) -> str:
     held = state.gate_reason if waiting_for_gate(state) else None
     if held is None and waiting_for_threshold(state):
         held = state.next_action  # "remediation starts at 3 failures within 60 s (2 so far)"
+    if held is None and state.status == IncidentStatus.FLAPPING and state.plan:
+        held = flapping_reason(state.plan)
     reason = (
         state.close_reason
         or state.operator_note
@@ -224,6 +239,7 @@ def incident_view(inp: IncidentInput, state: IncidentState, workflow_id: str) ->
         acknowledged_by=state.acknowledged_by,
         close_reason=state.close_reason,
         runs=state.runs,
+        flap_count=state.plan.flap_count if state.plan else 0,
     )
 
 

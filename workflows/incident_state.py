@@ -28,6 +28,14 @@ class RetryPlan:
     open_after_within_s: float = 0.0
     approval: ApprovalMode = ApprovalMode.NEVER
     approval_timeout_s: float = 1800.0  # AWFDRS_APPROVAL_TIMEOUT_S when the plan was made
+    # Flap damping (0 re-opens: off): `flap_count` earlier incidents of this signature resolved
+    # within `flap_within_s` before it opened; at `flap_reopens` or more, it is `flapping`.
+    flap_reopens: int = 0
+    flap_within_s: float = 0.0
+    flap_quiet_s: float = 0.0
+    flap_count: int = 0
+    # An earlier incident of this flap episode already said `flapping`: do not say it again.
+    flap_announced: bool = False
 
 
 @dataclass
@@ -113,6 +121,13 @@ class IncidentState:
     approved_attempt: int = 0
     approval_due_at: datetime | None = None
     approval_refusal: str | None = None
+    # Flap damping (patched: flap-damping): remediation waits until `flap_quiet_until`, which
+    # moves when `failure_count` passes `flap_failures`; the newest success seen meanwhile;
+    # `flap_settled` once the hold is over.
+    flap_quiet_until: datetime | None = None
+    flap_failures: int = 0
+    flap_success_at: datetime | None = None
+    flap_settled: bool = False
 
 
 @dataclass
@@ -159,6 +174,7 @@ class IncidentView:
     acknowledged_by: str | None
     close_reason: str | None
     runs: int
+    flap_count: int = 0  # earlier incidents of this signature resolved within the flap window
 
 
 @dataclass

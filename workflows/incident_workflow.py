@@ -1,6 +1,7 @@
 """`IncidentWorkflow`: one incident's life, from first failure to resolution.
 
 open → analyzing → remediating ⇄ waiting → resolved; → escalated → acknowledged → resolved;
+→ flapping (flap_damping.py) → remediating or resolved;
 `paused` overlays any live state until `resume`; `killed`, `suppressed` and
 `below_threshold` (a policy's `open_after` not reached: open_threshold.py) are terminal.
 docs/ARCHITECTURE.md describes its contract with the dispatcher, the API and operators.
@@ -31,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.callback_attempt import CallbackAttempt
     from workflows.escalation_ladder import EscalationLadder
     from workflows.event_intake import EventIntake
+    from workflows.flap_damping import FlapDamping
     from workflows.incident_state import (
         IncidentInput,
         IncidentResult,
@@ -74,6 +76,9 @@ class IncidentWorkflow:
         self._waits = IncidentWaits(inp, self._state, self._tracker)
         self._threshold = OpenThreshold(self._state, self._tracker, self._waits)
         self._responders = Responders(inp, self._state)
+        self._flap = FlapDamping(
+            self._state, self._tracker, self._waits, self._responders, self._threshold
+        )
         self._escalation = EscalationLadder(
             inp, self._state, self._tracker, self._waits, self._responders
         )
@@ -92,6 +97,8 @@ class IncidentWorkflow:
                 return await self._discard(refused)
             if not state.analysed and not logic.is_terminal(state):
                 await self._assess()
+            if not logic.is_terminal(state) and self._flap.pending():
+                await self._flap.hold()  # a flapping signature: quiet for a while first
             if not logic.is_terminal(state) and self._threshold.pending():
                 await self._threshold.hold()  # a policy's `open_after`: enough failures first
             await self._lifecycle()
@@ -147,9 +154,9 @@ class IncidentWorkflow:
         if workflow.patched(RESPONDER_TARGETS):
             state.responders, state.notifications = True, plan.notifications
         if not logic.is_terminal(state):
-            self._tracker.set_status(self._threshold.status_after_plan())
+            self._tracker.set_status(self._flap.status_after_plan())
         await self._tracker.save_projection()
-        await self._responders.announce("opened")
+        await self._flap.announce_opened()
 
     async def _lifecycle(self) -> None:
         """Take the next step until the incident ends, saving and rolling over in between."""

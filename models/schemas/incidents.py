@@ -95,6 +95,11 @@ class LiveState(BaseModel):
     escalation_level: int
     acknowledged_by: str | None
     runs: int
+    flap_count: int = Field(
+        default=0,
+        description="Earlier incidents of this signature resolved within the retry policy's "
+        "flap window before this one opened (counted when flap damping is on)",
+    )
 
 
 class GroupingOut(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Discriminator, Field, Tag
 
@@ -19,6 +19,14 @@ class OpenAfterThreshold(StrictBody):
 
     count: int = Field(ge=1, le=OPEN_AFTER_MAX_COUNT, examples=[3])
     within_s: float = Field(gt=0, le=86_400, examples=[60])
+
+
+class FlapSettings(StrictBody):
+    """A signature that resolved `reopens` times within `within_s` opens `flapping`."""
+
+    reopens: int = Field(default=5, ge=0, le=1000, examples=[5])
+    within_s: float = Field(default=3600, gt=0, le=7 * 86_400, examples=[3600])
+    quiet_s: float = Field(default=900, gt=0, le=86_400, examples=[900])
 
 
 class InlineRetryPolicy(StrictBody):
@@ -39,6 +47,13 @@ class InlineRetryPolicy(StrictBody):
         default=ApprovalMode.NEVER,
         description="`first`: the first callback waits for an operator's approval; `every`: "
         "each one does; `never` (default): none does.",
+    )
+    flap: FlapSettings | Literal["off"] | None = Field(
+        default=None,
+        description="Flap damping: an incident whose signature resolved `reopens` times "
+        "within `within_s` seconds before it opened is `flapping`, and no callback runs until "
+        "`quiet_s` seconds pass without a failure. `off` (or `reopens: 0`) turns it off; "
+        "unset: the `flap` of rules/retry_policies.yaml.",
     )
 
 

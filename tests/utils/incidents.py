@@ -127,10 +127,11 @@ class IncidentStarter:
         code: str | None = "VENDOR_TIMEOUT",
         vendor: str | None = "stripe",
         events: list[EventSummary] | None = None,
+        signature: str | None = None,
         **inp: Any,
     ) -> WorkflowHandle[IncidentWorkflow, IncidentResult]:
-        """Store the events and signal-with-start a new incident, as intake and dispatcher do."""
-        signature = uuid.uuid4().hex
+        """Store the events and signal-with-start an incident (of `signature`: a re-open)."""
+        signature = signature or uuid.uuid4().hex
         key = f"incident:{self.tenant.id}:{signature}"
         stored = events or [failure(code=code, vendor=vendor)]
         await self.store(stored, key=key, workflow=workflow)
