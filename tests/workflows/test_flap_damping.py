@@ -16,7 +16,7 @@ from temporalio.client import WorkflowHandle
 from activities import mock_ai
 from devstack.http_target import CallbackServer, Reply
 from models.schemas.incidents import LiveState
-from rules.policy import FlapDamping, PolicyError, load_policies
+from rules.policy import FlapDamping, PolicyError, RetryPolicy, load_policies
 from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
@@ -59,11 +59,12 @@ def test_the_plan_carries_the_files_flap_setting_unless_the_policy_has_its_own()
     policies = load_policies()
     plan, summary = mock_ai.retry_plan("quick", policies.retry.policies["quick"], 60, FlapDamping())
     assert (plan.flap_reopens, plan.flap_within_s, plan.flap_quiet_s) == (5, 3600, 900)
+    assert summary == "policy quick: up to 3 attempts, 1s × 2 ≤ 10s"  # not flapping: unchanged
     assert mock_ai.flapping_summary(plan) == "" and not is_flapping(plan)
     plan.flap_count = 5
     assert is_flapping(plan)
     assert mock_ai.flapping_summary(plan) == "; flapping: re-opened 5 times within 3600 s"
-    own = mock_ai.RetryPolicy(**QUICK, flap=FlapDamping(reopens=2, quiet_s=30))
+    own = RetryPolicy(**QUICK, flap=FlapDamping(reopens=2, quiet_s=30))
     assert mock_ai.retry_plan("own", own, 60, FlapDamping())[0].flap_reopens == 2
 
 
