@@ -143,10 +143,12 @@ async def test_the_sixth_open_within_the_window_is_flapping_says_so_once_and_cal
         view = await _until(sixth, lambda v: v.status == "flapping")
         assert (view.flap_count, view.attempts) == (5, 0)
         assert view.next_action == "remediation starts after 900 s without a failure"
-        assert view.next_action_at is not None
+        quiet_until = view.next_action_at
+        assert quiet_until is not None
         await _send(skipping, sixth)  # a failure while flapping: quiet again, still no call
         view = await _until(sixth, lambda v: v.event_count == 2)
         assert view.status == "flapping" and len(callback.calls) == 5
+        assert view.next_action_at is not None and view.next_action_at > quiet_until
         listed = await http.get(
             "/api/v1/incidents", params={"status": "flapping"}, headers=tenant.headers
         )
