@@ -113,6 +113,12 @@ class IncidentState:
     approved_attempt: int = 0
     approval_due_at: datetime | None = None
     approval_refusal: str | None = None
+    # Vendor incidents (patched: vendor-parents): the vendor incident holding this one, whether
+    # it still holds it, and whether it asked this incident to make its probe.
+    parent_workflow_id: str = ""
+    parent_incident_id: str = ""
+    parent_open: bool = False
+    vendor_probe: bool = False
 
 
 @dataclass

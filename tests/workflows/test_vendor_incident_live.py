@@ -1,0 +1,193 @@
+"""Vendor incidents on the real dev server: twelve incidents failing on one vendor whose breaker
+opens become one vendor incident that pages once, holds them (only its probes call), and
+releases them staggered once the vendor recovers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from devstack.http_target import CallbackServer, Reply
+from settings import Settings
+from tests.conftest import TenantCredentials
+from tests.utils.builders import register_workflow
+from tests.utils.incidents import IncidentStarter, keep_history
+from tests.workflows.observe import transitions
+from worker import activity_set, build_worker
+from workflows.incident_state import IncidentResult
+from workflows.vendor_incident_workflow import VendorIncidentWorkflow
+from workflows.vendor_payloads import VendorIncidentResult, VendorIncidentState
+
+VENDOR = "acme-pay"
+WORKFLOWS = ("billing-sync", "invoice-sync", "refund-sync")
+RETRY_EVERY_S = {
+    "max_attempts": 50,
+    "initial_interval_s": 1,
+    "multiplier": 1,
+    "max_interval_s": 1,
+    "jitter": 0,
+}
+# Five failures open the breaker for four seconds; one good probe closes it.
+BREAKER = """
+  {vendor}:
+    circuit_breaker:
+      window_size: 20
+      minimum_calls: 5
+      failure_rate_threshold: 0.5
+      open_duration_s: 4
+      half_open_probes: 1
+    rate_limit_per_s: 1000
+    call_timeout_s: 5
+"""
+
+
+@pytest.fixture
+async def vendor_starter(
+    tmp_path: Path, settings: Settings, temporal_client: Client, tenant: TenantCredentials
+) -> AsyncIterator[IncidentStarter]:
+    """A worker whose policies give the test vendor a breaker that opens for four seconds."""
+    policy_dir = tmp_path / "rules"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "rules", policy_dir)
+    vendors = policy_dir / "vendors.yaml"
+    vendors.write_text(vendors.read_text() + BREAKER.format(vendor=VENDOR))
+    own = settings.model_copy(update={"policy_dir": policy_dir})
+    queue = f"test-{uuid.uuid4().hex}"
+    async with activity_set(own) as activities, build_worker(temporal_client, activities, queue):
+        yield IncidentStarter(temporal_client, tenant, queue, settings.plain_database_url)
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float = 60) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.1)
+
+
+async def _children(database_url: str, parent_id: str) -> set[str]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT id FROM incidents WHERE parent_incident_id = $1::uuid", parent_id
+        )
+    finally:
+        await conn.close()
+    return {str(row["id"]) for row in rows}
+
+
+async def _resolved_at(database_url: str, incident_id: str) -> float:
+    """When the vendor incident's resolution was stored (Unix seconds)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        at = await conn.fetchval(
+            "SELECT extract(epoch FROM at) FROM incident_transitions"
+            " WHERE incident_id = $1::uuid AND status = 'resolved'",
+            incident_id,
+        )
+    finally:
+        await conn.close()
+    return float(at)
+
+
+async def test_twelve_incidents_one_vendor_incident_one_page_staggered_release(
+    vendor_starter: IncidentStarter,
+    http: httpx.AsyncClient,
+    tenant: TenantCredentials,
+    temporal_client: Client,
+    settings: Settings,
+) -> None:
+    async with CallbackServer([Reply(503)]) as vendor, CallbackServer([Reply(200)]) as pager:
+        for name in WORKFLOWS:
+            await register_workflow(
+                http, tenant, name, callback_url=vendor.url, retry_policy=RETRY_EVERY_S
+            )
+        policy = {
+            "levels": [
+                {
+                    "name": "on-call",
+                    "ack_timeout_s": 900,
+                    "targets": [{"type": "webhook", "url": pager.url}],
+                }
+            ]
+        }
+        put = await http.put(
+            "/api/v1/escalation-policies/tenant", headers=tenant.headers, json=policy
+        )
+        assert put.status_code == 200, put.text
+        children = [
+            await vendor_starter.start(workflow=WORKFLOWS[i % 3], vendor=VENDOR) for i in range(12)
+        ]
+        parent = temporal_client.get_workflow_handle_for(
+            VendorIncidentWorkflow.run, f"vendor:{tenant.id}:{VENDOR}"
+        )
+
+        async def all_linked() -> bool:
+            try:
+                state = await parent.query(VendorIncidentWorkflow.status)
+            except RPCError:  # not started yet
+                return False
+            return len(state.children) == 12
+
+        await _eventually(all_linked)
+        all_linked_at = time.time()
+        state: VendorIncidentState = await parent.query(VendorIncidentWorkflow.status)
+        # Hold through at least one failed probe, then the vendor recovers.
+        first_probe = await _probe_seen(parent, vendor, all_linked_at)
+        vendor.script = [Reply(200)]
+        result: VendorIncidentResult = await asyncio.wait_for(parent.result(), 60)
+        resolved_at = await _resolved_at(settings.plain_database_url, state.incident_id)
+        results: list[IncidentResult] = await asyncio.gather(
+            *(asyncio.wait_for(c.result(), 60) for c in children)
+        )
+        await keep_history(parent, "vendor_parent_resolved")
+        await keep_history(children[-1], "vendor_child_held_released")
+
+    assert result.status == "resolved" and result.children == 12, result
+    assert [r.status for r in results] == ["resolved"] * 12
+    assert await _children(settings.plain_database_url, state.incident_id) == {
+        c.incident_id for c in state.children
+    }
+    linked = await temporal_client.count_workflows(
+        f'ParentIncident = "vendor:{tenant.id}:{VENDOR}" AND TenantId = "{tenant.id}"'
+    )
+    assert linked.count == 12
+    # Held: from the moment all twelve were linked until the vendor incident resolved, only
+    # its probes called (each asked child calls once).
+    held_calls = [c for c in vendor.calls if all_linked_at <= c.received_at < resolved_at]
+    final: VendorIncidentState = await parent.query(VendorIncidentWorkflow.status)
+    assert first_probe and 1 <= len(held_calls) <= final.probes, (held_calls, final.probes)
+    # One page, with every held incident counted; nothing else reached the pager.
+    assert len(pager.calls) == 1
+    assert "12 incident(s) held across 3 workflow(s)" in json.dumps(pager.calls[0].body)
+    # Released staggered: the first calls after the release are spread over more than a second.
+    firsts: dict[str, float] = {}
+    for call in vendor.calls:
+        key = call.headers.get("idempotency-key", "")
+        if call.received_at >= resolved_at and key:
+            firsts.setdefault(key.split(":")[0], call.received_at)
+    # Every child but the one whose probe succeeded (it resolved before the release).
+    assert len(firsts) == 11, firsts
+    assert max(firsts.values()) - min(firsts.values()) > 1.0
+    recorded = await transitions(settings.plain_database_url, state.incident_id)
+    assert any("probe #1 through incident" in reason for _, reason in recorded), recorded
+    assert recorded[-1][0] == "resolved"
+
+
+async def _probe_seen(parent: object, vendor: CallbackServer, since: float) -> bool:
+    """Wait until the vendor incident made a probe that reached the (failing) vendor."""
+    for _ in range(300):
+        state = await parent.query(VendorIncidentWorkflow.status)  # type: ignore[attr-defined]
+        if state.probes >= 1 and any(c.received_at >= since for c in vendor.calls):
+            return True
+        await asyncio.sleep(0.1)
+    return False
