@@ -125,23 +125,29 @@ class VendorIncidentActivities:
 
     async def _link_rows(self, req: LinkRequest, workflow_id: str) -> str:
         """The open vendor incident's id (a new row if none is open); the child linked to it."""
+        # One transaction (the worker's engine autocommits each statement): the advisory lock
+        # holds until the commit, so a child linking at the same moment finds this row.
+        async with self._engine.connect() as plain:
+            conn = await plain.execution_options(isolation_level="READ COMMITTED")
+            async with conn.begin():
+                return await self._link_locked(conn, req, workflow_id)
+
+    async def _link_locked(self, conn: AsyncConnection, req: LinkRequest, workflow_id: str) -> str:
+        """Under the lock: the vendor incident's row (opened if none is), the child linked."""
         tenant_id = uuid.UUID(req.tenant_id)
         child = uuid.UUID(req.incident_id)
-        async with self._engine.begin() as conn:
-            await conn.execute(_LOCK, {"workflow_id": workflow_id})
-            found = await conn.execute(
-                _CHILD, {"child": child, "tenant_id": tenant_id, "vendor": req.vendor}
-            )
-            if found.first() is None:
-                return ""
-            parent = await self._open_parent(conn, req, workflow_id)
-            await conn.execute(
-                _LINK_CHILD, {"parent": parent, "child": child, "tenant_id": tenant_id}
-            )
-            reason = f"held by vendor incident {parent} ({req.vendor}: {req.cause})"
-            await conn.execute(
-                _TRANSITION, {"incident": child, "tenant_id": tenant_id, "reason": reason}
-            )
+        await conn.execute(_LOCK, {"workflow_id": workflow_id})
+        found = await conn.execute(
+            _CHILD, {"child": child, "tenant_id": tenant_id, "vendor": req.vendor}
+        )
+        if found.first() is None:
+            return ""
+        parent = await self._open_parent(conn, req, workflow_id)
+        await conn.execute(_LINK_CHILD, {"parent": parent, "child": child, "tenant_id": tenant_id})
+        reason = f"held by vendor incident {parent} ({req.vendor}: {req.cause})"
+        await conn.execute(
+            _TRANSITION, {"incident": child, "tenant_id": tenant_id, "reason": reason}
+        )
         return str(parent)
 
     async def _open_parent(

@@ -3,7 +3,8 @@
 open → resolved (the breaker closed after a successful probe, or an operator's `resolve`), or
 → killed. Incidents whose callbacks find the vendor's circuit open link to it and hold; it
 pages once (after a short grace, with every linked incident counted), asks one child at a time
-to make the half-open probe, and on its end releases the children, staggered.
+to make the half-open probe, and on its end releases the children, staggered (a `kill` kills
+them instead).
 docs/ARCHITECTURE.md (Vendor incidents) describes the contract with the children.
 """
 
@@ -38,14 +39,15 @@ with workflow.unsafe.imports_passed_through():
         VendorIncidentResult,
         VendorIncidentState,
         VendorProbe,
-        VendorRecordRequest,
         VendorRef,
         VendorRelease,
     )
 
 STATUS_KEY = SearchAttributeKey.for_keyword("IncidentStatus")
 # A child asked to probe answers within its call timeout; past this, the next child probes.
-PROBE_TIMEOUT_S = 120.0
+PROBE_TIMEOUT_S = 60.0
+# After a child could not probe (the gate held it back), the next is asked this much later.
+PROBE_RETRY_S = 1.0
 # How often a forced-open breaker (or one with nobody to probe) is read again.
 RECHECK_S = 30.0
 MAX_SIGNALS_PER_RUN = 1000
@@ -119,12 +121,17 @@ class VendorIncidentWorkflow:
             await self._wait(PROBE_TIMEOUT_S, f"probe through incident {asked}")
             if state.probing == asked:  # no answer: the next child probes
                 state.probing = ""
-        self._take_reports()
+        if not self._take_reports():
+            await self._wait(PROBE_RETRY_S, "the gate held the probe back: next child soon")
 
     async def _ask_probe(self) -> None:
         """Ask the next held child to make its callback now, as this incident's probe."""
         state = self._state
-        candidates = [c for c in state.children if c.incident_id not in state.released]
+        candidates = [
+            c
+            for c in state.children
+            if c.incident_id not in state.released and c.parent_incident_id == state.incident_id
+        ]
         if not candidates:
             self._close(IncidentStatus.RESOLVED, "no incident is held any more")
             return
@@ -138,26 +145,28 @@ class VendorIncidentWorkflow:
         reason = f"probe #{state.probes} through incident {child.incident_id} ({child.workflow_id})"
         await self._save(reason)
 
-    def _take_reports(self) -> None:
-        """Count the children's probe reports: a closed breaker ends the vendor incident."""
+    def _take_reports(self) -> bool:
+        """Count the children's probe reports: a closed breaker ends the vendor incident.
+        False when a child could not make its probe."""
         state = self._state
+        all_called = all(report.called for report in self._reports)
         for report in self._reports:
             if report.incident_id == state.probing:
                 state.probing = ""
-            called = "called" if report.called else "not called"
-            state.last_probe = f"incident {report.incident_id}: {called}, breaker {report.breaker}"
+            how = "called" if report.called else "not called"
+            state.last_probe = f"incident {report.incident_id}: {how}, breaker {report.breaker}"
             if report.breaker == BreakerState.CLOSED and not logic.is_ended(state):
                 self._close(IncidentStatus.RESOLVED, f"{self._inp.vendor} recovered: probe ok")
         self._reports.clear()
         workflow.set_current_details(logic.details_markdown(self._inp, state))
+        return all_called
 
     async def _end(self) -> None:
         """Store the end, release every child (late ones too), tell what was paged."""
         state = self._state
         await self._save(state.close_reason or str(state.status), closed=True)
         workflow.upsert_search_attributes([STATUS_KEY.value_set(state.status.value)])
-        while pending := [c for c in state.children if c.incident_id not in state.released]:
-            await self._release(pending)
+        await self._release_pending()
         await asyncio.gather(
             *(
                 self._deliver(RESOLVE, i, FOLLOW_UP_TRIES)
@@ -165,25 +174,43 @@ class VendorIncidentWorkflow:
                 if state.page and state.page.targets[i] in MIRRORED_TYPES
             )
         )
+        # Children that linked during the follow-ups; the last check runs in the final task.
+        await self._release_pending()
         await workflow.wait_condition(workflow.all_handlers_finished)
 
+    async def _release_pending(self) -> None:
+        """Release every child not released yet, including those linking meanwhile."""
+        state = self._state
+        while pending := [c for c in state.children if c.incident_id not in state.released]:
+            await self._release(pending)
+
     async def _release(self, children: list[ChildLink]) -> None:
-        """Release `children`, each after its share of the spread, so they resume staggered."""
+        """Release `children`, each after its share of the spread, so they resume staggered;
+        a killed vendor incident kills them (its kill means: nothing calls that vendor)."""
         state = self._state
         reason = state.close_reason or str(state.status)
         delays = logic.release_delays(len(children))
         await asyncio.gather(
-            *(
-                self._signal(
-                    c, SignalName.VENDOR_RELEASE, VendorRelease(c.parent_incident_id, d, reason)
-                )
-                for c, d in zip(children, delays, strict=True)
-            )
+            *(self._let_go(c, d, reason) for c, d in zip(children, delays, strict=True))
         )
         state.released += [c.incident_id for c in children]
         for other in {c.parent_incident_id for c in children} - {state.incident_id}:
             # A child that linked while this incident was closing opened a row of its own.
-            await vendor_calls.record(self._record_request(other, reason, closed=True))
+            await vendor_calls.record(
+                logic.record_request(self._inp, state, other, reason, closed=True)
+            )
+
+    async def _let_go(self, child: ChildLink, delay_s: float, reason: str) -> bool:
+        """Release one child after `delay_s`, or kill it when this incident was killed."""
+        state = self._state
+        if state.status == IncidentStatus.KILLED:
+            why = f"vendor incident {state.incident_id} killed: {reason}"
+            kill = KillRequest(
+                why, by=f"vendor incident {state.incident_id}", origin=state.closed_origin
+            )
+            return await self._signal(child, SignalName.KILL, kill)
+        release = VendorRelease(child.parent_incident_id, delay_s, reason)
+        return await self._signal(child, SignalName.VENDOR_RELEASE, release)
 
     async def _signal(self, child: ChildLink, name: str, arg: object) -> bool:
         """Signal one child; False when it has ended (nothing to hold or release)."""
@@ -227,25 +254,11 @@ class VendorIncidentWorkflow:
         if not logic.is_ended(self._state):
             self._state.status, self._state.close_reason = status, reason
 
-    def _record_request(
-        self, incident_id: str, reason: str, *, new_cause: bool = True, closed: bool = False
-    ) -> VendorRecordRequest:
-        state = self._state
-        return VendorRecordRequest(
-            tenant_id=self._inp.tenant_id,
-            incident_id=incident_id,
-            status=state.status,
-            children=len(state.children),
-            probes=state.probes,
-            reason=reason,
-            new_cause=new_cause,
-            closed=closed,
-        )
-
     async def _save(self, reason: str, *, new_cause: bool = True, closed: bool = False) -> None:
         """Write the row (with a transition row for `reason`) and the Web UI details."""
-        request = self._record_request(
-            self._state.incident_id, reason, new_cause=new_cause, closed=closed
+        state = self._state
+        request = logic.record_request(
+            self._inp, state, state.incident_id, reason, new_cause=new_cause, closed=closed
         )
         await vendor_calls.record(request)
         workflow.set_current_details(logic.details_markdown(self._inp, self._state))
@@ -275,7 +288,7 @@ class VendorIncidentWorkflow:
 
     @workflow.signal(name=VendorSignal.KILL)
     def kill(self, request: KillRequest | None = None) -> None:
-        """End it by hand: the children are released to their own gate checks."""
+        """End it by hand, and every incident it holds with it."""
         request = request or KillRequest()
         self._state.closed_origin = request.origin
         self._close(IncidentStatus.KILLED, request.reason)

@@ -42,6 +42,9 @@ class VendorLink:
         self._state = state
         self._tracker = tracker
         self._waits = waits
+        # A probe asked for while this incident's link was still under way (the vendor
+        # incident knew of it first): the vendor incident's row id.
+        self._early_probe = ""
 
     def installed(self) -> VendorLink:
         """Register the vendor incident's `vendor_probe` and `vendor_release` signals."""
@@ -110,6 +113,9 @@ class VendorLink:
         state.parent_incident_id = result.parent_incident_id
         state.parent_open = True
         workflow.upsert_search_attributes([PARENT_KEY.value_set(result.parent_workflow_id)])
+        if self._early_probe == result.parent_incident_id:
+            self._probe_asked(VendorProbe(self._early_probe))
+        self._early_probe = ""
 
     async def _report(self, *, called: bool, breaker: str, detail: str) -> None:
         """Tell the vendor incident how its probe went (it may have ended meanwhile)."""
@@ -125,7 +131,9 @@ class VendorLink:
     def _probe_asked(self, request: VendorProbe) -> None:
         """The vendor incident asks this incident to make its next callback now, as its probe."""
         state = self._state
-        if state.parent_open and request.parent_incident_id == state.parent_incident_id:
+        if not state.parent_open:
+            self._early_probe = request.parent_incident_id  # the link's answer is on its way
+        elif request.parent_incident_id == state.parent_incident_id:
             state.vendor_probe = True
             state.operator_note = f"probe for vendor incident {state.parent_incident_id}"
             self._tracker.note_new_cause()

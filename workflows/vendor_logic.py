@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from vocabulary import TERMINAL_STATUSES
 from workflows.activity_payloads import DeliveryRequest
-from workflows.vendor_payloads import ChildLink, VendorIncidentInput, VendorIncidentState
+from workflows.vendor_payloads import (
+    ChildLink,
+    VendorIncidentInput,
+    VendorIncidentState,
+    VendorRecordRequest,
+)
 
 # Twelve incidents failing together link within a few seconds: the page waits this long so it
 # goes out once, with all of them counted.
@@ -75,6 +80,28 @@ def page_request(
         attempts=state.probes,
         correlation_id=workflow_id,
         status=str(state.status),
+    )
+
+
+def record_request(
+    inp: VendorIncidentInput,
+    state: VendorIncidentState,
+    incident_id: str,
+    reason: str,
+    *,
+    new_cause: bool = True,
+    closed: bool = False,
+) -> VendorRecordRequest:
+    """The row of `incident_id` as the vendor incident sees it now, with `reason`."""
+    return VendorRecordRequest(
+        tenant_id=inp.tenant_id,
+        incident_id=incident_id,
+        status=state.status,
+        children=len(state.children),
+        probes=state.probes,
+        reason=reason,
+        new_cause=new_cause,
+        closed=closed,
     )
 
 

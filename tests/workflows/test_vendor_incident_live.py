@@ -9,8 +9,9 @@ import json
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -69,13 +70,6 @@ async def vendor_starter(
         yield IncidentStarter(temporal_client, tenant, queue, settings.plain_database_url)
 
 
-async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float = 60) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition never held"
-        await asyncio.sleep(0.1)
-
-
 async def _children(database_url: str, parent_id: str) -> set[str]:
     conn = await asyncpg.connect(database_url)
     try:
@@ -85,6 +79,17 @@ async def _children(database_url: str, parent_id: str) -> set[str]:
     finally:
         await conn.close()
     return {str(row["id"]) for row in rows}
+
+
+async def _vendor_rows(database_url: str, workflow_id: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        count = await conn.fetchval(
+            "SELECT count(*) FROM incidents WHERE workflow_id = $1", workflow_id
+        )
+    finally:
+        await conn.close()
+    return int(count)
 
 
 async def _resolved_at(database_url: str, incident_id: str) -> float:
@@ -133,16 +138,8 @@ async def test_twelve_incidents_one_vendor_incident_one_page_staggered_release(
             VendorIncidentWorkflow.run, f"vendor:{tenant.id}:{VENDOR}"
         )
 
-        async def all_linked() -> bool:
-            try:
-                state = await parent.query(VendorIncidentWorkflow.status)
-            except RPCError:  # not started yet
-                return False
-            return len(state.children) == 12
-
-        await _eventually(all_linked)
+        state = await _linked(parent, 12)
         all_linked_at = time.time()
-        state: VendorIncidentState = await parent.query(VendorIncidentWorkflow.status)
         # Hold through at least one failed probe, then the vendor recovers.
         first_probe = await _probe_seen(parent, vendor, all_linked_at)
         vendor.script = [Reply(200)]
@@ -157,6 +154,7 @@ async def test_twelve_incidents_one_vendor_incident_one_page_staggered_release(
 
     assert result.status == "resolved" and result.children == 12, result
     assert [r.status for r in results] == ["resolved"] * 12
+    assert await _vendor_rows(settings.plain_database_url, parent.id) == 1
     assert await _children(settings.plain_database_url, state.incident_id) == {
         c.incident_id for c in state.children
     }
@@ -195,11 +193,64 @@ async def _held_not_probed(children: list[Handle], recorded: list[tuple[str, str
     raise AssertionError("every child probed")
 
 
-async def _probe_seen(parent: object, vendor: CallbackServer, since: float) -> bool:
+async def _probe_seen(
+    parent: WorkflowHandle[Any, Any], vendor: CallbackServer, since: float
+) -> bool:
     """Wait until the vendor incident made a probe that reached the (failing) vendor."""
     for _ in range(300):
-        state = await parent.query(VendorIncidentWorkflow.status)  # type: ignore[attr-defined]
+        state = await parent.query(VendorIncidentWorkflow.status)
         if state.probes >= 1 and any(c.received_at >= since for c in vendor.calls):
             return True
         await asyncio.sleep(0.1)
     return False
+
+
+async def test_an_operator_reads_and_kills_a_vendor_incident_through_the_api(
+    vendor_starter: IncidentStarter,
+    http: httpx.AsyncClient,
+    tenant: TenantCredentials,
+    temporal_client: Client,
+) -> None:
+    async with CallbackServer([Reply(503)]) as vendor:
+        await register_workflow(http, tenant, callback_url=vendor.url, retry_policy=RETRY_EVERY_S)
+        children = [await vendor_starter.start(vendor=VENDOR) for _ in range(6)]
+        parent = temporal_client.get_workflow_handle_for(
+            VendorIncidentWorkflow.run, f"vendor:{tenant.id}:{VENDOR}"
+        )
+        state = await _linked(parent, 6)
+        path = f"/api/v1/incidents/{state.incident_id}"
+        shown = (await http.get(path, headers=tenant.headers)).json()
+        assert shown["workflow_id"] == parent.id and shown["vendor"] == VENDOR
+        assert shown["live"]["event_count"] == 6, shown
+        child = await children[0].query(IncidentWorkflow.status)
+        child_shown = (
+            await http.get(f"/api/v1/incidents/{child.incident_id}", headers=tenant.headers)
+        ).json()
+        assert child_shown["parent_incident_id"] == state.incident_id
+        paused = await http.post(f"{path}/pause", headers=tenant.headers)
+        assert paused.status_code == 409, paused.text
+        killed = await http.post(
+            f"{path}/kill", headers=tenant.headers, json={"reason": "vendor outage INC-9"}
+        )
+        assert killed.status_code == 202, killed.text
+        result: VendorIncidentResult = await asyncio.wait_for(parent.result(), 30)
+        killed_at = time.time()
+        results = await asyncio.gather(*(asyncio.wait_for(c.result(), 30) for c in children))
+        await asyncio.sleep(2)  # two backoff periods: nothing may call now
+    assert (result.status, result.reason) == ("killed", "vendor outage INC-9")
+    assert [r.status for r in results] == ["killed"] * 6
+    assert all(f"vendor incident {state.incident_id} killed" in (r.reason or "") for r in results)
+    assert [c for c in vendor.calls if c.received_at > killed_at] == []
+
+
+async def _linked(parent: WorkflowHandle[Any, Any], count: int) -> VendorIncidentState:
+    """The vendor incident's state once `count` incidents linked to it."""
+    for _ in range(600):
+        try:
+            state: VendorIncidentState = await parent.query(VendorIncidentWorkflow.status)
+        except RPCError:  # not started yet
+            state = VendorIncidentState()
+        if len(state.children) >= count:
+            return state
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"fewer than {count} incidents linked")
