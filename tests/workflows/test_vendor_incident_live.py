@@ -26,8 +26,9 @@ from tests.utils.builders import register_workflow
 from tests.utils.incidents import IncidentStarter, keep_history
 from tests.workflows.observe import transitions
 from worker import activity_set, build_worker
-from workflows.incident_state import IncidentResult
+from workflows.incident_state import IncidentResult, IncidentView
 from workflows.incident_workflow import IncidentWorkflow
+from workflows.signal_payloads import KillRequest
 from workflows.vendor_incident_workflow import VendorIncidentWorkflow
 from workflows.vendor_payloads import VendorIncidentResult, VendorIncidentState
 
@@ -118,19 +119,7 @@ async def test_twelve_incidents_one_vendor_incident_one_page_staggered_release(
             await register_workflow(
                 http, tenant, name, callback_url=vendor.url, retry_policy=RETRY_EVERY_S
             )
-        policy = {
-            "levels": [
-                {
-                    "name": "on-call",
-                    "ack_timeout_s": 900,
-                    "targets": [{"type": "webhook", "url": pager.url}],
-                }
-            ]
-        }
-        put = await http.put(
-            "/api/v1/escalation-policies/tenant", headers=tenant.headers, json=policy
-        )
-        assert put.status_code == 200, put.text
+        await _page_to(http, tenant, pager)
         children = [
             await vendor_starter.start(workflow=WORKFLOWS[i % 3], vendor=VENDOR) for i in range(12)
         ]
@@ -254,3 +243,49 @@ async def _linked(parent: WorkflowHandle[Any, Any], count: int) -> VendorInciden
             return state
         await asyncio.sleep(0.1)
     raise AssertionError(f"fewer than {count} incidents linked")
+
+
+async def test_a_held_incident_whose_attempts_run_out_pages_through_its_vendor_incident(
+    vendor_starter: IncidentStarter,
+    http: httpx.AsyncClient,
+    tenant: TenantCredentials,
+    temporal_client: Client,
+) -> None:
+    two_attempts = RETRY_EVERY_S | {"max_attempts": 2}
+    async with CallbackServer([Reply(503)]) as vendor, CallbackServer([Reply(200)]) as pager:
+        await register_workflow(http, tenant, callback_url=vendor.url, retry_policy=two_attempts)
+        await _page_to(http, tenant, pager)
+        children = [await vendor_starter.start(vendor=VENDOR) for _ in range(6)]
+        parent = temporal_client.get_workflow_handle_for(
+            VendorIncidentWorkflow.run, f"vendor:{tenant.id}:{VENDOR}"
+        )
+        state = await _linked(parent, 6)
+        # The first probe fails: its incident has no attempt left and escalates, silently.
+        escalated = await _escalated(children)
+        assert escalated.latest_action == f"paged through vendor incident {state.incident_id}"
+        await asyncio.sleep(1)  # a page of its own would have left by now
+        assert len(pager.calls) == 1, [c.body for c in pager.calls]
+        await parent.signal(VendorIncidentWorkflow.kill, KillRequest("test over"))
+        await asyncio.wait_for(parent.result(), 30)
+        await asyncio.gather(*(asyncio.wait_for(c.result(), 30) for c in children))
+
+
+async def _page_to(
+    http: httpx.AsyncClient, tenant: TenantCredentials, pager: CallbackServer
+) -> None:
+    """Make the tenant's policy page `pager` (a signed webhook)."""
+    target = {"type": "webhook", "url": pager.url}
+    policy = {"levels": [{"name": "on-call", "ack_timeout_s": 900, "targets": [target]}]}
+    put = await http.put("/api/v1/escalation-policies/tenant", headers=tenant.headers, json=policy)
+    assert put.status_code == 200, put.text
+
+
+async def _escalated(children: list[Handle]) -> IncidentView:
+    """The first child seen escalated."""
+    for _ in range(600):
+        for child in children:
+            view = await child.query(IncidentWorkflow.status)
+            if view.status == "escalated":
+                return view
+        await asyncio.sleep(0.1)
+    raise AssertionError("no held incident escalated")
