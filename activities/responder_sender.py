@@ -49,10 +49,14 @@ LEFT JOIN escalation_policies n ON n.tenant_id = w.tenant_id AND n.name = w.esca
 WHERE w.tenant_id = :tenant_id AND w.name = :workflow
 """)
 
-# A vendor incident pages through its tenant's policy; its children's rows back it.
+# A vendor incident pages through its tenant's policy; its own row, which incidents of the
+# tenant name as their parent, backs it.
 _TENANT_REGISTRATION = text("""
 SELECT t.escalation_policy AS tenant_policy,
-       EXISTS (SELECT 1 FROM incidents WHERE tenant_id = t.id AND parent_incident_id = :incident)
+       EXISTS (SELECT 1 FROM incidents p WHERE p.id = :incident AND p.tenant_id = t.id
+                 AND p.workflow_id = :key
+                 AND EXISTS (SELECT 1 FROM incidents c
+                             WHERE c.tenant_id = t.id AND c.parent_incident_id = p.id))
          AS backed
 FROM tenants t WHERE t.id = :tenant_id
 """)
@@ -105,9 +109,12 @@ class ResponderSender:
             row.mode == WorkflowMode.DRY_RUN,
         )
 
-    async def tenant_registration(self, tenant_id: str, incident_id: str) -> Registration:
-        """The tenant's policy (or the default) for a vendor incident its children back."""
-        params = {"tenant_id": uuid.UUID(tenant_id), "incident": uuid.UUID(incident_id)}
+    async def tenant_registration(
+        self, tenant_id: str, incident_id: str, key: str = ""
+    ) -> Registration:
+        """The tenant's policy (or the default); `backed` when `incident_id` is the row of
+        vendor incident `key` and incidents name it as their parent."""
+        params = {"tenant_id": uuid.UUID(tenant_id), "incident": uuid.UUID(incident_id), "key": key}
         async with self._engine.connect() as conn:
             row = (await conn.execute(_TENANT_REGISTRATION, params)).first()
         if row is None:

@@ -102,7 +102,9 @@ class ResponderActivities:
         """A vendor incident pages through its tenant's policy, an incident through its own."""
         workflow_id = running_workflow_id()
         if workflow_id.startswith(VENDOR_WORKFLOW_PREFIX):
-            return await self._sender.tenant_registration(req.tenant_id, req.incident_id)
+            return await self._sender.tenant_registration(
+                req.tenant_id, req.incident_id, workflow_id
+            )
         return await self._sender.registration(req.tenant_id, req.source_workflow, workflow_id)
 
     async def _send(

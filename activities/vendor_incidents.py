@@ -23,6 +23,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
 )
 
+from activities.records import running_workflow_id
 from activities.responder_sender import ResponderSender
 from rules.circuit_breaker import CircuitBreaker, breaker_key
 from vocabulary import VENDOR_WORKFLOW_TYPE, IncidentStatus, Severity, VendorSignal
@@ -72,7 +73,7 @@ updated AS (
     UPDATE incidents SET status = :status, event_count = :children, attempts = :probes,
         last_seen_at = now(), updated_at = now(),
         closed_at = CASE WHEN :closed THEN coalesce(closed_at, now()) END
-    WHERE id = :incident AND tenant_id = :tenant_id
+    WHERE id = :incident AND tenant_id = :tenant_id AND workflow_id = :workflow_id
     RETURNING tenant_id, id, status
 )
 INSERT INTO incident_transitions (tenant_id, incident_id, status, reason)
@@ -178,6 +179,8 @@ class VendorIncidentActivities:
             "closed": req.closed,
             "reason": req.reason,
             "new_cause": req.new_cause,
+            # Only a vendor incident's own row: a forged start names rows it cannot touch.
+            "workflow_id": running_workflow_id(),
         }
         async with self._engine.begin() as conn:
             await conn.execute(_RECORD, params)
@@ -191,7 +194,9 @@ class VendorIncidentActivities:
     @activity.defn(name="vendor_page_targets")
     async def page_targets(self, req: VendorRef) -> PageTargets:
         """The first level of the tenant's policy (or the default), by target type only."""
-        registration = await self._sender.tenant_registration(req.tenant_id, req.incident_id)
+        registration = await self._sender.tenant_registration(
+            req.tenant_id, req.incident_id, running_workflow_id()
+        )
         if not registration.policy.levels:
             return PageTargets("", "info")
         level = registration.policy.levels[0]
