@@ -211,6 +211,10 @@ async def test_an_operator_reads_and_kills_a_vendor_incident_through_the_api(
         shown = (await http.get(path, headers=tenant.headers)).json()
         assert shown["workflow_id"] == parent.id and shown["vendor"] == VENDOR
         assert shown["live"]["event_count"] == 6, shown
+        listed = await http.get(
+            "/api/v1/incidents", headers=tenant.headers, params={"workflow": f"vendor:{VENDOR}"}
+        )
+        assert [i["id"] for i in listed.json()["items"]] == [state.incident_id]
         child = await children[0].query(IncidentWorkflow.status)
         child_shown = (
             await http.get(f"/api/v1/incidents/{child.incident_id}", headers=tenant.headers)
