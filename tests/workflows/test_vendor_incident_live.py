@@ -139,7 +139,9 @@ async def test_twelve_incidents_one_vendor_incident_one_page_staggered_release(
         )
         recorded = await transitions(settings.plain_database_url, state.incident_id)
         await keep_history(parent, "vendor_parent_resolved")
-        await keep_history(await _held_not_probed(children, recorded), "vendor_child_held_released")
+        held = await _held_not_probed(children, recorded)
+        await keep_history(held, "vendor_child_held_released")
+        held_id = (await held.query(IncidentWorkflow.status)).incident_id
 
     assert result.status == "resolved" and result.children == 12, result
     assert [r.status for r in results] == ["resolved"] * 12
@@ -168,8 +170,17 @@ async def test_twelve_incidents_one_vendor_incident_one_page_staggered_release(
     # Every child but the one whose probe succeeded (it resolved before the release).
     assert len(firsts) == 11, firsts
     assert max(firsts.values()) - min(firsts.values()) > 1.0
-    assert any("probe #1 through incident" in reason for _, reason in recorded), recorded
+    probes = [reason for _, reason in recorded if reason.startswith("probe #")]
+    assert probes and probes[0].startswith("probe #1 through incident "), recorded
     assert recorded[-1][0] == "resolved"
+    # Both timelines say what happened: the prober's, and a held child's.
+    prober = probes[0].split()[4]
+    parent_ref = f"vendor incident {state.incident_id}"
+    prober_reasons = [r for _, r in await transitions(settings.plain_database_url, prober)]
+    assert f"probe for {parent_ref}" in prober_reasons, prober_reasons
+    held_reasons = [r for _, r in await transitions(settings.plain_database_url, held_id)]
+    assert any(r.startswith(f"held by {parent_ref}") for r in held_reasons), held_reasons
+    assert any(r.startswith(f"released by {parent_ref}") for r in held_reasons), held_reasons
 
 
 async def _held_not_probed(children: list[Handle], recorded: list[tuple[str, str]]) -> Handle:
