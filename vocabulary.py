@@ -165,6 +165,18 @@ class SignalName(StrEnum):
     KILL = "kill"
     RESOLVE = "resolve"
     ACKNOWLEDGE = "acknowledge"
+    # From a vendor incident (VendorIncidentWorkflow) to its children.
+    VENDOR_PROBE = "vendor_probe"
+    VENDOR_RELEASE = "vendor_release"
+
+
+class VendorSignal(StrEnum):
+    """Signals of `VendorIncidentWorkflow`: children link and report probes; operators end it."""
+
+    CHILD_LINKED = "child_linked"
+    PROBE_RESULT = "probe_result"
+    KILL = "kill"
+    RESOLVE = "resolve"
 
 
 class UpdateName(StrEnum):
@@ -189,3 +201,6 @@ class QueryName(StrEnum):
 
 
 WORKFLOW_TYPE = "IncidentWorkflow"
+# One per tenant and vendor while the vendor is degraded: `vendor:{tenant}:{vendor}`.
+VENDOR_WORKFLOW_TYPE = "VendorIncidentWorkflow"
+VENDOR_WORKFLOW_PREFIX = "vendor:"

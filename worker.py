@@ -29,6 +29,7 @@ from activities.responder_sender import ResponderSender
 from activities.responders import ResponderActivities
 from activities.safety import SafetyGate
 from activities.signing import WebhookSigner
+from activities.vendor_incidents import VendorIncidentActivities
 from clients import connect_temporal, create_engine, create_redis
 from models.egress import StoredEgressLists
 from models.secret_box import SecretBox
@@ -39,6 +40,7 @@ from rules.policy import Policies, load_policies
 from settings import Settings, SettingsError, load_settings
 from tracing import start_tracing, stop_tracing
 from workflows.incident_workflow import IncidentWorkflow
+from workflows.vendor_incident_workflow import VendorIncidentWorkflow
 
 log = logging.getLogger("awfdrs.worker")
 MAX_CONNECT_BACKOFF_S = 10.0
@@ -154,7 +156,16 @@ def _outbound_activities(
         namespace=settings.temporal_namespace,
         api_base_url=settings.public_api_url,
     )
-    return [remediation.call_callback, escalation.send_escalation, responders.deliver]
+    vendor_incidents = VendorIncidentActivities(engine=engine, redis=clients.redis, sender=sender)
+    return [
+        remediation.call_callback,
+        escalation.send_escalation,
+        responders.deliver,
+        vendor_incidents.link,
+        vendor_incidents.record,
+        vendor_incidents.read_breaker,
+        vendor_incidents.page_targets,
+    ]
 
 
 def _activities(
@@ -215,7 +226,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[IncidentWorkflow],
+        workflows=[IncidentWorkflow, VendorIncidentWorkflow],
         activities=activities,
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_local_activities=max_concurrent_activities,

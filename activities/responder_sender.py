@@ -49,6 +49,18 @@ LEFT JOIN escalation_policies n ON n.tenant_id = w.tenant_id AND n.name = w.esca
 WHERE w.tenant_id = :tenant_id AND w.name = :workflow
 """)
 
+# A vendor incident pages through its tenant's policy; its own row, which incidents of the
+# tenant name as their parent, backs it.
+_TENANT_REGISTRATION = text("""
+SELECT t.escalation_policy AS tenant_policy,
+       EXISTS (SELECT 1 FROM incidents p WHERE p.id = :incident AND p.tenant_id = t.id
+                 AND p.workflow_id = :key
+                 AND EXISTS (SELECT 1 FROM incidents c
+                             WHERE c.tenant_id = t.id AND c.parent_incident_id = p.id))
+         AS backed
+FROM tenants t WHERE t.id = :tenant_id
+""")
+
 
 @dataclass(frozen=True)
 class Registration:
@@ -96,6 +108,20 @@ class ResponderSender:
             bool(row.backed),
             row.mode == WorkflowMode.DRY_RUN,
         )
+
+    async def tenant_registration(
+        self, tenant_id: str, incident_id: str, key: str = ""
+    ) -> Registration:
+        """The tenant's policy (or the default); `backed` when `incident_id` is the row of
+        vendor incident `key` and incidents name it as their parent."""
+        params = {"tenant_id": uuid.UUID(tenant_id), "incident": uuid.UUID(incident_id), "key": key}
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(_TENANT_REGISTRATION, params)).first()
+        if row is None:
+            return Registration(self.default_policy, None, False)
+        sealed = row.tenant_policy
+        own = open_policy(self._box, tenant_id, sealed, TENANT_ESCALATION_POLICIES)
+        return Registration(effective_policy(own, self.default_policy), None, bool(row.backed))
 
     def unseal_policy(self, tenant_id: str, sealed: str | None) -> EscalationPolicy | None:
         """Open a stored policy (None when the workflow has none of its own)."""

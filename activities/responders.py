@@ -30,7 +30,7 @@ from activities.responder_sender import (
 from activities.vendor_formats import TRIGGER, IncidentFacts
 from clients import workflow_ui_url
 from rules.targets import EscalationPolicy, Target, masked_target
-from vocabulary import ActionStatus, ActionType
+from vocabulary import VENDOR_WORKFLOW_PREFIX, ActionStatus, ActionType
 from workflows.activity_payloads import ActionRequest, DeliveryOutcome, DeliveryRequest
 from workflows.activity_requests import delivery_key
 
@@ -76,9 +76,7 @@ class ResponderActivities:
     @activity.defn(name="deliver_to_responder")
     async def deliver(self, req: DeliveryRequest) -> DeliveryOutcome:
         """Send one event to one target; raise only to be retried."""
-        registration = await self._sender.registration(
-            req.tenant_id, req.source_workflow, running_workflow_id()
-        )
+        registration = await self._registration(req)
         if not registration.backed:
             log.warning("refused a delivery no stored event backs: %s", running_workflow_id())
             return DeliveryOutcome(False, NOT_BACKED)
@@ -99,6 +97,15 @@ class ResponderActivities:
                 f"{UNDELIVERABLE}: {describe(result)}", next_retry_delay=_pause(result)
             )
         return await self._finish(action, result, ok=False)
+
+    async def _registration(self, req: DeliveryRequest) -> Registration:
+        """A vendor incident pages through its tenant's policy, an incident through its own."""
+        workflow_id = running_workflow_id()
+        if workflow_id.startswith(VENDOR_WORKFLOW_PREFIX):
+            return await self._sender.tenant_registration(
+                req.tenant_id, req.incident_id, workflow_id
+            )
+        return await self._sender.registration(req.tenant_id, req.source_workflow, workflow_id)
 
     async def _send(
         self, req: DeliveryRequest, target: Target, registration: Registration

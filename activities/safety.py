@@ -12,6 +12,7 @@ import asyncio
 import logging
 import random
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
@@ -267,7 +268,7 @@ class SafetyGate:
         if blocker == BreakerState.FORCED_OPEN:
             return _wait(0, f"{vendor} circuit forced open by an operator")
         if blocker == BreakerState.OPEN:
-            return _wait(wait_s, f"{vendor} circuit open")
+            return replace(_wait(wait_s, f"{vendor} circuit open"), circuit_open=True)
         if blocker == BreakerState.HALF_OPEN:
             return _wait(wait_s, f"{vendor} circuit half-open (probes in flight)")
         if blocker == "rate":

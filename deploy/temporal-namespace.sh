@@ -11,7 +11,7 @@ until temporal operator cluster health --address "$TEMPORAL_ADDRESS" | grep -q S
 done
 temporal operator namespace describe --address "$TEMPORAL_ADDRESS" -n "$namespace" >/dev/null 2>&1 ||
   temporal operator namespace create --address "$TEMPORAL_ADDRESS" -n "$namespace"
-for name in TenantId IncidentStatus Severity ErrorCode Vendor SourceWorkflow Signature; do
+for name in TenantId IncidentStatus Severity ErrorCode Vendor SourceWorkflow Signature ParentIncident; do
   temporal operator search-attribute create --address "$TEMPORAL_ADDRESS" -n "$namespace" \
     --name "$name" --type Keyword 2>&1 | grep -v -i "already exists" || true
 done

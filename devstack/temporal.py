@@ -15,6 +15,7 @@ SEARCH_ATTRIBUTES = (
     "Vendor",
     "SourceWorkflow",
     "Signature",
+    "ParentIncident",
 )
 # WAL lifts signal-with-start from ~60/s to ~250/s on a 2-core box.
 SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")

@@ -59,6 +59,13 @@ class Incident(SQLModel, table=True):
             "step",
             postgresql_where=text("closed_at IS NULL"),
         ),
+        # Which incidents does a vendor incident hold?
+        Index(
+            "ix_incidents_tenant_id_parent_incident_id",
+            "tenant_id",
+            "parent_incident_id",
+            postgresql_where=text("parent_incident_id IS NOT NULL"),
+        ),
     )
 
     id: uuid.UUID = id_field()
@@ -91,6 +98,8 @@ class Incident(SQLModel, table=True):
     watermarks: dict[str, Any] = jsonb_field()
     created_at: datetime = created_at_field()
     updated_at: datetime | None = timestamp_field()
+    # The vendor incident holding this one (activities/vendor_incidents.py), if one did.
+    parent_incident_id: uuid.UUID | None = Field(default=None)
 
 
 class Decision(SQLModel, table=True):

@@ -123,9 +123,11 @@ async def check_gate(req: GateRequest) -> GateDecision:
     return await _local(SafetyGate.check_gate, req, f"safety gate for retry #{req.attempt}")
 
 
-async def record_outcome(req: OutcomeRecord) -> None:
-    """Count the callback's outcome in the vendor's circuit breaker."""
-    await _local(SafetyGate.record_outcome, req, f"breaker {req.vendor}: {req.outcome}", GATE_RETRY)
+async def record_outcome(req: OutcomeRecord) -> str:
+    """Count the callback's outcome in the vendor's circuit breaker; the breaker state after."""
+    return await _local(
+        SafetyGate.record_outcome, req, f"breaker {req.vendor}: {req.outcome}", GATE_RETRY
+    )
 
 
 def start_callback(req: CallbackRequest, summary: str) -> workflow.ActivityHandle[CallbackOutcome]:

@@ -144,6 +144,8 @@ class GateDecision:
     probe: bool = False
     # A deny because the workflow or tenant was deactivated: the incident ends `suppressed`.
     suppress: bool = False
+    # A wait because the vendor's circuit is open (not forced): a vendor incident holds it.
+    circuit_open: bool = False
 
 
 @dataclass

@@ -47,15 +47,16 @@ class CallbackAttempt:
         finally:
             self._running = None
 
-    async def count_outcome(self, outcome: CallbackOutcome, probe: bool) -> None:
-        """Count the outcome in the vendor's circuit breaker (best effort)."""
+    async def count_outcome(self, outcome: CallbackOutcome, probe: bool) -> str:
+        """Count the outcome in the vendor's circuit breaker (best effort); its state after."""
         assert self._inp.vendor is not None
         record = OutcomeRecord(self._inp.tenant_id, self._inp.vendor, outcome.outcome, probe)
         try:
-            await calls.record_outcome(record)
+            return await calls.record_outcome(record)
         except ActivityError as err:
             # Breaker accounting is best effort: an outage must not fail the incident.
             workflow.logger.warning("breaker outcome not recorded: %s", err.cause)
+            return "unknown"
 
     def cancel(self) -> None:
         """Cancel the running callback, if one runs (a kill)."""

@@ -128,6 +128,12 @@ class IncidentState:
     flap_failures: int = 0
     flap_success_at: datetime | None = None
     flap_settled: bool = False
+    # Vendor incidents (patched: vendor-parents): the vendor incident holding this one, whether
+    # it still holds it, and whether it asked this incident to make its probe.
+    parent_workflow_id: str = ""
+    parent_incident_id: str = ""
+    parent_open: bool = False
+    vendor_probe: bool = False
 
 
 @dataclass

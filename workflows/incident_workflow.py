@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         OperatorRequest,
         ResolveRequest,
     )
+    from workflows.vendor_link import VendorLink
 
 SEVERITY_KEY = SearchAttributeKey.for_keyword("Severity")
 ERROR_CODE_KEY = SearchAttributeKey.for_keyword("ErrorCode")
@@ -85,6 +86,7 @@ class IncidentWorkflow:
         # Its `approve` and `reject` updates are registered by the gate (approval_gate.py).
         self._approval = ApprovalGate(self._state, self._tracker, self._waits).installed()
         self._callback = CallbackAttempt(inp, self._state)
+        self._vendor = VendorLink(inp, self._state, self._tracker, self._waits).installed()
 
     @workflow.run
     async def run(self, _inp: IncidentInput) -> IncidentResult:
@@ -184,7 +186,9 @@ class IncidentWorkflow:
         """Wait out a planned delay, escalate when retrying is over, else ask the gate."""
         state = self._state
         assert state.plan is not None
-        if self._waits.next_action_pending():
+        if self._vendor.holding():  # a vendor incident holds it (vendor_link.py)
+            await self._vendor.hold()
+        elif self._waits.next_action_pending():
             await self._waits.until_next_action()
         elif not state.retryable:
             await self._escalation.start(f"{state.error_code} is not retryable")
@@ -208,6 +212,7 @@ class IncidentWorkflow:
             self._tracker.set_status(IncidentStatus.WAITING)
             label = f"gate check for retry #{state.attempts + 1} ({gate.reason})"
             self._tracker.schedule(gate.wait_s, label)
+            await self._vendor.gate_waited(gate)
         elif gate.verdict == GateVerdict.DENY and gate.kill:
             self._close(IncidentStatus.KILLED, gate.reason)
         elif gate.verdict == GateVerdict.DENY and gate.suppress:
@@ -231,7 +236,8 @@ class IncidentWorkflow:
         await self._tracker.save_projection()
         outcome = await self._callback.call(attempt)
         if self._inp.vendor and workflow.patched(RECORD_BREAKER_OUTCOME):
-            await self._callback.count_outcome(outcome, probe)
+            breaker = await self._callback.count_outcome(outcome, probe)
+            await self._vendor.counted(breaker, outcome)
         state.latest_action = logic.attempt_summary(attempt, outcome)
         if logic.is_terminal(state):
             return

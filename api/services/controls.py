@@ -19,7 +19,7 @@ from models.incident import Incident
 from models.schemas.incidents import Control, ControlBody
 from rules.policy import ErrorCatalog
 from rules.signature import compute_signature, incident_key
-from vocabulary import TERMINAL_STATUSES, SignalName, UpdateName
+from vocabulary import TERMINAL_STATUSES, VENDOR_WORKFLOW_PREFIX, SignalName, UpdateName
 from workflows.incident_workflow import IncidentWorkflow
 from workflows.signal_payloads import (
     AcknowledgeRequest,
@@ -64,8 +64,12 @@ async def _deliver(
 ) -> None:
     if row.status in TERMINAL_STATUSES:
         raise Conflict(f"incident {row.id} is {row.status}; controls apply only to live incidents")
+    # A vendor incident's row is written before its run starts, so it names no run of its own.
+    vendor = row.workflow_id.startswith(VENDOR_WORKFLOW_PREFIX)
+    if vendor and control not in (SignalName.KILL, SignalName.RESOLVE):
+        raise Conflict(f"vendor incident {row.id} takes only kill and resolve")
     handle = temporal.get_workflow_handle_for(
-        IncidentWorkflow.run, row.workflow_id, first_execution_run_id=row.run_id
+        IncidentWorkflow.run, row.workflow_id, first_execution_run_id=None if vendor else row.run_id
     )
     try:
         if control in (UpdateName.APPROVE, UpdateName.REJECT):

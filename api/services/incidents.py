@@ -27,8 +27,15 @@ from models.schemas.incidents import (
     Timeline,
     TimelineEntry,
 )
-from vocabulary import TERMINAL_STATUSES, ActionType, IncidentStatus, Severity
+from vocabulary import (
+    TERMINAL_STATUSES,
+    VENDOR_WORKFLOW_PREFIX,
+    ActionType,
+    IncidentStatus,
+    Severity,
+)
 from workflows.incident_workflow import IncidentWorkflow
+from workflows.vendor_incident_workflow import VendorIncidentWorkflow
 
 LIVE_TIMEOUT = timedelta(seconds=2)
 MAX_BUCKETS = 48
@@ -110,6 +117,8 @@ async def live_state(temporal: Client, row: Incident) -> tuple[LiveState | None,
     """Query the running workflow; (None, reason) when closed or Temporal is unreachable."""
     if row.status in TERMINAL_STATUSES:
         return None, None
+    if row.workflow_id.startswith(VENDOR_WORKFLOW_PREFIX):
+        return await _vendor_live_state(temporal, row)
     handle = temporal.get_workflow_handle_for(
         IncidentWorkflow.run, row.workflow_id, first_execution_run_id=row.run_id
     )
@@ -120,6 +129,36 @@ async def live_state(temporal: Client, row: Incident) -> tuple[LiveState | None,
     except (RPCError, RuntimeError, OSError, TimeoutError) as exc:
         return None, f"live state unavailable: {type(exc).__name__}"
     return LiveState.model_validate(view, from_attributes=True), None
+
+
+async def _vendor_live_state(
+    temporal: Client, row: Incident
+) -> tuple[LiveState | None, str | None]:
+    """A vendor incident's live state: its probes as attempts, its children as events."""
+    # Its row is written before its run starts, so the row cannot name the run: ask the
+    # workflow id's current run.
+    handle = temporal.get_workflow_handle_for(VendorIncidentWorkflow.run, row.workflow_id)
+    try:
+        state = await asyncio.wait_for(
+            handle.query(VendorIncidentWorkflow.status, rpc_timeout=LIVE_TIMEOUT), 3
+        )
+    except (RPCError, RuntimeError, OSError, TimeoutError) as exc:
+        return None, f"live state unavailable: {type(exc).__name__}"
+    probing = f"probe through incident {state.probing}" if state.probing else None
+    return LiveState(
+        status=state.status,
+        attempts=state.probes,
+        event_count=len(state.children),
+        paused=False,
+        next_action=probing,
+        next_action_at=None,
+        latest_decision=None,
+        latest_action=state.last_probe or None,
+        gate_reason=None,
+        escalation_level=1 if state.paged else 0,
+        acknowledged_by=None,
+        runs=state.runs,
+    ), None
 
 
 async def incident_detail(

@@ -78,6 +78,10 @@ class IncidentOut(BaseModel):
     last_seen_at: datetime
     closed_at: datetime | None
     web_ui_url: str | None = Field(description="Temporal Web UI page; null when none is configured")
+    parent_incident_id: uuid.UUID | None = Field(
+        default=None,
+        description="the vendor incident holding this incident (README: Vendor incidents)",
+    )
 
 
 class LiveState(BaseModel):

@@ -75,7 +75,7 @@ def failure(
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 
 
-async def keep_history(handle: WorkflowHandle[IncidentWorkflow, IncidentResult], name: str) -> None:
+async def keep_history(handle: WorkflowHandle[Any, Any], name: str) -> None:
     """Refresh `tests/histories/<name>.json` when AWFDRS_RECORD_HISTORIES=1 (see README)."""
     if os.environ.get("AWFDRS_RECORD_HISTORIES") == "1":
         history = await handle.fetch_history()

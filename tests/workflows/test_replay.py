@@ -13,6 +13,7 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from workflows.converter import DATA_CONVERTER
 from workflows.incident_state import IncidentInput, IncidentResult
 from workflows.incident_workflow import IncidentWorkflow
+from workflows.vendor_incident_workflow import VendorIncidentWorkflow
 
 HISTORIES = sorted((Path(__file__).resolve().parent.parent / "histories").glob("*.json"))
 
@@ -27,7 +28,9 @@ def test_histories_are_committed() -> None:
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays_cleanly(path: Path) -> None:
-    replayer = Replayer(workflows=[IncidentWorkflow], data_converter=DATA_CONVERTER)
+    replayer = Replayer(
+        workflows=[IncidentWorkflow, VendorIncidentWorkflow], data_converter=DATA_CONVERTER
+    )
     await replayer.replay_workflow(_history(path))
 
 

@@ -1,0 +1,70 @@
+"""How vendor incidents and their children call the vendor-incident activities (all local).
+
+Deterministic workflow code: it runs inside the workflow sandbox.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+from workflows.activity_calls import LOCAL_TIMEOUT, UNTIL_STORED
+from workflows.vendor_payloads import (
+    BreakerReading,
+    LinkRequest,
+    LinkResult,
+    PageTargets,
+    VendorRecordRequest,
+    VendorRef,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from activities.vendor_incidents import VendorIncidentActivities
+
+# Starting the vendor incident is a round trip to the server: more than a database write.
+LINK_TIMEOUT = timedelta(seconds=20)
+
+
+async def link(req: LinkRequest) -> LinkResult:
+    """Link this incident to its tenant's vendor incident (opened if none is)."""
+    return await workflow.execute_local_activity_method(
+        VendorIncidentActivities.link,
+        req,
+        start_to_close_timeout=LINK_TIMEOUT,
+        retry_policy=UNTIL_STORED,
+        summary=f"link to vendor incident: {req.vendor} ({req.cause})",
+    )
+
+
+async def record(req: VendorRecordRequest) -> None:
+    """Write the vendor incident's row (and a transition row)."""
+    await workflow.execute_local_activity_method(
+        VendorIncidentActivities.record,
+        req,
+        start_to_close_timeout=LOCAL_TIMEOUT,
+        retry_policy=UNTIL_STORED,
+        summary=f"record vendor incident: {req.status}",
+    )
+
+
+async def read_breaker(ref: VendorRef) -> BreakerReading:
+    """Read the vendor's breaker."""
+    return await workflow.execute_local_activity_method(
+        VendorIncidentActivities.read_breaker,
+        ref,
+        start_to_close_timeout=LOCAL_TIMEOUT,
+        retry_policy=UNTIL_STORED,
+        summary=f"breaker {ref.vendor}",
+    )
+
+
+async def page_targets(ref: VendorRef) -> PageTargets:
+    """The first level of the tenant's escalation policy."""
+    return await workflow.execute_local_activity_method(
+        VendorIncidentActivities.page_targets,
+        ref,
+        start_to_close_timeout=LOCAL_TIMEOUT,
+        retry_policy=UNTIL_STORED,
+        summary="tenant's escalation level 1",
+    )
