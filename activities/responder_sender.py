@@ -50,9 +50,16 @@ WHERE w.tenant_id = :tenant_id AND w.name = :workflow
 """)
 
 # A vendor incident pages through its tenant's policy; its own row, which incidents of the
-# tenant name as their parent, backs it.
+# tenant name as their parent, backs it. Its `webhook: workflow` target (the default policy's)
+# is the escalation webhook of the first incident it holds whose workflow has one, so a
+# tenant without a policy of its own is still paged, once.
 _TENANT_REGISTRATION = text("""
 SELECT t.escalation_policy AS tenant_policy,
+       (SELECT w.escalation_webhook_url FROM incidents c
+        JOIN workflows w ON w.tenant_id = c.tenant_id AND w.name = c.source_workflow
+        WHERE c.tenant_id = t.id AND c.parent_incident_id = :incident
+          AND w.escalation_webhook_url IS NOT NULL
+        ORDER BY c.first_seen_at, c.id LIMIT 1) AS webhook_url,
        EXISTS (SELECT 1 FROM incidents p WHERE p.id = :incident AND p.tenant_id = t.id
                  AND p.workflow_id = :key
                  AND EXISTS (SELECT 1 FROM incidents c
@@ -112,16 +119,18 @@ class ResponderSender:
     async def tenant_registration(
         self, tenant_id: str, incident_id: str, key: str = ""
     ) -> Registration:
-        """The tenant's policy (or the default); `backed` when `incident_id` is the row of
-        vendor incident `key` and incidents name it as their parent."""
+        """The tenant's policy (or the default), a held workflow's webhook; `backed` when
+        `incident_id` is the row of vendor incident `key` and incidents name it as parent."""
         params = {"tenant_id": uuid.UUID(tenant_id), "incident": uuid.UUID(incident_id), "key": key}
         async with self._engine.connect() as conn:
             row = (await conn.execute(_TENANT_REGISTRATION, params)).first()
         if row is None:
             return Registration(self.default_policy, None, False)
-        sealed = row.tenant_policy
-        own = open_policy(self._box, tenant_id, sealed, TENANT_ESCALATION_POLICIES)
-        return Registration(effective_policy(own, self.default_policy), None, bool(row.backed))
+        own = open_policy(self._box, tenant_id, row.tenant_policy, TENANT_ESCALATION_POLICIES)
+        webhook = row.webhook_url and self._box.decrypt(
+            row.webhook_url, context=WEBHOOK_URLS.context(tenant_id)
+        )
+        return Registration(effective_policy(own, self.default_policy), webhook, bool(row.backed))
 
     def unseal_policy(self, tenant_id: str, sealed: str | None) -> EscalationPolicy | None:
         """Open a stored policy (None when the workflow has none of its own)."""

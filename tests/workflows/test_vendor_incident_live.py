@@ -304,3 +304,34 @@ async def _escalated(children: list[Handle]) -> IncidentView:
                 return view
         await asyncio.sleep(0.1)
     raise AssertionError("no held incident escalated")
+
+
+async def test_without_a_tenant_policy_the_held_workflows_webhook_is_paged_once(
+    vendor_starter: IncidentStarter,
+    http: httpx.AsyncClient,
+    tenant: TenantCredentials,
+    temporal_client: Client,
+) -> None:
+    async with CallbackServer([Reply(503)]) as vendor, CallbackServer([Reply(200)]) as pager:
+        await register_workflow(
+            http,
+            tenant,
+            callback_url=vendor.url,
+            retry_policy=RETRY_EVERY_S,
+            escalation_webhook_url=pager.url,
+        )
+        children = [await vendor_starter.start(vendor=VENDOR) for _ in range(6)]
+        parent = temporal_client.get_workflow_handle_for(
+            VendorIncidentWorkflow.run, f"vendor:{tenant.id}:{VENDOR}"
+        )
+        await _linked(parent, 6)
+        for _ in range(300):
+            if (await parent.query(VendorIncidentWorkflow.status)).paged:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1)  # a second page would have left by now
+        await parent.signal(VendorIncidentWorkflow.kill, KillRequest("test over"))
+        await asyncio.wait_for(parent.result(), 30)
+        await asyncio.gather(*(asyncio.wait_for(c.result(), 30) for c in children))
+    assert len(pager.calls) == 1, [c.body for c in pager.calls]
+    assert VENDOR in json.dumps(pager.calls[0].body)
