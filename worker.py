@@ -156,12 +156,15 @@ def _outbound_activities(
         namespace=settings.temporal_namespace,
         api_base_url=settings.public_api_url,
     )
-    vendor_incidents = VendorIncidentActivities(engine=engine, redis=clients.redis, sender=sender)
+    vendor_incidents = VendorIncidentActivities(
+        engine=engine, redis=clients.redis, sender=sender, vendors=policies.vendors
+    )
     return [
         remediation.call_callback,
         escalation.send_escalation,
         responders.deliver,
         vendor_incidents.link,
+        vendor_incidents.link_by_count,
         vendor_incidents.record,
         vendor_incidents.read_breaker,
         vendor_incidents.page_targets,

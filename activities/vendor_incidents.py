@@ -25,7 +25,9 @@ from temporalio.common import (
 
 from activities.records import running_workflow_id
 from activities.responder_sender import ResponderSender
+from activities.vendor_count import VendorCount, count_vendor_incidents
 from rules.circuit_breaker import CircuitBreaker, breaker_key
+from rules.policy import DegradedAfter, VendorPolicies
 from vocabulary import VENDOR_WORKFLOW_TYPE, IncidentStatus, Severity, VendorSignal
 from workflows.vendor_payloads import (
     BreakerReading,
@@ -89,22 +91,58 @@ STATUS_KEY = SearchAttributeKey.for_keyword("IncidentStatus")
 class VendorIncidentActivities:
     """Links children to vendor incidents and keeps the vendor incidents' rows."""
 
-    def __init__(self, *, engine: AsyncEngine, redis: Redis, sender: ResponderSender) -> None:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        redis: Redis,
+        sender: ResponderSender,
+        vendors: VendorPolicies,
+    ) -> None:
         self._engine = engine
         self._breaker = CircuitBreaker(redis)
         self._sender = sender
+        self._vendors = vendors
 
     @activity.defn(name="link_vendor_incident")
     async def link(self, req: LinkRequest) -> LinkResult:
         """Find or open the tenant's vendor incident, link the child to it and signal it."""
         workflow_id = vendor_workflow_id(req.tenant_id, req.vendor)
-        parent_id = await self._link_rows(req, workflow_id)
-        if not parent_id:
+        link = await self._link_rows(req, workflow_id)
+        if link is None:
             log.warning("refused to link an incident of another tenant or vendor: %s", req)
             return LinkResult("", "")
-        link = ChildLink(
-            req.incident_id, req.workflow_id, req.source_workflow, parent_id, req.cause
+        return await self._start(req, workflow_id, link)
+
+    @activity.defn(name="link_vendor_incident_by_count")
+    async def link_by_count(self, req: LinkRequest) -> LinkResult:
+        """Link the child when the tenant's vendor incident is open or enough open incidents
+        name the vendor (`degraded_after`); otherwise do nothing (an empty result)."""
+        after = self._vendors.for_vendor(req.vendor).degraded_after
+        if after.incidents == 0:
+            return LinkResult("", "")
+        workflow_id = vendor_workflow_id(req.tenant_id, req.vendor)
+        async with self._engine.connect() as conn:
+            found = await self._count(conn, req, workflow_id, after)
+        if not found.cause(after):
+            return LinkResult("", "")
+        # Counted again under the link's lock: a vendor incident that ended meanwhile reset it.
+        link = await self._link_rows(req, workflow_id, after)
+        return LinkResult("", "") if link is None else await self._start(req, workflow_id, link)
+
+    async def _count(
+        self, conn: AsyncConnection, req: LinkRequest, workflow_id: str, after: DegradedAfter
+    ) -> VendorCount:
+        return await count_vendor_incidents(
+            conn,
+            tenant_id=req.tenant_id,
+            vendor=req.vendor,
+            workflow_id=workflow_id,
+            within_s=after.within_s,
         )
+
+    async def _start(self, req: LinkRequest, workflow_id: str, link: ChildLink) -> LinkResult:
+        """Signal-with-start the tenant's vendor incident with `child_linked`."""
         await activity.client().start_workflow(
             VENDOR_WORKFLOW_TYPE,
             VendorIncidentInput(req.tenant_id, req.vendor),
@@ -122,37 +160,51 @@ class VendorIncidentActivities:
             ),
             static_summary=f"vendor incident · {req.vendor} degraded",
         )
-        return LinkResult(workflow_id, parent_id)
+        return LinkResult(workflow_id, link.parent_incident_id)
 
-    async def _link_rows(self, req: LinkRequest, workflow_id: str) -> str:
-        """The open vendor incident's id (a new row if none is open); the child linked to it."""
+    async def _link_rows(
+        self, req: LinkRequest, workflow_id: str, after: DegradedAfter | None = None
+    ) -> ChildLink | None:
+        """The child linked to the open vendor incident (a new row if none is open); None when
+        refused or, with `after`, when the count no longer holds under the lock."""
         # One transaction (the worker's engine autocommits each statement): the advisory lock
         # holds until the commit, so a child linking at the same moment finds this row.
         async with self._engine.connect() as plain:
             conn = await plain.execution_options(isolation_level="READ COMMITTED")
             async with conn.begin():
-                return await self._link_locked(conn, req, workflow_id)
+                await conn.execute(_LOCK, {"workflow_id": workflow_id})
+                link = ChildLink(
+                    req.incident_id, req.workflow_id, req.source_workflow, "", req.cause
+                )
+                if after is not None:
+                    found = await self._count(conn, req, workflow_id, after)
+                    link.cause, link.by_count = found.cause(after), not found.parent_open
+                    if not link.cause:
+                        return None
+                link.parent_incident_id = await self._link_locked(conn, link, req, workflow_id)
+                return link if link.parent_incident_id else None
 
-    async def _link_locked(self, conn: AsyncConnection, req: LinkRequest, workflow_id: str) -> str:
+    async def _link_locked(
+        self, conn: AsyncConnection, link: ChildLink, req: LinkRequest, workflow_id: str
+    ) -> str:
         """Under the lock: the vendor incident's row (opened if none is), the child linked."""
         tenant_id = uuid.UUID(req.tenant_id)
         child = uuid.UUID(req.incident_id)
-        await conn.execute(_LOCK, {"workflow_id": workflow_id})
         found = await conn.execute(
             _CHILD, {"child": child, "tenant_id": tenant_id, "vendor": req.vendor}
         )
         if found.first() is None:
             return ""
-        parent = await self._open_parent(conn, req, workflow_id)
+        parent = await self._open_parent(conn, req, workflow_id, link.cause)
         await conn.execute(_LINK_CHILD, {"parent": parent, "child": child, "tenant_id": tenant_id})
-        reason = f"held by vendor incident {parent} ({req.vendor}: {req.cause})"
+        reason = f"held by vendor incident {parent} ({req.vendor}: {link.cause})"
         await conn.execute(
             _TRANSITION, {"incident": child, "tenant_id": tenant_id, "reason": reason}
         )
         return str(parent)
 
     async def _open_parent(
-        self, conn: AsyncConnection, req: LinkRequest, workflow_id: str
+        self, conn: AsyncConnection, req: LinkRequest, workflow_id: str, cause: str
     ) -> uuid.UUID:
         params: dict[str, Any] = {"tenant_id": uuid.UUID(req.tenant_id), "workflow_id": workflow_id}
         row = (await conn.execute(_OPEN_PARENT, params)).first()
@@ -161,7 +213,7 @@ class VendorIncidentActivities:
         source = f"vendor:{req.vendor}"[:64]
         params |= {"title": f"{req.vendor} degraded"[:500], "source": source, "vendor": req.vendor}
         parent = uuid.UUID(str((await conn.execute(_NEW_PARENT, params)).scalar_one()))
-        reason = f"{req.vendor} degraded: {req.cause} (first: incident {req.incident_id})"
+        reason = f"{req.vendor} degraded: {cause} (first: incident {req.incident_id})"
         await conn.execute(
             _TRANSITION, {"incident": parent, "tenant_id": params["tenant_id"], "reason": reason}
         )
@@ -189,7 +241,8 @@ class VendorIncidentActivities:
     async def read_breaker(self, req: VendorRef) -> BreakerReading:
         """The vendor's breaker state for the tenant, and how long it stays open."""
         state, open_for_s = await self._breaker.state(breaker_key(req.tenant_id, req.vendor))
-        return BreakerReading(state.value, open_for_s)
+        probe_every_s = self._vendors.for_vendor(req.vendor).probe_every_s()
+        return BreakerReading(state.value, open_for_s, probe_every_s)
 
     @activity.defn(name="vendor_page_targets")
     async def page_targets(self, req: VendorRef) -> PageTargets:

@@ -59,6 +59,14 @@ class Incident(SQLModel, table=True):
             "step",
             postgresql_where=text("closed_at IS NULL"),
         ),
+        # How many open incidents name a vendor, opened lately (vendor incidents by count)?
+        Index(
+            "ix_incidents_open_by_vendor",
+            "tenant_id",
+            "vendor",
+            "created_at",
+            postgresql_where=text("closed_at IS NULL"),
+        ),
         # Which incidents does a vendor incident hold?
         Index(
             "ix_incidents_tenant_id_parent_incident_id",

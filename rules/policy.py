@@ -180,12 +180,40 @@ class CircuitBreakerSettings(_Strict):
     half_open_probes: int = Field(default=1, ge=1, le=100)
 
 
+class DegradedAfter(_Strict):
+    """The vendor is degraded once `incidents` open incidents naming it, from at least
+    `workflows` source workflows, opened within `within_s` seconds; `incidents: 0` (or
+    `degraded_after: off`) turns this trigger off. A failed probe waits `probe_every_s`
+    (unset: the breaker's `open_duration_s`) before the next."""
+
+    incidents: int = Field(default=5, ge=0, le=10_000)
+    within_s: float = Field(default=60, gt=0, le=86_400)
+    workflows: int = Field(default=2, ge=1, le=1000)
+    probe_every_s: float | None = Field(default=None, gt=0, le=86_400)
+
+
+DEGRADED_OFF = DegradedAfter(incidents=0)
+
+
+def degraded_setting(value: Any) -> Any:
+    """Read `degraded_after: off` (YAML's `off` is false) as the count trigger turned off."""
+    return DEGRADED_OFF if value is False or value == "off" else value
+
+
 class VendorSettings(_Strict):
     """Safety settings of one vendor."""
 
     circuit_breaker: CircuitBreakerSettings = CircuitBreakerSettings()
     rate_limit_per_s: float = Field(default=10, gt=0, le=100_000)
     call_timeout_s: float = Field(default=10, gt=0, le=300)
+    # A vendor incident opens when this many incidents name the vendor (besides its breaker).
+    degraded_after: DegradedAfter = DegradedAfter()
+
+    _degraded_off = field_validator("degraded_after", mode="before")(degraded_setting)
+
+    def probe_every_s(self) -> float:
+        """How long a vendor incident opened by count waits after a failed probe."""
+        return self.degraded_after.probe_every_s or self.circuit_breaker.open_duration_s
 
 
 class VendorPolicies(_Strict):

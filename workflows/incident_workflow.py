@@ -197,7 +197,7 @@ class IncidentWorkflow:
         elif self._approval.required():
             if refusal := await self._approval.hold():
                 await self._escalation.start(refusal)
-        else:
+        elif not await self._vendor.degraded():  # else a vendor incident holds it from now on
             await self._ask_gate()
 
     async def _ask_gate(self) -> None:

@@ -37,6 +37,18 @@ async def link(req: LinkRequest) -> LinkResult:
     )
 
 
+async def link_by_count(req: LinkRequest) -> LinkResult:
+    """Link this incident when its vendor incident is open or enough incidents name the vendor
+    (an empty result otherwise)."""
+    return await workflow.execute_local_activity_method(
+        VendorIncidentActivities.link_by_count,
+        req,
+        start_to_close_timeout=LINK_TIMEOUT,
+        retry_policy=UNTIL_STORED,
+        summary=f"count incidents at {req.vendor}",
+    )
+
+
 async def record(req: VendorRecordRequest) -> None:
     """Write the vendor incident's row (and a transition row)."""
     await workflow.execute_local_activity_method(

@@ -1,10 +1,11 @@
 """`VendorIncidentWorkflow`: one tenant's vendor, degraded, as one incident over many.
 
 open → resolved (the breaker closed after a successful probe, or an operator's `resolve`), or
-→ killed. Incidents whose callbacks find the vendor's circuit open link to it and hold; it
-pages once (after a short grace, with every linked incident counted), asks one child at a time
-to make the half-open probe, and on its end releases the children, staggered (a `kill` kills
-them instead).
+→ killed. Incidents whose callbacks find the vendor's circuit open link to it and hold, as do
+incidents opening while enough others name the vendor (one opened that way, its breaker never
+seen open, resolves on its first successful probe). It pages once (after a short grace, with
+every linked incident counted), asks one child at a time to make the probe, and on its end
+releases the children, staggered (a `kill` kills them instead).
 docs/ARCHITECTURE.md (Vendor incidents) describes the contract with the children.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import replace
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
@@ -64,6 +66,7 @@ class VendorIncidentWorkflow:
         self._reports: list[ProbeReport] = []
         self._signals = 0
         self._ref = VendorRef(inp.tenant_id, inp.vendor)
+        self._probe_every_s = 0.0  # read with the breaker
 
     @workflow.run
     async def run(self, _inp: VendorIncidentInput) -> VendorIncidentResult:
@@ -75,6 +78,8 @@ class VendorIncidentWorkflow:
         if not state.incident_id:
             state.incident_id = state.children[0].parent_incident_id
             state.opened_at = workflow.now()
+            first = state.children[0]
+            state.by_count = first.by_count and workflow.patched(logic.VENDOR_PARENTS_BY_COUNT)
         self._ref.incident_id = state.incident_id
         await self._save(logic.headline(self._inp, state), new_cause=False)
         if state.page is None:
@@ -108,7 +113,13 @@ class VendorIncidentWorkflow:
         """Read the breaker: closed ends it, open waits, half-open asks a child to probe."""
         state = self._state
         reading = await vendor_calls.read_breaker(self._ref)
-        if reading.state in (BreakerState.CLOSED, BreakerState.FORCED_CLOSED):
+        self._probe_every_s = reading.probe_every_s
+        if state.by_count and reading.state in (BreakerState.OPEN, BreakerState.HALF_OPEN):
+            state.breaker_opened = True  # from now on its breaker decides, as for any other
+        counting = reading.state == BreakerState.CLOSED and logic.counted_only(state)
+        if counting and not state.probing:
+            await self._probe_by_count()
+        elif reading.state in (BreakerState.CLOSED, BreakerState.FORCED_CLOSED) and not counting:
             self._close(IncidentStatus.RESOLVED, f"{self._inp.vendor} circuit {reading.state}")
         elif reading.state == BreakerState.OPEN and reading.open_for_s > 0:
             await self._wait(reading.open_for_s + 0.2, "circuit open until its probe")
@@ -123,6 +134,15 @@ class VendorIncidentWorkflow:
                 state.probing = ""
         if not self._take_reports():
             await self._wait(PROBE_RETRY_S, "the gate held the probe back: next child soon")
+
+    async def _probe_by_count(self) -> None:
+        """Opened by count, its breaker closed: probe one interval after opening and after each
+        failed probe (the gate lets the probe through as any call of a closed circuit)."""
+        wait_s = logic.probe_wait_s(self._state, self._probe_every_s, workflow.now())
+        if wait_s > 0:
+            await self._wait(wait_s, "degraded by count: next probe")
+        else:
+            await self._ask_probe()
 
     async def _ask_probe(self) -> None:
         """Ask the next held child to make its callback now, as this incident's probe."""
@@ -155,8 +175,13 @@ class VendorIncidentWorkflow:
                 state.probing = ""
             how = "called" if report.called else "not called"
             state.last_probe = f"incident {report.incident_id}: {how}, breaker {report.breaker}"
-            if report.breaker == BreakerState.CLOSED and not logic.is_ended(state):
+            if logic.is_ended(state):
+                continue
+            if logic.recovered(state, report):
                 self._close(IncidentStatus.RESOLVED, f"{self._inp.vendor} recovered: probe ok")
+            elif report.called and logic.counted_only(state):
+                wait = timedelta(seconds=self._probe_every_s)
+                state.next_probe_at = workflow.now() + wait  # failed: the next child later
         self._reports.clear()
         workflow.set_current_details(logic.details_markdown(self._inp, state))
         return all_called

@@ -3,7 +3,8 @@ asks, resume when it releases (after the delay it gives, so its children resume 
 
 Deterministic workflow code: it runs inside the workflow sandbox. Every behaviour here is
 behind the `vendor-parents` patch: an incident links only when a patched run sees the vendor's
-circuit open, and holds only once linked (docs/ARCHITECTURE.md, Vendor incidents).
+circuit open, and holds only once linked; linking by count before a gate check is behind
+`vendor-parents-by-count` (docs/ARCHITECTURE.md, Vendor incidents).
 """
 
 from __future__ import annotations
@@ -14,16 +15,23 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import FailureError
 
-from vocabulary import BreakerState, IncidentStatus, SignalName, VendorSignal
+from vocabulary import BreakerState, CallOutcome, IncidentStatus, SignalName, VendorSignal
 from workflows import vendor_calls
 from workflows.activity_payloads import CallbackOutcome, GateDecision
 from workflows.incident_logic import is_terminal
 from workflows.incident_state import IncidentInput, IncidentState
 from workflows.incident_tracker import IncidentTracker
 from workflows.incident_waits import IncidentWaits
-from workflows.vendor_payloads import LinkRequest, ProbeReport, VendorProbe, VendorRelease
+from workflows.vendor_payloads import (
+    LinkRequest,
+    LinkResult,
+    ProbeReport,
+    VendorProbe,
+    VendorRelease,
+)
 
 VENDOR_PARENTS = "vendor-parents"
+VENDOR_PARENTS_BY_COUNT = "vendor-parents-by-count"
 PARENT_KEY = SearchAttributeKey.for_keyword("ParentIncident")
 HELD_STATUSES = frozenset({IncidentStatus.OPEN, IncidentStatus.REMEDIATING, IncidentStatus.WAITING})
 
@@ -78,6 +86,18 @@ class VendorLink:
             f"held by vendor incident {state.parent_incident_id}",
         )
 
+    async def degraded(self) -> bool:
+        """Before a gate check: link when the tenant's vendor incident is open or enough
+        incidents name the vendor (`degraded_after`); True when now held. An incident a vendor
+        incident held once never links by count again (its release must not re-open one)."""
+        inp, state = self._inp, self._state
+        if not inp.vendor or not state.incident_id or state.parent_incident_id:
+            return False
+        if state.vendor_probe or not workflow.patched(VENDOR_PARENTS_BY_COUNT):
+            return False
+        self._adopt(await vendor_calls.link_by_count(self._link_request("")))
+        return self.holding()
+
     async def gate_waited(self, gate: GateDecision) -> None:
         """After a gate wait: a probe that could not run is reported; an open circuit links."""
         if self._state.vendor_probe:
@@ -88,7 +108,10 @@ class VendorLink:
     async def counted(self, breaker: str, outcome: CallbackOutcome) -> None:
         """After an outcome was counted: report a probe; a breaker left open links."""
         if self._state.vendor_probe:
-            await self._report(called=True, breaker=breaker, detail=str(outcome.outcome))
+            succeeded = outcome.outcome == CallOutcome.SUCCESS
+            await self._report(
+                called=True, breaker=breaker, detail=str(outcome.outcome), succeeded=succeeded
+            )
         elif breaker == BreakerState.OPEN and workflow.patched(VENDOR_PARENTS):
             await self._link("breaker opened")
 
@@ -97,16 +120,23 @@ class VendorLink:
         inp, state = self._inp, self._state
         if state.parent_open or not inp.vendor or not state.incident_id:
             return
-        result = await vendor_calls.link(
-            LinkRequest(
-                inp.tenant_id,
-                inp.vendor,
-                state.incident_id,
-                workflow.info().workflow_id,
-                inp.source_workflow,
-                cause,
-            )
+        self._adopt(await vendor_calls.link(self._link_request(cause)))
+
+    def _link_request(self, cause: str) -> LinkRequest:
+        inp = self._inp
+        assert inp.vendor is not None
+        return LinkRequest(
+            inp.tenant_id,
+            inp.vendor,
+            self._state.incident_id,
+            workflow.info().workflow_id,
+            inp.source_workflow,
+            cause,
         )
+
+    def _adopt(self, result: LinkResult) -> None:
+        """Held from now on by the vendor incident the link named (if it named one)."""
+        state = self._state
         if not result.parent_incident_id:
             return
         state.parent_workflow_id = result.parent_workflow_id
@@ -117,11 +147,13 @@ class VendorLink:
             self._probe_asked(VendorProbe(self._early_probe))
         self._early_probe = ""
 
-    async def _report(self, *, called: bool, breaker: str, detail: str) -> None:
+    async def _report(
+        self, *, called: bool, breaker: str, detail: str, succeeded: bool = False
+    ) -> None:
         """Tell the vendor incident how its probe went (it may have ended meanwhile)."""
         state = self._state
         state.vendor_probe = False
-        report = ProbeReport(state.incident_id, called, str(breaker), detail[:200])
+        report = ProbeReport(state.incident_id, called, str(breaker), detail[:200], succeeded)
         parent = workflow.get_external_workflow_handle(state.parent_workflow_id)
         try:
             await parent.signal(VendorSignal.PROBE_RESULT, report)

@@ -5,10 +5,13 @@ Deterministic code only: it runs inside the workflow sandbox.
 
 from __future__ import annotations
 
-from vocabulary import TERMINAL_STATUSES
+from datetime import datetime, timedelta
+
+from vocabulary import TERMINAL_STATUSES, BreakerState
 from workflows.activity_payloads import DeliveryRequest
 from workflows.vendor_payloads import (
     ChildLink,
+    ProbeReport,
     VendorIncidentInput,
     VendorIncidentState,
     VendorRecordRequest,
@@ -23,11 +26,34 @@ RELEASE_STEP_S = 0.25
 MIN_RELEASE_SPREAD_S = 2.0
 MAX_RELEASE_SPREAD_S = 30.0
 SHOWN_WORKFLOWS = 10
+# A vendor incident opened because enough incidents named the vendor, not by its breaker.
+VENDOR_PARENTS_BY_COUNT = "vendor-parents-by-count"
 
 
 def is_ended(state: VendorIncidentState) -> bool:
     """Tell whether the vendor incident has ended."""
     return state.status in TERMINAL_STATUSES
+
+
+def counted_only(state: VendorIncidentState) -> bool:
+    """Tell whether only its probes can end it: opened by count, its breaker never seen open."""
+    return state.by_count and not state.breaker_opened
+
+
+def recovered(state: VendorIncidentState, report: ProbeReport) -> bool:
+    """Tell whether a probe shows the vendor recovered: its breaker closed after it, or, for
+    one opened by count, the probe's call succeeded (whether or not the breaker ever opened)."""
+    if state.by_count and report.succeeded:
+        return True
+    return report.breaker == BreakerState.CLOSED and not counted_only(state)
+
+
+def probe_wait_s(state: VendorIncidentState, probe_every_s: float, now: datetime) -> float:
+    """Seconds until an incident opened by count asks its next probe (its first: one interval
+    after it opened; then one interval after each failed probe)."""
+    opened = state.opened_at or now
+    due = state.next_probe_at or opened + timedelta(seconds=probe_every_s)
+    return max(0.0, (due - now).total_seconds())
 
 
 def workflows_affected(children: list[ChildLink]) -> list[str]:
@@ -115,6 +141,8 @@ def details_markdown(inp: VendorIncidentInput, state: VendorIncidentState) -> st
         f"- paged targets: {len(state.paged)}",
         f"- released: {len(state.released)} of {len(state.children)}",
     ]
+    if state.by_count and state.children:
+        lines.append(f"- opened by count: {state.children[0].cause}")
     if state.probing:
         lines.append(f"- probing through incident {state.probing}")
     if state.close_reason:

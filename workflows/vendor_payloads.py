@@ -25,7 +25,8 @@ class ChildLink:
     workflow_id: str
     source_workflow: str
     parent_incident_id: str
-    cause: str = ""  # what linked it: "breaker opened", "circuit open"
+    cause: str = ""  # what linked it: "breaker opened", "5 incidents within 60 s"
+    by_count: bool = False  # linked because enough incidents named the vendor (not the breaker)
 
 
 @dataclass
@@ -36,6 +37,7 @@ class ProbeReport:
     called: bool  # False: the gate let no call through (nothing was learnt)
     breaker: str  # the breaker state after the outcome was counted
     detail: str = ""
+    succeeded: bool = False  # the call succeeded (resolves a vendor incident opened by count)
 
 
 @dataclass
@@ -89,6 +91,7 @@ class BreakerReading:
 
     state: str
     open_for_s: float = 0.0
+    probe_every_s: float = 0.0  # the wait after a failed probe of one opened by count
 
 
 @dataclass
@@ -132,6 +135,11 @@ class VendorIncidentState:
     close_reason: str = ""
     closed_origin: str = ""
     runs: int = 1
+    # Opened by count (patched: vendor-parents-by-count): its breaker may never open, so a
+    # successful probe resolves it; once the breaker is seen open, the breaker decides.
+    by_count: bool = False
+    breaker_opened: bool = False
+    next_probe_at: datetime | None = None
 
 
 @dataclass

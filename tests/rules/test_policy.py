@@ -77,3 +77,41 @@ def test_a_bad_file_names_file_key_and_reason(
     message = str(excinfo.value)
     assert file in message
     assert expected in message
+
+
+def test_degraded_after_defaults_to_five_incidents_of_two_workflows_within_a_minute() -> None:
+    vendors = load_policies().vendors
+    for settings in (vendors.defaults, vendors.for_vendor("stripe")):
+        after = settings.degraded_after
+        assert (after.incidents, after.workflows, after.within_s) == (5, 2, 60)
+        # A failed probe of a vendor incident opened by count waits out the breaker's open time.
+        assert settings.probe_every_s() == settings.circuit_breaker.open_duration_s
+
+
+@pytest.mark.parametrize("off", ["off", "false", '"off"'])
+def test_degraded_after_off_turns_the_count_trigger_off(policy_dir: Path, off: str) -> None:
+    (policy_dir / "vendors.yaml").write_text(
+        f"defaults:\n  degraded_after: {off}\n"
+        "vendors:\n  acme:\n    degraded_after: {incidents: 3, within_s: 10, probe_every_s: 2}\n"
+    )
+    vendors = load_policies(policy_dir).vendors
+    assert vendors.defaults.degraded_after.incidents == 0
+    acme = vendors.for_vendor("acme")
+    assert (acme.degraded_after.incidents, acme.degraded_after.within_s) == (3, 10)
+    assert acme.probe_every_s() == 2
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("{incidents: -1}", "defaults.degraded_after.incidents"),
+        ("{incidents: 5, within_s: 0}", "defaults.degraded_after.within_s"),
+        ("{incidents: 5, workflows: 0}", "defaults.degraded_after.workflows"),
+        ("{incidents: 5, per: 60}", "defaults.degraded_after.per"),
+        ("on", "defaults.degraded_after"),
+    ],
+)
+def test_a_bad_degraded_after_names_its_key(policy_dir: Path, setting: str, expected: str) -> None:
+    (policy_dir / "vendors.yaml").write_text(f"defaults:\n  degraded_after: {setting}\n")
+    with pytest.raises(PolicyError, match=expected.replace(".", r"\.")):
+        load_policies(policy_dir)
