@@ -144,9 +144,9 @@ async def test_five_incidents_of_two_workflows_open_one_vendor_incident_by_count
     prober_reasons = [r for _, r in await transitions(db, prober)]
     assert f"probe for {parent_ref}" in prober_reasons, prober_reasons
     held_reasons = [r for _, r in await transitions(db, held_id)]
-    assert any(
-        r.startswith(f"held by {parent_ref} ({VENDOR}: ") for r in held_reasons
-    ), held_reasons
+    assert any(r.startswith(f"held by {parent_ref} ({VENDOR}: ") for r in held_reasons), (
+        held_reasons
+    )
     assert any(r.startswith(f"released by {parent_ref}") for r in held_reasons), held_reasons
 
 
