@@ -110,7 +110,8 @@ class VendorIncidentWorkflow:
         await self._save(shown + logic.headline(self._inp, state))
 
     async def _watch(self) -> None:
-        """Read the breaker: closed ends it, open waits, half-open asks a child to probe."""
+        """Read the breaker: closed ends it (opened by count: probes), open waits, half-open
+        asks a child to probe."""
         state = self._state
         reading = await vendor_calls.read_breaker(self._ref)
         self._probe_every_s = reading.probe_every_s
