@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rules.policy import DegradedAfter
 
-_COUNT = text("""
+COUNT_QUERY = text("""
 WITH last_parent AS (
     SELECT closed_at FROM incidents
     WHERE workflow_id = :workflow_id AND tenant_id = :tenant_id
@@ -56,7 +56,7 @@ async def count_vendor_incidents(
     """Count the tenant's open incidents naming `vendor` opened within `within_s` seconds."""
     row = (
         await conn.execute(
-            _COUNT,
+            COUNT_QUERY,
             {
                 "tenant_id": uuid.UUID(tenant_id),
                 "vendor": vendor,
