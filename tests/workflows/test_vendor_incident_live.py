@@ -42,7 +42,8 @@ RETRY_EVERY_S = {
     "max_interval_s": 1,
     "jitter": 0,
 }
-# Five failures open the breaker for four seconds; one good probe closes it.
+# Five failures open the breaker for four seconds; one good probe closes it. The breaker alone
+# opens vendor incidents here (by count: tests/workflows/test_vendor_count_live.py).
 BREAKER = """
   {vendor}:
     circuit_breaker:
@@ -53,6 +54,7 @@ BREAKER = """
       half_open_probes: 1
     rate_limit_per_s: 1000
     call_timeout_s: 5
+    degraded_after: off
 """
 
 
