@@ -52,7 +52,11 @@ _FAILURES = sql_strings(kind for kind in EventType if kind in FAILURE_TYPES)
 # workflow's own id means the start was forged: nothing is called.
 _TARGET = text(f"""
 SELECT w.callback_url, w.mode, e.id AS event_id, e.error_message, e.payload::text AS payload,
-       e.correlation_id, e.received_at
+       e.correlation_id, e.received_at,
+       (SELECT reason FROM kill_switches
+        WHERE tenant_id = w.tenant_id AND workflow = w.name AND active
+          AND (vendor IS NULL OR vendor = :vendor) AND (expires_at IS NULL OR expires_at > now())
+        ORDER BY created_at LIMIT 1) AS kill_reason
 FROM workflows w
 LEFT JOIN LATERAL (
     SELECT id, error_message, payload, correlation_id, received_at FROM events
@@ -100,6 +104,7 @@ class CallbackTarget:
     correlation_id: str = ""
     received_at: datetime | None = None  # when AWFDRS accepted the failure being retried
     dry_run: bool = False  # the workflow's mode now: record what would be sent, send nothing
+    kill_reason: str | None = None  # a kill switch thrown since the gate permitted the call
 
 
 async def load_target(engine: AsyncEngine, req: CallbackRequest) -> CallbackTarget:
@@ -109,6 +114,7 @@ async def load_target(engine: AsyncEngine, req: CallbackRequest) -> CallbackTarg
         "workflow": req.source_workflow,
         "key": running_workflow_id(),
         "event_id": req.event_id or None,
+        "vendor": req.vendor,
     }
     async with engine.connect() as conn:
         row = (await conn.execute(_TARGET, params)).first()
@@ -122,6 +128,7 @@ async def load_target(engine: AsyncEngine, req: CallbackRequest) -> CallbackTarg
         row.correlation_id or "",
         row.received_at,
         row.mode == WorkflowMode.DRY_RUN,
+        row.kill_reason,
     )
 
 
@@ -192,6 +199,13 @@ class RemediationActivities:
             log.warning("refused a callback no stored event backs: %s", running_workflow_id())
             return CallbackOutcome(CallOutcome.FATAL, None, NOT_BACKED)
         url = target.url
+        if target.kill_reason is not None:
+            # Thrown between the gate's permit and now: the switch wins, nothing is called.
+            stopped = CallbackOutcome(
+                CallOutcome.CANCELLED, None, f"kill switch: {target.kill_reason}"
+            )
+            await self._action(req, ActionStatus.CANCELLED, stopped, url=url)
+            return stopped
         await self._action(req, ActionStatus.RUNNING, url=url)
         vetted = await self._vet(req, url)
         if isinstance(vetted, CallbackOutcome):

@@ -30,6 +30,7 @@ from tests.utils.builders import failure_event
 from worker import activity_set, build_worker
 from workflows.converter import DATA_CONVERTER
 from workflows.incident_workflow import IncidentWorkflow
+from workflows.vendor_incident_workflow import VendorIncidentWorkflow
 
 TRACE_ID = uuid.uuid4().hex
 CALLER_SPAN = uuid.uuid4().hex[:16]
@@ -146,7 +147,7 @@ async def test_the_tracing_interceptor_changes_no_workflow_command(
     spans: InMemorySpanExporter, path: Path
 ) -> None:
     replayer = Replayer(
-        workflows=[IncidentWorkflow],
+        workflows=[IncidentWorkflow, VendorIncidentWorkflow],
         data_converter=DATA_CONVERTER,
         interceptors=[TracingInterceptor(tracing.tracer())],
     )

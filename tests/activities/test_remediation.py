@@ -177,6 +177,28 @@ async def test_a_workflow_no_longer_registered_is_fatal_without_a_call(
     assert (status, result["detail"]) == ("failed", NOT_REGISTERED)
 
 
+async def test_a_kill_switch_thrown_after_the_gate_permitted_stops_the_call(
+    remediation: RemediationActivities,
+    engine: AsyncEngine,
+    http: httpx.AsyncClient,
+    tenant: TenantCredentials,
+) -> None:
+    async with CallbackServer() as server:
+        await register_workflow(http, tenant, callback_url=server.url)
+        req = await _request(engine, tenant, server.url)  # the gate has permitted this attempt
+        thrown = await http.post(
+            "/api/v1/kill-switches",
+            headers=tenant.headers,
+            json={"workflow": "billing-sync", "vendor": "stripe", "reason": "INC-9"},
+        )
+        assert thrown.status_code == 201, thrown.text
+        outcome = await _call(remediation, req)
+    assert (outcome.outcome, outcome.detail) == ("cancelled", "kill switch: INC-9")
+    assert server.calls == []
+    status, result = await _action(engine, req.idempotency_key)
+    assert (status, result["detail"]) == ("cancelled", "kill switch: INC-9")
+
+
 async def test_the_allow_list_applies_to_the_url_actually_called(
     engine: AsyncEngine,
     http: httpx.AsyncClient,
