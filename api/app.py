@@ -14,6 +14,7 @@ from temporalio.client import Client
 from api.body import require_json_body
 from api.dispatcher import OutboxDispatcher
 from api.dispatcher_health import supervise
+from api.dispatcher_link import RemoteWake
 from api.errors import install_error_handlers
 from api.intake import Intake
 from api.limits import BodyLimitMiddleware, request_body_limit
@@ -81,9 +82,18 @@ async def create_intake_pool(settings: Settings) -> asyncpg.Pool:
     return pool
 
 
-def _dispatcher(
+def tenant_caps(settings: Settings) -> Caps:
+    """The per-tenant incident caps, as intake and the dispatcher apply them."""
+    return Caps(
+        max_open_incidents=settings.tenant_max_open_incidents,
+        max_new_incidents_per_minute=settings.tenant_max_new_incidents_per_minute,
+    )
+
+
+def build_dispatcher(
     settings: Settings, *, engine: AsyncEngine, temporal: Client, caps: Caps, metrics: ApiMetrics
 ) -> OutboxDispatcher:
+    """Build the outbox dispatcher (run inline by the API, or by `api.dispatcher_main`)."""
     dispatcher = OutboxDispatcher(
         engine=engine,
         temporal=temporal,
@@ -95,7 +105,7 @@ def _dispatcher(
         caps=caps,
         metrics=metrics,
     )
-    dispatcher.health.enabled = settings.dispatcher_enabled
+    dispatcher.health.enabled = settings.dispatcher_mode != "off"
     return dispatcher
 
 
@@ -112,12 +122,10 @@ async def open_state(
     engine, redis = create_engine(settings), create_redis(settings)
     # Lazy: the API must start (and accept events) while Temporal is still down.
     client = temporal or await connect_temporal(settings, lazy=True)
-    metrics = ApiMetrics()
-    caps = Caps(
-        max_open_incidents=settings.tenant_max_open_incidents,
-        max_new_incidents_per_minute=settings.tenant_max_new_incidents_per_minute,
+    metrics, caps = ApiMetrics(), tenant_caps(settings)
+    dispatcher = build_dispatcher(
+        settings, engine=engine, temporal=client, caps=caps, metrics=metrics
     )
-    dispatcher = _dispatcher(settings, engine=engine, temporal=client, caps=caps, metrics=metrics)
     pool = await create_intake_pool(settings)
     state = app.state
     state.settings, state.policies, state.secret_box = settings, policies, box
@@ -135,7 +143,11 @@ async def open_state(
         limiter=RateLimiter(redis),
         catalog=policies.error_codes,
         workflows=WorkflowStateCache(settings.registry_cache_ttl_s),
-        on_stored=dispatcher.wake,
+        on_stored=(
+            RemoteWake(redis, every_s=settings.dispatcher_linger_s)
+            if settings.dispatcher_mode == "process"
+            else dispatcher.wake
+        ),
         caps=caps,
         metrics=metrics,
     )
@@ -200,11 +212,14 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         await check_secret_key_at_startup(settings, box)  # a wrong key stops the start
         async with (
             open_state(app, settings, box=box, policies=policies, temporal=temporal) as dispatcher,
-            running_dispatcher(dispatcher, enabled=settings.dispatcher_enabled),
+            running_dispatcher(dispatcher, enabled=settings.dispatcher_mode == "inline"),
         ):
             yield
 
+    tracing = start_tracing("awfdrs-api")  # OTEL_* variables; off by default
     app = FastAPI(
+        # Without tracing, FastAPI's own telemetry would look for providers on every request.
+        telemetry=None if tracing else {"tracing": False, "metrics": False, "logs": False},
         title="AWFDRS",
         summary="Autonomous Workflow Failure Detection & Recovery System",
         version="0.1.0",
@@ -221,6 +236,6 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     install_error_handlers(app)
     _include_routers(app, settings)
     install_openapi(app)
-    if start_tracing("awfdrs-api"):  # OTEL_* variables; off by default
+    if tracing:
         instrument_app(app)
     return app

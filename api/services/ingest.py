@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -140,6 +141,13 @@ def body_digest(event: EventIn) -> str:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
+def new_event_ids(count: int) -> list[uuid.UUID]:
+    """Return `count` random (version 4) UUIDs drawn from one read of the OS's randomness."""
+    # `uuid4()` reads 16 bytes per call, each read a syscall: a batch's dearest part on a VM.
+    pool = os.urandom(16 * count)
+    return [uuid.UUID(bytes=pool[at : at + 16], version=4) for at in range(0, 16 * count, 16)]
+
+
 def prepare_event(
     event: EventIn,
     *,
@@ -147,6 +155,7 @@ def prepare_event(
     tenant_id: uuid.UUID,
     catalog: ErrorCatalog,
     workflow: WorkflowState,
+    event_id: uuid.UUID | None = None,
 ) -> PreparedEvent:
     """Derive signature, incident key and remediation mode for one event."""
     error = event.error
@@ -167,7 +176,7 @@ def prepare_event(
     else:
         key_for_incident = None
     return PreparedEvent(
-        id=uuid.uuid4(),
+        id=event_id or uuid.uuid4(),
         idempotency_key=key,
         body_sha256=body_digest(event),
         event=event,
