@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
@@ -109,6 +109,13 @@ def build_dispatcher(
     return dispatcher
 
 
+async def guard_request(request: Request) -> None:
+    """Refuse a body that is not JSON (415), then parameters that cannot be stored (422)."""
+    # One dependency rather than two: FastAPI's cost is per dependency and per request.
+    await require_json_body(request)
+    await reject_unstorable_parameters(request)
+
+
 @asynccontextmanager
 async def open_state(
     app: FastAPI,
@@ -123,6 +130,9 @@ async def open_state(
     # Lazy: the API must start (and accept events) while Temporal is still down.
     client = temporal or await connect_temporal(settings, lazy=True)
     metrics, caps = ApiMetrics(), tenant_caps(settings)
+    if settings.dispatcher_mode != "inline":
+        # Never set here: the dispatcher process exports it, and a 0 would read as stalled.
+        metrics.registry.unregister(metrics.dispatcher_last_success)
     dispatcher = build_dispatcher(
         settings, engine=engine, temporal=client, caps=caps, metrics=metrics
     )
@@ -224,7 +234,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         summary="Autonomous Workflow Failure Detection & Recovery System",
         version="0.1.0",
         lifespan=lifespan,
-        dependencies=[Depends(require_json_body), Depends(reject_unstorable_parameters)],
+        dependencies=[Depends(guard_request)],
         # Served from packaged assets (api/routes/docs.py), not a CDN; ReDoc has no package.
         docs_url=None,
         redoc_url=None,

@@ -1,6 +1,6 @@
 """Run a module's `main()` under cProfile and write the stats when it stops (bench runs only).
 
-    python -m bench.profiled OUT.prof api
+python -m bench.profiled OUT.prof api
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 from types import FrameType
 
 
-def _exit(signum: int, frame: FrameType | None) -> None:
+def _exit(_signum: int, _frame: FrameType | None) -> None:
     # uvicorn restores this handler and re-raises the signal it caught after shutting down:
     # exiting through Python (not the default handler) lets the stats be written.
     sys.exit(0)
@@ -23,7 +23,7 @@ def main() -> None:
     out, module = sys.argv[1], sys.argv[2]
     sys.argv = [module, *sys.argv[3:]]
     signal.signal(signal.SIGTERM, _exit)
-    target = importlib.import_module(f"{module}.__main__" if module in ("api",) else module)
+    target = importlib.import_module(f"{module}.__main__" if module == "api" else module)
     profiler = cProfile.Profile()
     profiler.enable()
     try:
