@@ -239,6 +239,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         docs_url=None,
         redoc_url=None,
     )
+    app.state.tracing = tracing  # read per request by api/routes/direct_route.py
     install_docs(app)
     # Inside the correlation middleware (so the 413 carries the id), before routing and auth.
     app.add_middleware(BodyLimitMiddleware, max_bytes=request_body_limit(settings))

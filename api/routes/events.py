@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlmodel import col, select
 
-from api.auth import IngestPrincipal, OperatorPrincipal
+from api.auth import IngestPrincipal, OperatorPrincipal, authenticate
 from api.body import read_json_body
 from api.deps import IntakeDep, SessionDep, SettingsDep
 from api.errors import Conflict, NotFound
@@ -18,6 +18,7 @@ from api.intake import Rejected, parse_event
 from api.intake_answers import BatchOutcome, accepted_json, batch_result_json
 from api.openapi import json_request_body
 from api.pagination import CursorQuery, LimitQuery, fetch_page
+from api.routes.direct_route import direct_route, plain_json_request
 from api.routes.responses import problem_responses
 from api.validation import InvalidItem, invalid, invalid_item, json_body
 from models.event import Event
@@ -41,17 +42,6 @@ IdempotencyHeader = Annotated[
 ]
 
 
-@router.post(
-    "/events",
-    operation_id="ingestEvent",
-    status_code=202,
-    response_model=EventAccepted,
-    openapi_extra=json_request_body(EventIn),
-    responses={
-        200: {"model": EventAccepted, "description": "Same key and body seen before: the original"},
-        **problem_responses(401, 403, 404, 409, 413, 415, 422, 429, 503),
-    },
-)
 async def ingest_event(
     *,
     request: Request,
@@ -78,6 +68,35 @@ async def ingest_event(
         )
     headers = {"Idempotent-Replayed": "true"} if outcome.status == 200 else None
     return Response(accepted_json(outcome), outcome.status, headers, media_type="application/json")
+
+
+async def _ingest_directly(request: Request) -> Response:
+    """`ingest_event` with its arguments built by hand (see api/routes/direct_route.py)."""
+    state = request.app.state
+    principal = await authenticate(request)
+    return await ingest_event(
+        request=request, principal=principal, settings=state.settings, intake=state.intake
+    )
+
+
+def _plain(request: Request) -> bool:
+    return plain_json_request(request, without=(b"idempotency-key",))
+
+
+router.add_api_route(
+    "/events",
+    ingest_event,
+    methods=["POST"],
+    route_class_override=direct_route(_ingest_directly, _plain),
+    operation_id="ingestEvent",
+    status_code=202,
+    response_model=EventAccepted,
+    openapi_extra=json_request_body(EventIn),
+    responses={
+        200: {"model": EventAccepted, "description": "Same key and body seen before: the original"},
+        **problem_responses(401, 403, 404, 409, 413, 415, 422, 429, 503),
+    },
+)
 
 
 @router.post(
