@@ -13,6 +13,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import asyncpg
+from asyncpg.pgproto.pgproto import UUID as FastUUID
 from pydantic_core import to_json
 
 from api.outbox import RESOLVE_PREFIX
@@ -135,17 +136,32 @@ class StoreOutcome:
     remediation: Remediation
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True)  # what `json.dumps(..., sort_keys=True)` builds
+_NOT_DIGESTED = {"idempotency_key"}
+
+
 def body_digest(event: EventIn) -> str:
     """Return the SHA-256 of the event's canonical JSON, without its idempotency key."""
-    canonical = event.model_dump(mode="json", exclude={"idempotency_key"}, exclude_none=True)
-    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+    # The serializer and the encoder called directly: a batch digests 1,000 events.
+    canonical = EventIn.__pydantic_serializer__.to_python(
+        event, mode="json", exclude=_NOT_DIGESTED, exclude_none=True
+    )
+    return hashlib.sha256(_CANONICAL.encode(canonical).encode()).hexdigest()
+
+
+_KEEP = bytes([0xFF] * 6 + [0x0F, 0xFF, 0x3F] + [0xFF] * 7)
+_SET = bytes([0] * 6 + [0x40, 0, 0x80] + [0] * 7)
 
 
 def new_event_ids(count: int) -> list[uuid.UUID]:
     """Return `count` random (version 4) UUIDs drawn from one read of the OS's randomness."""
-    # `uuid4()` reads 16 bytes per call, each read a syscall: a batch's dearest part on a VM.
-    pool = os.urandom(16 * count)
-    return [uuid.UUID(bytes=pool[at : at + 16], version=4) for at in range(0, 16 * count, 16)]
+    # `uuid4()` reads 16 bytes per call (a syscall each) and builds its UUID in Python;
+    # asyncpg's UUID (a `uuid.UUID`, what it returns for uuid columns) is built in C.
+    # The version (4) and variant (RFC 4122) bits set for all of them in three big-int steps.
+    size = 16 * count
+    bits = int.from_bytes(os.urandom(size)) & int.from_bytes(_KEEP * count)
+    pool = (bits | int.from_bytes(_SET * count)).to_bytes(size)
+    return [FastUUID(pool[at : at + 16]) for at in range(0, size, 16)]
 
 
 def prepare_event(
