@@ -34,7 +34,7 @@ from models.migrate import upgrade_database
 from vocabulary import EventType
 
 __all__ = ["ADMIN", "encode_singles", "event", "stack_env", "start_api_and_baseline"]
-SCENARIOS = ("ceiling", "single", "batch", "scale", "naive")
+SCENARIOS = ("ceiling", "single", "batch", "inline", "scale", "naive")
 
 
 def event(workflow: str = "billing-sync") -> dict[str, Any]:
@@ -91,15 +91,17 @@ class Runner:
         """Enough distinct events for one scenario at up to 5,000 a second."""
         return encode_singles(int(self.args.seconds * 5000))
 
-    async def single(self, apis: int) -> dict[str, Any]:
+    async def single(self, apis: int, *, inline: bool = False) -> dict[str, Any]:
         """`POST /events`, one event per request, spread over the first `apis` processes."""
-        urls = [f"{url}/api/v1/events" for url in self.stack.api_urls[:apis]]
+        servers = [self.stack.inline_url or ""] if inline else self.stack.api_urls[:apis]
+        urls = [f"{url}/api/v1/events" for url in servers]
         conc = self.args.concurrency * apis
         return await self.run(urls, self.singles(), headers=self.headers, concurrency=conc)
 
-    async def batch(self, apis: int) -> dict[str, Any]:
+    async def batch(self, apis: int, *, inline: bool = False) -> dict[str, Any]:
         """`POST /events/batch` with 1,000 events per request."""
-        urls = [f"{url}/api/v1/events/batch" for url in self.stack.api_urls[:apis]]
+        servers = [self.stack.inline_url or ""] if inline else self.stack.api_urls[:apis]
+        urls = [f"{url}/api/v1/events/batch" for url in servers]
         return await self.run(
             urls,
             encode_batches(int(self.args.seconds * 40 * apis)),
@@ -122,6 +124,10 @@ async def scenarios(runner: Runner, wanted: set[str]) -> dict[str, Any]:
         results["awfdrs_single"] = await runner.single(1)
     if "batch" in wanted:
         results["awfdrs_batch_1000"] = await runner.batch(1)
+    if "inline" in wanted and runner.stack.inline_url:
+        # The same API with the dispatcher inside it (AWFDRS_DISPATCHER=inline), as before.
+        results["awfdrs_single_inline_dispatcher"] = await runner.single(1, inline=True)
+        results["awfdrs_batch_1000_inline_dispatcher"] = await runner.batch(1, inline=True)
     if "scale" in wanted and apis > 1:
         results[f"awfdrs_single_{apis}_apis"] = await runner.single(apis)
         results[f"awfdrs_batch_1000_{apis}_apis"] = await runner.batch(apis)
@@ -154,6 +160,10 @@ def ratios(results: dict[str, Any], apis: int, seconds: float) -> dict[str, Any]
     if single and (naive := results.get("naive_signal_per_event")):
         out["single_vs_naive"] = round(single["events_per_s"] / naive["events_per_s"], 2)
     for name in ("awfdrs_single", "awfdrs_batch_1000"):
+        if (own := results.get(name)) and (inline := results.get(f"{name}_inline_dispatcher")):
+            out[f"{name}_vs_inline_dispatcher"] = round(
+                own["events_per_s"] / inline["events_per_s"], 3
+            )
         one, many = results.get(name), results.get(f"{name}_{apis}_apis")
         if one and many:
             speedup = many["events_per_s"] / one["events_per_s"]
@@ -180,11 +190,14 @@ def goals(results: dict[str, Any], ratio: dict[str, Any]) -> dict[str, bool]:
 async def measure(args: argparse.Namespace, urls: dict[str, str], work: Path) -> dict[str, Any]:
     """Start the processes, run every wanted scenario, stop the processes."""
     env = {**os.environ, **_stack_env(urls, args.dispatcher)}
-    stack = start_stack(env, work, apis=args.apis, profile=args.profile)
+    inline = "inline" in args.scenarios and args.dispatcher == "process"
+    stack = start_stack(env, work, apis=args.apis, profile=args.profile, inline=inline)
     try:
         groups = {"api": [proc.pid for proc in stack.apis], "baseline": [stack.others[-1].pid]}
+        if inline:  # metered with the API group: it serves those scenarios alone
+            groups["api"].append(stack.others[0].pid)
         if args.dispatcher == "process":
-            groups["dispatcher"] = [stack.others[0].pid]
+            groups["dispatcher"] = [stack.others[int(inline)].pid]
         runner = Runner(stack, CpuMeter(groups, work / "pg" / "pgdata"), args)
         runner.headers = await setup_tenant(stack.api_urls[0])
         results = await scenarios(runner, set(args.scenarios))

@@ -54,6 +54,7 @@ class Stack:
     """Every process the bench started, and where the HTTP ones listen."""
 
     api_urls: list[str] = field(default_factory=list)
+    inline_url: str | None = None  # an API running its own dispatcher, to compare with
     base_url: str = ""
     apis: list[subprocess.Popen[bytes]] = field(default_factory=list)
     others: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -64,10 +65,19 @@ class Stack:
             stop(proc)
 
 
-def start_stack(env: dict[str, str], work: Path, *, apis: int, profile: Path | None) -> Stack:
-    """Start `apis` API processes, the dispatcher process (process mode), the baseline app."""
+def start_stack(
+    env: dict[str, str], work: Path, *, apis: int, profile: Path | None, inline: bool = False
+) -> Stack:
+    """Start `apis` API processes, the dispatcher process (process mode), the baseline app,
+    and with `inline` one more API running the dispatcher inside it."""
     stack = Stack()
     try:
+        if inline:
+            port = free_port()
+            inline_env = {**env, "AWFDRS_API_PORT": str(port), "AWFDRS_DISPATCHER": "inline"}
+            argv = [sys.executable, "-m", "api"]
+            stack.others.append(serve(argv, inline_env, port, work / "api-inline.log"))
+            stack.inline_url = f"http://127.0.0.1:{port}"
         for number in range(apis):
             port = free_port()
             # Only the first API is profiled: the single-process scenarios run on it.
