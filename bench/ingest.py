@@ -124,13 +124,15 @@ async def scenarios(runner: Runner, wanted: set[str]) -> dict[str, Any]:
         results["awfdrs_single"] = await runner.single(1)
     if "batch" in wanted:
         results["awfdrs_batch_1000"] = await runner.batch(1)
-    if "inline" in wanted and runner.stack.inline_url:
-        # The same API with the dispatcher inside it (AWFDRS_DISPATCHER=inline), as before.
-        results["awfdrs_single_inline_dispatcher"] = await runner.single(1, inline=True)
-        results["awfdrs_batch_1000_inline_dispatcher"] = await runner.batch(1, inline=True)
     if "scale" in wanted and apis > 1:
         results[f"awfdrs_single_{apis}_apis"] = await runner.single(apis)
         results[f"awfdrs_batch_1000_{apis}_apis"] = await runner.batch(apis)
+    if "inline" in wanted and runner.stack.inline_url:
+        # The same API with the dispatcher inside it (AWFDRS_DISPATCHER=inline), as before;
+        # the dispatcher process is stopped first, so that only the API's own drains the outbox.
+        runner.stack.stop_dispatcher()
+        results["awfdrs_single_inline_dispatcher"] = await runner.single(1, inline=True)
+        results["awfdrs_batch_1000_inline_dispatcher"] = await runner.batch(1, inline=True)
     if "naive" in wanted:
         results["naive_signal_per_event"] = await runner.run(
             f"{base}/naive", runner.singles(), headers={}, concurrency=conc
@@ -196,8 +198,8 @@ async def measure(args: argparse.Namespace, urls: dict[str, str], work: Path) ->
         groups = {"api": [proc.pid for proc in stack.apis], "baseline": [stack.others[-1].pid]}
         if inline:  # metered with the API group: it serves those scenarios alone
             groups["api"].append(stack.others[0].pid)
-        if args.dispatcher == "process":
-            groups["dispatcher"] = [stack.others[int(inline)].pid]
+        if stack.dispatcher is not None:
+            groups["dispatcher"] = [stack.dispatcher.pid]
         runner = Runner(stack, CpuMeter(groups, work / "pg" / "pgdata"), args)
         runner.headers = await setup_tenant(stack.api_urls[0])
         results = await scenarios(runner, set(args.scenarios))

@@ -58,11 +58,18 @@ class Stack:
     base_url: str = ""
     apis: list[subprocess.Popen[bytes]] = field(default_factory=list)
     others: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    dispatcher: subprocess.Popen[bytes] | None = None
+
+    def stop_dispatcher(self) -> None:
+        """Stop the dispatcher process (the inline scenarios run without it)."""
+        if self.dispatcher is not None and self.dispatcher.poll() is None:
+            stop(self.dispatcher)
 
     def stop(self) -> None:
         """Stop every process."""
         for proc in [*self.apis, *self.others]:
-            stop(proc)
+            if proc.poll() is None:
+                stop(proc)
 
 
 def start_stack(
@@ -89,7 +96,8 @@ def start_stack(
         if env["AWFDRS_DISPATCHER"] == "process":
             argv = [sys.executable, "-m", "api.dispatcher_main"]
             log = work / "dispatcher.log"
-            stack.others.append(spawn(argv, log_path=log, env={**os.environ, **env}))
+            stack.dispatcher = spawn(argv, log_path=log, env={**os.environ, **env})
+            stack.others.append(stack.dispatcher)
         port = free_port()
         argv = [sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--port", str(port)]
         stack.others.append(serve([*argv, "--log-level", "warning"], env, port, work / "b.log"))
