@@ -43,7 +43,7 @@ from api.routes import (
 )
 from api.routes.docs import install_docs
 from api.services.fairness import Caps
-from api.services.ingest import WorkflowStateCache
+from api.services.workflow_states import WorkflowStateCache
 from api.validation import reject_unstorable_parameters
 from clients import connect_temporal, create_engine, create_redis
 from models.db import create_session_factory

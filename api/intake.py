@@ -21,11 +21,11 @@ from api.services.ingest import (
     PreparedEvent,
     StoreOutcome,
     WorkflowState,
-    WorkflowStateCache,
     new_event_ids,
     prepare_event,
     store_events,
 )
+from api.services.workflow_states import WorkflowStateCache
 from models.db import UNAVAILABLE_ERRORS
 from models.schemas.events import EventIn
 from rules.policy import ErrorCatalog
