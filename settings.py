@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     auth_cache_ttl_s: float = Field(default=2.0, ge=0)
     registry_cache_ttl_s: float = Field(default=1.0, ge=0)
     dispatcher_enabled: bool = True
+    # Where the outbox dispatcher runs: inside each API process, in its own process
+    # (`python -m api.dispatcher_main`; the API then reads its heartbeat from Redis), or
+    # nowhere. Unset: inline, or off when AWFDRS_DISPATCHER_ENABLED=false.
+    dispatcher: Literal["inline", "process", "off"] | None = None
+    # host:port of the dispatcher process's Prometheus endpoint; unset: none.
+    dispatcher_metrics_address: str | None = None
     remediation_calls_per_hour: int = Field(default=1000, ge=1)
     # How long an approval gate waits for an operator before the incident escalates; the
     # plan carries it to the workflow, so a change applies to incidents planned afterwards.
@@ -308,7 +314,14 @@ class Settings(BaseSettings):
             raise ValueError(f"must be a redis://, rediss:// or unix:// URL (got {parts.scheme!r})")
         return value
 
-    @field_validator("temporal_address", "worker_metrics_address")
+    @property
+    def dispatcher_mode(self) -> Literal["inline", "process", "off"]:
+        """Where the outbox dispatcher runs, with AWFDRS_DISPATCHER_ENABLED=false meaning off."""
+        if self.dispatcher is not None:
+            return self.dispatcher
+        return "inline" if self.dispatcher_enabled else "off"
+
+    @field_validator("temporal_address", "worker_metrics_address", "dispatcher_metrics_address")
     @classmethod
     def _host_port(cls, value: str | None) -> str | None:
         if value is None:

@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from api.body import require_json_body
 from api.dispatcher import OutboxDispatcher
 from api.dispatcher_health import supervise
+from api.dispatcher_link import RemoteWake
 from api.errors import install_error_handlers
 from api.intake import Intake
 from api.limits import BodyLimitMiddleware, request_body_limit
@@ -42,7 +43,7 @@ from api.routes import (
 )
 from api.routes.docs import install_docs
 from api.services.fairness import Caps
-from api.services.ingest import WorkflowStateCache
+from api.services.workflow_states import WorkflowStateCache
 from api.validation import reject_unstorable_parameters
 from clients import connect_temporal, create_engine, create_redis
 from models.db import create_session_factory
@@ -81,9 +82,18 @@ async def create_intake_pool(settings: Settings) -> asyncpg.Pool:
     return pool
 
 
-def _dispatcher(
+def tenant_caps(settings: Settings) -> Caps:
+    """The per-tenant incident caps, as intake and the dispatcher apply them."""
+    return Caps(
+        max_open_incidents=settings.tenant_max_open_incidents,
+        max_new_incidents_per_minute=settings.tenant_max_new_incidents_per_minute,
+    )
+
+
+def build_dispatcher(
     settings: Settings, *, engine: AsyncEngine, temporal: Client, caps: Caps, metrics: ApiMetrics
 ) -> OutboxDispatcher:
+    """Build the outbox dispatcher (run inline by the API, or by `api.dispatcher_main`)."""
     dispatcher = OutboxDispatcher(
         engine=engine,
         temporal=temporal,
@@ -95,8 +105,15 @@ def _dispatcher(
         caps=caps,
         metrics=metrics,
     )
-    dispatcher.health.enabled = settings.dispatcher_enabled
+    dispatcher.health.enabled = settings.dispatcher_mode != "off"
     return dispatcher
+
+
+async def guard_request(request: Request) -> None:
+    """Refuse a body that is not JSON (415), then parameters that cannot be stored (422)."""
+    # One dependency rather than two: FastAPI's cost is per dependency and per request.
+    await require_json_body(request)
+    await reject_unstorable_parameters(request)
 
 
 @asynccontextmanager
@@ -112,12 +129,13 @@ async def open_state(
     engine, redis = create_engine(settings), create_redis(settings)
     # Lazy: the API must start (and accept events) while Temporal is still down.
     client = temporal or await connect_temporal(settings, lazy=True)
-    metrics = ApiMetrics()
-    caps = Caps(
-        max_open_incidents=settings.tenant_max_open_incidents,
-        max_new_incidents_per_minute=settings.tenant_max_new_incidents_per_minute,
+    metrics, caps = ApiMetrics(), tenant_caps(settings)
+    if settings.dispatcher_mode != "inline":
+        # Never set here: the dispatcher process exports it, and a 0 would read as stalled.
+        metrics.registry.unregister(metrics.dispatcher_last_success)
+    dispatcher = build_dispatcher(
+        settings, engine=engine, temporal=client, caps=caps, metrics=metrics
     )
-    dispatcher = _dispatcher(settings, engine=engine, temporal=client, caps=caps, metrics=metrics)
     pool = await create_intake_pool(settings)
     state = app.state
     state.settings, state.policies, state.secret_box = settings, policies, box
@@ -135,7 +153,11 @@ async def open_state(
         limiter=RateLimiter(redis),
         catalog=policies.error_codes,
         workflows=WorkflowStateCache(settings.registry_cache_ttl_s),
-        on_stored=dispatcher.wake,
+        on_stored=(
+            RemoteWake(redis, every_s=settings.dispatcher_linger_s)
+            if settings.dispatcher_mode == "process"
+            else dispatcher.wake
+        ),
         caps=caps,
         metrics=metrics,
     )
@@ -200,20 +222,24 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         await check_secret_key_at_startup(settings, box)  # a wrong key stops the start
         async with (
             open_state(app, settings, box=box, policies=policies, temporal=temporal) as dispatcher,
-            running_dispatcher(dispatcher, enabled=settings.dispatcher_enabled),
+            running_dispatcher(dispatcher, enabled=settings.dispatcher_mode == "inline"),
         ):
             yield
 
+    tracing = start_tracing("awfdrs-api")  # OTEL_* variables; off by default
     app = FastAPI(
+        # Without tracing, FastAPI's own telemetry would look for providers on every request.
+        telemetry=None if tracing else {"tracing": False, "metrics": False, "logs": False},
         title="AWFDRS",
         summary="Autonomous Workflow Failure Detection & Recovery System",
         version="0.1.0",
         lifespan=lifespan,
-        dependencies=[Depends(require_json_body), Depends(reject_unstorable_parameters)],
+        dependencies=[Depends(guard_request)],
         # Served from packaged assets (api/routes/docs.py), not a CDN; ReDoc has no package.
         docs_url=None,
         redoc_url=None,
     )
+    app.state.tracing = tracing  # read per request by api/routes/direct_route.py
     install_docs(app)
     # Inside the correlation middleware (so the 413 carries the id), before routing and auth.
     app.add_middleware(BodyLimitMiddleware, max_bytes=request_body_limit(settings))
@@ -221,6 +247,6 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     install_error_handlers(app)
     _include_routers(app, settings)
     install_openapi(app)
-    if start_tracing("awfdrs-api"):  # OTEL_* variables; off by default
+    if tracing:
         instrument_app(app)
     return app

@@ -14,6 +14,7 @@ class UnsupportedMediaType(AwfdrsError):
     title = "Unsupported media type"
 
 
+JSON = b"application/json"
 # Routes whose bodies are not JSON by design (CloudEvents binary mode carries any media type).
 ANY_MEDIA_TYPE = ("/api/v1/integrations/cloudevents",)
 

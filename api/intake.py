@@ -21,10 +21,11 @@ from api.services.ingest import (
     PreparedEvent,
     StoreOutcome,
     WorkflowState,
-    WorkflowStateCache,
+    new_event_ids,
     prepare_event,
     store_events,
 )
+from api.services.workflow_states import WorkflowStateCache
 from models.db import UNAVAILABLE_ERRORS
 from models.schemas.events import EventIn
 from rules.policy import ErrorCatalog
@@ -147,7 +148,8 @@ class Intake:
             conn=conn, tenant_id=tenant_id, names={event.workflow for event, _ in items}
         )
         results: list[ItemResult | PreparedEvent] = [
-            self._prepare(event, key, tenant_id, states.get(event.workflow)) for event, key in items
+            self._prepare(event, key, tenant_id, states.get(event.workflow), event_id)
+            for (event, key), event_id in zip(items, new_event_ids(len(items)), strict=True)
         ]
         results = await self._defer_over_caps(conn, tenant_id, results)
         prepared = [item for item in results if isinstance(item, PreparedEvent)]
@@ -172,14 +174,24 @@ class Intake:
                 self._metrics.quieted.labels(item.remediation, item.quieted_by).inc()
 
     def _prepare(
-        self, event: EventIn, key: str, tenant_id: uuid.UUID, workflow: WorkflowState | None
+        self,
+        event: EventIn,
+        key: str,
+        tenant_id: uuid.UUID,
+        workflow: WorkflowState | None,
+        event_id: uuid.UUID,
     ) -> PreparedEvent | Rejected:
         if workflow is None or not workflow.active:
             return Rejected(
                 404, f"workflow {event.workflow!r} is not registered or not active for this tenant"
             )
         return prepare_event(
-            event, key=key, tenant_id=tenant_id, catalog=self._catalog, workflow=workflow
+            event,
+            key=key,
+            tenant_id=tenant_id,
+            catalog=self._catalog,
+            workflow=workflow,
+            event_id=event_id,
         )
 
     async def _defer_over_caps(
@@ -238,9 +250,11 @@ def outcome_label(item: ItemResult) -> str:
     return "accepted"
 
 
-def parse_event(raw: object, header_key: str | None) -> tuple[EventIn, str]:
+def parse_event(
+    raw: object, header_key: str | None, *, context: dict[str, bool] | None = None
+) -> tuple[EventIn, str]:
     """Validate one parsed event body and settle its idempotency key (field or header)."""
-    event = EventIn.model_validate(raw)
+    event = EventIn.model_validate(raw, context=context)
     key = event.idempotency_key or header_key
     if key is None:
         raise _key_error("idempotency_key: required (in the body or the Idempotency-Key header)")

@@ -60,7 +60,7 @@ class LoadResult:
 
 
 async def drive(
-    url: str,
+    url: str | list[str],
     bodies: list[bytes],
     *,
     headers: dict[str, str],
@@ -71,14 +71,19 @@ async def drive(
     """Closed loop: `concurrency` keep-alive connections POST pre-encoded bodies for `seconds`.
 
     A minimal HTTP/1.1 client, so the load generator costs far less CPU than the servers.
+    Given several URLs (servers of the same path), connection i goes to URL i modulo their
+    number, as a connection-balancing proxy would spread them.
     """
-    parts = urlsplit(url)
-    requests = raw_requests(url, headers, bodies)
+    urls = [url] if isinstance(url, str) else url
+    targets = [urlsplit(each) for each in urls]
+    parts = targets[0]
+    requests = raw_requests(urls[0], headers, bodies)
     seen = LoadResult()
     deadline = time.perf_counter() + seconds
 
-    async def client() -> None:
-        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    async def client(target: int) -> None:
+        where = targets[target % len(targets)]
+        reader, writer = await asyncio.open_connection(where.hostname, where.port)
         try:
             while time.perf_counter() < deadline and (request := next(requests, None)):
                 started = time.perf_counter()
@@ -97,7 +102,7 @@ async def drive(
     started = time.perf_counter()
     with progress_board(sys.stderr) as board:
         async with following(board.add(parts.path, total=100), done):
-            await asyncio.gather(*(client() for _ in range(concurrency)))
+            await asyncio.gather(*(client(number) for number in range(concurrency)))
     elapsed = time.perf_counter() - started
     return {
         "requests": len(seen.latencies),

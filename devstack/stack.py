@@ -169,7 +169,7 @@ async def ensure_demo_tenant(database_url: str, key_path: Path) -> str:
 
 
 def child_env(options: UpOptions, endpoints: Endpoints, token: str) -> dict[str, str]:
-    """Return the AWFDRS_* variables both children run with."""
+    """Return the AWFDRS_* variables every child runs with."""
     return {
         "AWFDRS_ENV": os.environ.get("AWFDRS_ENV", "development"),
         "AWFDRS_DATABASE_URL": endpoints.database_url,
@@ -178,6 +178,8 @@ def child_env(options: UpOptions, endpoints: Endpoints, token: str) -> dict[str,
         "AWFDRS_TEMPORAL_UI_URL": endpoints.ui_url,
         "AWFDRS_ADMIN_TOKEN": token,
         "AWFDRS_API_PORT": str(options.api_port),
+        # The outbox dispatcher runs as its own child, so the API's core serves requests.
+        "AWFDRS_DISPATCHER": os.environ.get("AWFDRS_DISPATCHER", "process"),
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -196,16 +198,21 @@ def write_endpoints(options: UpOptions, endpoints: Endpoints) -> None:
     )
 
 
-async def supervise(options: UpOptions, env: dict[str, str], message: str) -> None:
-    """Run the worker and the API until SIGINT or SIGTERM; print `message` once it is ready."""
+def child_specs(env: dict[str, str]) -> list[ChildSpec]:
+    """The worker, the API and (unless AWFDRS_DISPATCHER says otherwise) the dispatcher."""
     python = sys.executable
-    supervisor = Supervisor(
-        [
-            ChildSpec("worker", [python, "-m", "worker"], env),
-            ChildSpec("api", [python, "-m", "api"], env),
-        ],
-        run_dir=options.data_dir / "run",
-    )
+    specs = [
+        ChildSpec("worker", [python, "-m", "worker"], env),
+        ChildSpec("api", [python, "-m", "api"], env),
+    ]
+    if env.get("AWFDRS_DISPATCHER") == "process":
+        specs.append(ChildSpec("outbox", [python, "-m", "api.dispatcher_main"], env))
+    return specs
+
+
+async def supervise(options: UpOptions, env: dict[str, str], message: str) -> None:
+    """Run the children until SIGINT or SIGTERM; print `message` once the API is ready."""
+    supervisor = Supervisor(child_specs(env), run_dir=options.data_dir / "run")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -60,6 +60,17 @@ def test_development_mode_allows_loopback_callbacks_and_production_allows_none()
     assert load_settings(env="production").allowed_callback_hosts == []
 
 
+def test_the_dispatcher_runs_inline_unless_told_otherwise() -> None:
+    assert load_settings().dispatcher_mode == "inline"
+    assert load_settings(dispatcher_enabled=False).dispatcher_mode == "off"
+    separate = load_settings(dispatcher="process", dispatcher_enabled=False)
+    assert separate.dispatcher_mode == "process"
+    with pytest.raises(SettingsError, match="AWFDRS_DISPATCHER"):
+        load_settings(dispatcher="elsewhere")
+    with pytest.raises(SettingsError, match="AWFDRS_DISPATCHER_METRICS_ADDRESS: must be host:port"):
+        load_settings(dispatcher_metrics_address="9465")
+
+
 def test_admin_routes_require_a_token() -> None:
     with pytest.raises(SettingsError, match="AWFDRS_ADMIN_TOKEN"):
         load_settings().require_admin_token()

@@ -21,6 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import DispatcherDep, RedisDep, SessionFactoryDep, SettingsDep, TemporalDep
 from api.dispatcher import OutboxDispatcher
 from api.dispatcher_health import DispatcherHealth
+from api.dispatcher_link import read_heartbeats
 from api.errors import problem
 from models.db import SessionFactory
 
@@ -71,13 +72,18 @@ class DependencyCheck(BaseModel):
 
 
 class DispatcherCheck(BaseModel):
-    """The outbox dispatcher of this process: is it completing passes?"""
+    """The outbox dispatcher (of this process, or the dispatcher processes): completing passes?"""
 
     ok: bool
     enabled: bool
-    last_success_age_s: float
-    last_error: str | None = None  # the kind of the last failure: pass, temporal or crash
+    mode: Literal["inline", "process", "off"] = "inline"
+    # None: no dispatcher process has a live heartbeat (process mode only).
+    last_success_age_s: float | None
+    # The kind of the last failure: pass, temporal or crash; in process mode also `absent`
+    # (no live heartbeat) or `unreachable` (the heartbeat could not be read).
+    last_error: str | None = None
     restarts: int = 0
+    instances: int | None = None  # process mode: dispatcher processes with a live heartbeat
 
 
 class OutboxState(BaseModel):
@@ -161,7 +167,11 @@ async def readiness(
     """Check PostgreSQL, Redis, Temporal and the dispatcher; 503 names what is down."""
     probes = await _probe_dependencies(sessions=sessions, redis=redis, temporal=temporal)
     outbox = await _outbox(dispatcher) if probes["postgresql"].ok else None
-    dispatching = _dispatcher(dispatcher.health, settings.dispatcher_stale_after_s)
+    dispatching = (
+        await _dispatcher_processes(redis, settings.dispatcher_stale_after_s)
+        if settings.dispatcher_mode == "process"
+        else _dispatcher(dispatcher.health, settings.dispatcher_stale_after_s)
+    )
     checks: dict[str, DependencyCheck | DispatcherCheck] = {**probes, "dispatcher": dispatching}
     down = [name for name, check in probes.items() if not check.ok]
     # A failing dispatcher matters once events wait on it: a brief blip is not an outage.
@@ -210,9 +220,41 @@ def _dispatcher(health: DispatcherHealth, stale_after_s: float) -> DispatcherChe
     return DispatcherCheck(
         ok=not health.enabled or (not health.failing and age <= stale_after_s),
         enabled=health.enabled,
+        mode="inline" if health.enabled else "off",
         last_success_age_s=round(age, 3),
         last_error=health.last_error_kind,  # the kind only: the message names hosts and DSNs
         restarts=health.restarts,
+    )
+
+
+async def _dispatcher_processes(redis: Redis, stale_after_s: float) -> DispatcherCheck:
+    """Judge the dispatcher processes by the heartbeats they keep in Redis."""
+    try:
+        beat = await asyncio.wait_for(read_heartbeats(redis), CHECK_TIMEOUT_S)
+    except Exception as exc:  # readiness must answer; Redis's own probe names the outage
+        log.warning("readiness: dispatcher heartbeat unreadable: %s: %s", type(exc).__name__, exc)
+        return _no_heartbeat("unreachable")
+    if beat is None:
+        return _no_heartbeat("absent")
+    return DispatcherCheck(
+        ok=not beat.failing and beat.last_success_age_s <= stale_after_s,
+        enabled=True,
+        mode="process",
+        last_success_age_s=round(beat.last_success_age_s, 3),
+        last_error=beat.last_error,
+        restarts=beat.restarts,
+        instances=beat.instances,
+    )
+
+
+def _no_heartbeat(reason: str) -> DispatcherCheck:
+    return DispatcherCheck(
+        ok=False,
+        enabled=True,
+        mode="process",
+        last_success_age_s=None,
+        last_error=reason,
+        instances=0,
     )
 
 

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from fnmatch import fnmatchcase
 from typing import Any
 
 import asyncpg
+from asyncpg.pgproto.pgproto import UUID as FastUUID
 from pydantic_core import to_json
 
 from api.outbox import RESOLVE_PREFIX
 from models.schemas.events import EventIn
-from rules.maintenance import Window, covering, windows_from_json
+from rules.maintenance import Window, covering
 from rules.policy import ErrorCatalog
 from rules.signature import compute_signature, incident_key
 from tracing import current_traceparent
@@ -59,19 +59,6 @@ SELECT k.idempotency_key, e.id, e.body_sha256, e.incident_key, e.remediation
 FROM event_keys k JOIN events e ON e.id = k.event_id AND e.received_at = k.received_at
 WHERE k.tenant_id = $1 AND k.idempotency_key = ANY($2::text[])
 """
-_WORKFLOWS = """
-SELECT w.name, w.active,
-       coalesce((SELECT array_agg(coalesce(k.vendor, '*')) FROM kill_switches k
-                 WHERE k.tenant_id = w.tenant_id AND k.workflow = w.name AND k.active
-                   AND (k.expires_at IS NULL OR k.expires_at > now())),
-                '{}') AS killed_vendors,
-       coalesce((SELECT jsonb_agg(to_jsonb(m)) FROM maintenance_windows m
-                 WHERE m.tenant_id = w.tenant_id AND m.ended_at IS NULL),
-                '[]'::jsonb) AS windows
-FROM workflows w WHERE w.tenant_id = $1 AND w.name = ANY($2::text[])
-"""
-
-
 QUIETED_BY_KILL_SWITCH = "kill_switch"
 QUIETED_BY_WINDOW = "maintenance_window"
 
@@ -134,10 +121,32 @@ class StoreOutcome:
     remediation: Remediation
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True)  # what `json.dumps(..., sort_keys=True)` builds
+_NOT_DIGESTED = {"idempotency_key"}
+
+
 def body_digest(event: EventIn) -> str:
     """Return the SHA-256 of the event's canonical JSON, without its idempotency key."""
-    canonical = event.model_dump(mode="json", exclude={"idempotency_key"}, exclude_none=True)
-    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+    # The serializer and the encoder called directly: a batch digests 1,000 events.
+    canonical = EventIn.__pydantic_serializer__.to_python(
+        event, mode="json", exclude=_NOT_DIGESTED, exclude_none=True
+    )
+    return hashlib.sha256(_CANONICAL.encode(canonical).encode()).hexdigest()
+
+
+_KEEP = bytes([0xFF] * 6 + [0x0F, 0xFF, 0x3F] + [0xFF] * 7)
+_SET = bytes([0] * 6 + [0x40, 0, 0x80] + [0] * 7)
+
+
+def new_event_ids(count: int) -> list[uuid.UUID]:
+    """Return `count` random (version 4) UUIDs drawn from one read of the OS's randomness."""
+    # `uuid4()` reads 16 bytes per call (a syscall each) and builds its UUID in Python;
+    # asyncpg's UUID (a `uuid.UUID`, what it returns for uuid columns) is built in C.
+    # The version (4) and variant (RFC 4122) bits set for all of them in three big-int steps.
+    size = 16 * count
+    bits = int.from_bytes(os.urandom(size)) & int.from_bytes(_KEEP * count)
+    pool = (bits | int.from_bytes(_SET * count)).to_bytes(size)
+    return [FastUUID(pool[at : at + 16]) for at in range(0, size, 16)]
 
 
 def prepare_event(
@@ -147,6 +156,7 @@ def prepare_event(
     tenant_id: uuid.UUID,
     catalog: ErrorCatalog,
     workflow: WorkflowState,
+    event_id: uuid.UUID | None = None,
 ) -> PreparedEvent:
     """Derive signature, incident key and remediation mode for one event."""
     error = event.error
@@ -167,7 +177,7 @@ def prepare_event(
     else:
         key_for_incident = None
     return PreparedEvent(
-        id=uuid.uuid4(),
+        id=event_id or uuid.uuid4(),
         idempotency_key=key,
         body_sha256=body_digest(event),
         event=event,
@@ -260,48 +270,3 @@ async def store_events(
                 row["id"], status, row["incident_key"], Remediation(row["remediation"])
             )
     return [outcomes[p.id] for p in events]
-
-
-class WorkflowStateCache:
-    """Registry lookups cached briefly; kill-switch and registry writes clear it in-process."""
-
-    def __init__(self, ttl_s: float) -> None:
-        self._ttl_s = ttl_s
-        self._entries: dict[tuple[uuid.UUID, str], tuple[float, WorkflowState | None]] = {}
-
-    async def get_many(
-        self, *, conn: asyncpg.Connection, tenant_id: uuid.UUID, names: set[str]
-    ) -> dict[str, WorkflowState | None]:
-        """Return the state of each named workflow (None when not registered)."""
-        now = time.monotonic()
-        found: dict[str, WorkflowState | None] = {}
-        for name in names:
-            entry = self._entries.get((tenant_id, name))
-            if entry is not None and entry[0] > now:
-                found[name] = entry[1]
-        missing = names - found.keys()
-        if missing:
-            rows = await conn.fetch(_WORKFLOWS, tenant_id, list(missing))
-            for name in missing:
-                found[name] = None
-            for row in rows:
-                found[row["name"]] = WorkflowState(
-                    row["active"],
-                    frozenset(row["killed_vendors"]),
-                    tuple(
-                        window
-                        for window in windows_from_json(row["windows"])
-                        if fnmatchcase(name, window.matchers.workflow)
-                    ),
-                )
-            if self._ttl_s > 0:
-                if len(self._entries) > 10_000:
-                    self._entries.clear()
-                for name in missing:
-                    self._entries[(tenant_id, name)] = (now + self._ttl_s, found[name])
-        return found
-
-    def forget(self, tenant_id: uuid.UUID) -> None:
-        """Forget the tenant's cached entries (its registry or kill switches changed)."""
-        for key in [key for key in self._entries if key[0] == tenant_id]:
-            del self._entries[key]

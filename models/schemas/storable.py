@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ValidationError, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
 MAX_JSON_DEPTH = 64
@@ -27,6 +27,8 @@ TOO_DEEP = "json_too_deep"
 BAD_DATETIME = "datetime_out_of_range"
 UNSTORABLE_TYPES = frozenset({NUL, BAD_UNICODE, NOT_FINITE, TOO_DEEP, BAD_DATETIME})
 TOO_DEEP_MESSAGE = f"nests deeper than {MAX_JSON_DEPTH} levels"
+# Validation context of input already found storable as a whole: its models skip their walk.
+CHECKED: dict[str, bool] = {"storable": True}
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,11 @@ def _storable(value: object, depth: int) -> bool:
     if isinstance(value, list | tuple):
         return depth < MAX_JSON_DEPTH and all(_storable(child, depth + 1) for child in value)
     return not isinstance(value, float) or math.isfinite(value)
+
+
+def all_storable(value: object) -> bool:
+    """Tell whether every value in parsed JSON can be stored (one walk, no paths)."""
+    return _storable(value, 0)
 
 
 def find_unstorable(value: object, *, skip: frozenset[str] = frozenset()) -> list[Unstorable]:
@@ -173,8 +180,9 @@ class StorableModel(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _only_storable_values(cls, data: Any) -> Any:
-        if isinstance(data, dict):
+    def _only_storable_values(cls, data: Any, info: ValidationInfo) -> Any:
+        # A batch walks its whole body once (`CHECKED`) instead of once per item and model.
+        if isinstance(data, dict) and not (info.context and info.context.get("storable")):
             found = find_unstorable(data, skip=cls.per_item_fields)
             if found:
                 raise unstorable_error(cls.__name__, found)

@@ -92,7 +92,7 @@ def test_the_service_monitor_scrapes_both_services_by_port_name(tree: str) -> No
         if wanted.items() <= service["metadata"]["labels"].items():
             scraped[service["metadata"]["name"]] = {p["name"] for p in service["spec"]["ports"]}
     # The job label is the Service name, which is what the alert rules select.
-    assert set(scraped) == {"awfdrs-api", "awfdrs-worker"}
+    assert set(scraped) == {"awfdrs-api", "awfdrs-worker", "awfdrs-dispatcher"}
     assert all(names & ports for names in scraped.values())
 
 
@@ -133,7 +133,7 @@ def test_secrets_are_referenced_never_written(tree: str) -> None:
                     assert "secretKeyRef" in variable["valueFrom"], (name, variable["name"])
     migrate = _pod_specs(tree)["awfdrs-migrate"]["containers"][0]
     assert "AWFDRS_MIGRATION_DATABASE_URL" in {v["name"] for v in migrate["env"]}
-    for name in ("awfdrs-api", "awfdrs-worker"):
+    for name in ("awfdrs-api", "awfdrs-worker", "awfdrs-dispatcher"):
         env = {v["name"] for v in _pod_specs(tree)[name]["containers"][0]["env"]}
         assert "AWFDRS_MIGRATION_DATABASE_URL" not in env, "only the Job sees the owner"
 

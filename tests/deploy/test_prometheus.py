@@ -72,7 +72,7 @@ def test_metric_names_skip_functions_labels_keywords_and_ranges() -> None:
 def test_the_scrape_config_names_the_jobs_the_rules_watch() -> None:
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
     jobs = {job["job_name"] for job in config["scrape_configs"]}
-    assert jobs == {"awfdrs-api", "awfdrs-worker"}
+    assert jobs == {"awfdrs-api", "awfdrs-worker", "awfdrs-dispatcher"}
     assert config["rule_files"] == ["/etc/prometheus/rules.yml"]
 
 

@@ -222,6 +222,7 @@ def test_up_serves_ready_api_and_ui_restarts_worker_and_stops_cleanly(
         assert httpx.get(f"http://127.0.0.1:{up_ports['ui']}/").status_code == 200
         up.wait_for_line(r"^worker \| ")
         up.wait_for_line(r"^api    \| ")
+        up.wait_for_line(r"^outbox \| ")  # the dispatcher, in a process of its own
 
         demo = _demo_with_a_gate_wait(data_dir, api_port=up_ports["api"], key=key)
         assert "demo-orders: resolved after 3 attempt(s)" in demo
