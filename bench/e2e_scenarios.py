@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from bench.floor import latency_figures
 from bench.ingest import encode_singles, event
 from bench.load import drive, percentile
 from devstack.http_target import Call, CallbackServer, Reply
@@ -53,6 +54,9 @@ class Stack:
 
     def __init__(self, api: str, headers: dict[str, str], worker_pid: int, database: str) -> None:
         self.api, self.headers, self.worker_pid, self.database = api, headers, worker_pid, database
+        # Filled in by bench/e2e.py: every worker process, the servers, the run's directory.
+        self.worker_pids = [worker_pid]
+        self.temporal, self.env, self.work = "", dict[str, str](), Path()
 
     async def register(
         self, http: httpx.AsyncClient, name: str, url: str, policy: dict[str, Any]
@@ -111,15 +115,10 @@ async def first_callback_latency(
                 deadline = time.perf_counter() + 60
                 while len(first_call) < len(intended) and time.perf_counter() < deadline:
                     await asyncio.sleep(0.2)
-    latencies = [first_call[k] - at for k, at in intended.items() if k in first_call]
+    figures = latency_figures(intended, first_call, start)
     if samples is not None:
-        samples.extend(latencies)
-    return {
-        "incidents": len(intended),
-        "reached_callback": len(latencies),
-        "p50_ms": percentile(latencies, 0.5),
-        "p99_ms": percentile(latencies, 0.99),
-    }
+        samples.extend(figures["latencies_s"])
+    return figures
 
 
 def storm_bodies(events: int) -> list[bytes]:

@@ -1,0 +1,86 @@
+"""Arrival rates for `bench/e2e.py`: fixed rates, the highest sustainable one, and the floor's.
+
+A rate is sustained when every incident of the run reached its first callback and the p99
+stayed ≤ 1 s. Each run also reports the worker processes' CPU seconds and the load average,
+since the two cores are shared with everything else on the box.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.e2e_scenarios import Stack, first_callback_latency
+from bench.floor import floor_latency
+
+P99_LIMIT_MS = 1000.0
+Measure = Callable[[float], Awaitable[dict[str, Any]]]
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU seconds the processes used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return round(total / ticks, 2)
+
+
+def sustained(run: dict[str, Any]) -> bool:
+    """Every incident reached its callback and the p99 stayed within the limit."""
+    p99 = run.get("p99_ms")
+    complete = run["reached_callback"] == run["incidents"]
+    return complete and p99 is not None and p99 <= P99_LIMIT_MS
+
+
+async def measured(measure: Measure, rate: float, pids: Sequence[int]) -> dict[str, Any]:
+    """One run at `rate`, with the CPU its worker processes used and the load around it."""
+    load_before, cpu_before = os.getloadavg()[0], cpu_seconds(pids)
+    run = await measure(rate)
+    cpu = cpu_seconds(pids) - cpu_before
+    reached = run["reached_callback"]
+    run.update(
+        worker_cpu_s=round(cpu, 2),
+        worker_cpu_ms_per_incident=round(cpu * 1000 / reached, 2) if reached else None,
+        load_average_1m=[round(load_before, 2), round(os.getloadavg()[0], 2)],
+    )
+    return run
+
+
+async def step_rates(
+    measure: Measure, rates: Sequence[float], pids: Sequence[int], label: str
+) -> dict[str, Any]:
+    """Run `rates` in ascending order until one is not sustained; report the highest that was."""
+    runs: dict[str, Any] = {}
+    best = 0.0
+    for rate in sorted(rates):
+        run = await measured(measure, rate, pids)
+        run.pop("latencies_s", None)
+        runs[f"{rate:g}"] = run
+        sys.stderr.write(f"{label} at {rate:g}/s: p99 {run['p99_ms']} ms\n")
+        if not sustained(run):
+            break
+        best = rate
+    return {"runs": runs, "highest_rate_p99_le_1s": best}
+
+
+def awfdrs_measure(stack: Stack, seconds: float) -> Measure:
+    """First callback through AWFDRS at a rate, for `seconds`."""
+
+    async def measure(rate: float) -> dict[str, Any]:
+        return await first_callback_latency(stack, rate, seconds)
+
+    return measure
+
+
+def floor_measure(address: str, task_queue: str, seconds: float, locals_: int) -> Measure:
+    """First callback of the bare-Temporal floor with `locals_` local activities."""
+
+    async def measure(rate: float) -> dict[str, Any]:
+        return await floor_latency(address, task_queue, rate, seconds, locals_)
+
+    return measure
