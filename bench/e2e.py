@@ -68,7 +68,7 @@ async def run_scenarios(
     if "sustain" in wanted:
         measure = e2e_rates.awfdrs_measure(stack, args.step_seconds)
         results["awfdrs_sustained"] = await e2e_rates.step_rates(
-            measure, args.step_rates, stack.worker_pids, "awfdrs"
+            measure, args.step_rates, stack.worker_pids, "awfdrs", samples
         )
     if "floor" in wanted:
         results["floor"] = await floor_scenario(args, stack)

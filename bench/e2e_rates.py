@@ -52,19 +52,28 @@ async def measured(measure: Measure, rate: float, pids: Sequence[int]) -> dict[s
 
 
 async def step_rates(
-    measure: Measure, rates: Sequence[float], pids: Sequence[int], label: str
+    measure: Measure,
+    rates: Sequence[float],
+    pids: Sequence[int],
+    label: str,
+    samples: dict[str, list[float]] | None = None,
 ) -> dict[str, Any]:
-    """Run `rates` in ascending order until one is not sustained; report the highest that was."""
+    """Run `rates` in ascending order until one is not sustained; report the highest that was.
+
+    The latencies of the highest sustained run go into `samples` (for `--plot`), if given.
+    """
     runs: dict[str, Any] = {}
-    best = 0.0
+    best, best_latencies = 0.0, list[float]()
     for rate in sorted(rates):
         run = await measured(measure, rate, pids)
-        run.pop("latencies_s", None)
+        latencies = run.pop("latencies_s", [])
         runs[f"{rate:g}"] = run
         sys.stderr.write(f"{label} at {rate:g}/s: p99 {run['p99_ms']} ms\n")
         if not sustained(run):
             break
-        best = rate
+        best, best_latencies = rate, latencies
+    if samples is not None and best:
+        samples[f"first_callback_at_{best}_per_s"] = best_latencies
     return {"runs": runs, "highest_rate_p99_le_1s": best}
 
 
