@@ -91,7 +91,7 @@ async def first_callback_latency(
     async def on_call(call: Call) -> None:
         first_call.setdefault(str(call.body.get("incident_key")), time.perf_counter())
 
-    name = f"latency-{int(rate)}"
+    name = f"latency-{rate:g}-{uuid.uuid4().hex[:6]}"
     async with CallbackServer([Reply(200)]) as server, httpx.AsyncClient(timeout=30) as http:
         server.on_call = on_call
         await stack.register(http, name, server.url, QUICK)
