@@ -7,8 +7,10 @@ since the two cores are shared with everything else on the box.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ from bench.e2e_scenarios import Stack, first_callback_latency
 from bench.floor import floor_latency
 
 P99_LIMIT_MS = 1000.0
+# A worker process using less CPU than this in two seconds has no backlog left.
+IDLE_CPU_S = 0.1
 Measure = Callable[[float], Awaitable[dict[str, Any]]]
 
 
@@ -37,10 +41,23 @@ def sustained(run: dict[str, Any]) -> bool:
     return complete and p99 is not None and p99 <= P99_LIMIT_MS
 
 
+async def settle(pids: Sequence[int], timeout: float = 600) -> float:
+    """Wait until the worker processes are idle (the last run's backlog is done); seconds."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        before = cpu_seconds(pids)
+        await asyncio.sleep(2)
+        if cpu_seconds(pids) - before < IDLE_CPU_S * len(pids):
+            break
+    return round(time.perf_counter() - started, 1)
+
+
 async def measured(measure: Measure, rate: float, pids: Sequence[int]) -> dict[str, Any]:
-    """One run at `rate`, with the CPU its worker processes used and the load around it."""
+    """One run at `rate`, from idle workers, with the CPU they used and the load around it."""
+    await settle(pids)
     load_before, cpu_before = os.getloadavg()[0], cpu_seconds(pids)
     run = await measure(rate)
+    await settle(pids)  # the CPU of the run's incidents until they are all done
     cpu = cpu_seconds(pids) - cpu_before
     reached = run["reached_callback"]
     run.update(
