@@ -89,8 +89,8 @@ async def step_rates(
         if not sustained(run):
             break
         best, best_latencies = rate, latencies
-    if samples is not None and best:
-        samples[f"first_callback_at_{best}_per_s"] = best_latencies
+    if samples is not None and best:  # a fixed-rate run of the same rate keeps its chart
+        samples.setdefault(f"first_callback_at_{best}_per_s", best_latencies)
     return {"runs": runs, "highest_rate_p99_le_1s": best}
 
 
