@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import sys
-import time
 import uuid
 from typing import Any
 
@@ -24,13 +22,9 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
+from bench import open_loop
 from bench.floor_workflow import FLOOR_TYPE, FloorWorkflow, floor_step
-from bench.load import percentile
-from devstack.http_target import Call, CallbackServer, Reply
-from devstack.progress import following, progress_board
-
-# How long a run waits after its last send for every first callback (a saturated rate queues).
-DRAIN_TIMEOUT_S = 300
+from devstack.http_target import CallbackServer, Reply
 
 
 class FloorCallback:
@@ -67,19 +61,9 @@ async def floor_latency(
 ) -> dict[str, Any]:
     """Open loop on the floor workflow: signal-with-start → first callback, from intended time."""
     client = await Client.connect(address)
-    first_call: dict[str, float] = {}
-
-    async def on_call(call: Call) -> None:
-        first_call.setdefault(str(call.body.get("incident_key")), time.perf_counter())
-
     async with CallbackServer([Reply(200)]) as server:
-        server.on_call = on_call
-        intended: dict[str, float] = {}
-        start = time.perf_counter() + 0.5
 
-        async def fire(n: int) -> None:
-            at = start + n / rate
-            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+        async def send(n: int) -> str:
             key = f"floor-{uuid.uuid4().hex[:12]}"
             await client.start_workflow(
                 FLOOR_TYPE,
@@ -90,34 +74,9 @@ async def floor_latency(
                 start_signal="event",
                 start_signal_args=[n],
             )
-            intended[key] = at
+            return key
 
-        total = int(rate * seconds)
-        with progress_board(sys.stderr) as board:
-            bar = board.add(f"floor ({locals_} locals) at {rate:g}/s", total=total)
-            async with following(bar, lambda: (len(first_call), f"{len(intended)} sent")):
-                await asyncio.gather(*(fire(n) for n in range(total)))
-                deadline = time.perf_counter() + DRAIN_TIMEOUT_S
-                while len(first_call) < len(intended) and time.perf_counter() < deadline:
-                    await asyncio.sleep(0.2)
-    return latency_figures(intended, first_call, start)
-
-
-def latency_figures(
-    intended: dict[str, float], first_call: dict[str, float], start: float
-) -> dict[str, Any]:
-    """p50/p99 from intended send to first callback, and the rate incidents got through."""
-    latencies = [first_call[k] - at for k, at in intended.items() if k in first_call]
-    done = [first_call[k] for k in intended if k in first_call]
-    span = max(done) - start if done else 0.0
-    return {
-        "incidents": len(intended),
-        "reached_callback": len(latencies),
-        "p50_ms": percentile(latencies, 0.5) if latencies else None,
-        "p99_ms": percentile(latencies, 0.99) if latencies else None,
-        "throughput_per_s": round(len(done) / span, 2) if span > 0 else None,
-        "latencies_s": latencies,
-    }
+        return await open_loop.drive(server, f"floor ({locals_} locals)", rate, seconds, send)
 
 
 def main() -> None:
