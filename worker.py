@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 from activities.action_metrics import FIRST_CALLBACK_BUCKETS, FIRST_CALLBACK_METRIC
 from activities.analysis import AnalysisActivities
 from activities.escalation import EscalationActivities
+from activities.opening import OpeningActivities
 from activities.records import IncidentRecords
 from activities.remediation import RemediationActivities
 from activities.responder_sender import ResponderSender
@@ -190,7 +191,9 @@ def _activities(
         max_callbacks=settings.tenant_max_concurrent_callbacks,
         maintenance_recheck_s=settings.maintenance_recheck_s,
     )
+    opening = OpeningActivities(engine=clients.engine, records=records, analysis=analysis)
     return [
+        opening.open_and_assess,
         records.record_incident,
         records.open_incident,
         records.record_action,

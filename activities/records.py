@@ -6,12 +6,11 @@ import json
 import logging
 import uuid
 from dataclasses import asdict
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 
 from models.base import sql_strings
@@ -134,42 +133,39 @@ class IncidentRecords:
     @activity.defn(name="open_incident")
     async def open_incident(self, req: OpenIncidentRequest) -> OpenIncidentResult:
         """Open a new run's incident unless earlier runs counted every event in hand."""
+        async with self._engine.connect() as conn:
+            return await self.open_on(conn, req)
+
+    async def open_on(self, conn: AsyncConnection, req: OpenIncidentRequest) -> OpenIncidentResult:
+        """`open_incident` on `conn` (autocommit: each statement is stored when it returns)."""
         record = req.record
-        async with self._engine.begin() as conn:
-            backed = await conn.execute(
-                _BACKED, {"tenant_id": uuid.UUID(record.tenant_id), "key": running_workflow_id()}
-            )
-            if not backed.scalar_one():
-                log.warning("refused to open an incident no stored event names: %s", record)
-                return OpenIncidentResult("", refused=NOT_BACKED)
-            rows = await conn.execute(
-                _EARLIER_WATERMARKS, {"workflow_id": record.workflow_id, "run_id": record.run_id}
-            )
-            earlier = {row.key: int(row.seq) for row in rows}
-            fresh = req.legacy_events or any(
-                seq > earlier.get(key, 0) for key, seq in req.pending.items()
-            )
-            if not fresh:
-                return OpenIncidentResult("", earlier, refused=REDELIVERY)
-            incident_id = (
-                await conn.execute(_UPSERT_INCIDENT, _incident_params(record))
-            ).scalar_one()
+        backed = await conn.execute(
+            _BACKED, {"tenant_id": uuid.UUID(record.tenant_id), "key": running_workflow_id()}
+        )
+        if not backed.scalar_one():
+            log.warning("refused to open an incident no stored event names: %s", record)
+            return OpenIncidentResult("", refused=NOT_BACKED)
+        rows = await conn.execute(
+            _EARLIER_WATERMARKS, {"workflow_id": record.workflow_id, "run_id": record.run_id}
+        )
+        earlier = {row.key: int(row.seq) for row in rows}
+        fresh = req.legacy_events or any(
+            seq > earlier.get(key, 0) for key, seq in req.pending.items()
+        )
+        if not fresh:
+            return OpenIncidentResult("", earlier, refused=REDELIVERY)
+        incident_id = (await conn.execute(_UPSERT_INCIDENT, _incident_params(record))).scalar_one()
+        await conn.commit()  # a no-op on the worker's autocommit engine
         # Read after the commit: a success stored later finds this incident open when it is
         # dispatched, and one stored earlier is seen here, so none falls between the two.
-        success_id, success_at = await self._latest_success(record)
-        return OpenIncidentResult(str(incident_id), earlier, success_at, success_id)
-
-    async def _latest_success(
-        self, req: RecordIncidentRequest
-    ) -> tuple[str | None, datetime | None]:
         params = {
-            "tenant_id": uuid.UUID(req.tenant_id),
-            "workflow": req.source_workflow,
-            "step": req.step,
+            "tenant_id": uuid.UUID(record.tenant_id),
+            "workflow": record.source_workflow,
+            "step": record.step,
         }
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(_LATEST_SUCCESS, params)).first()
-        return (str(row.id), row.occurred_at) if row else (None, None)
+        row = (await conn.execute(_LATEST_SUCCESS, params)).first()
+        success_id, success_at = (str(row.id), row.occurred_at) if row else (None, None)
+        return OpenIncidentResult(str(incident_id), earlier, success_at, success_id)
 
     @activity.defn(name="record_action")
     async def record_action(self, req: ActionRequest) -> None:

@@ -1,11 +1,13 @@
 """End to end on the real stack: first-callback latency, an event storm, many open incidents.
 
     .venv/bin/python -m bench.e2e [--seconds 10] [--storm 100000] [--open 10000] [--plot DIR]
+    .venv/bin/python -m bench.e2e --scenarios sustain,floor,scaleout
 
 Starts embedded PostgreSQL, Valkey and Temporal, the API and the worker as processes, and a
 local callback server; prints one JSON document, with the naive design (one signal-with-start
-per event) measured in the same run. On a terminal, a progress bar per load runs on stderr;
-`--plot DIR` also writes first-callback latency charts (PNG) there.
+per event) and the bare-Temporal floor (bench/floor.py) measured in the same run. On a
+terminal, a progress bar per load runs on stderr; `--plot DIR` also writes first-callback
+latency charts (PNG) there; `--py-spy FILE` records the worker's profile (py-spy on PATH).
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import compileall
 import json
 import os
 import platform
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -25,7 +30,8 @@ from typing import Any
 
 import httpx
 
-from bench.e2e_scenarios import Stack, first_callback_latency, naive_storm, open_incidents, storm
+from bench import e2e_rates
+from bench.e2e_scenarios import Stack, naive_storm, open_incidents, storm
 from bench.ingest import ADMIN, stack_env, start_api_and_baseline
 from devstack.postgres import EmbeddedPostgres
 from devstack.process import spawn, stop
@@ -54,16 +60,73 @@ async def run_scenarios(
     wanted = set(args.scenarios.split(","))
     results: dict[str, Any] = {}
     if "latency" in wanted:
-        for rate in (5.0, 20.0):
+        for rate in args.rates:
             name = f"first_callback_at_{rate}_per_s"
-            samples[name] = []
-            results[name] = await first_callback_latency(stack, rate, args.seconds, samples[name])
+            measure = e2e_rates.awfdrs_measure(stack, args.seconds)
+            results[name] = await e2e_rates.measured(measure, rate, stack.worker_pids)
+            samples[name] = results[name].pop("latencies_s")
+    if "sustain" in wanted:
+        measure = e2e_rates.awfdrs_measure(stack, args.step_seconds)
+        results["awfdrs_sustained"] = await e2e_rates.step_rates(
+            measure, args.step_rates, stack.worker_pids, "awfdrs", samples
+        )
+    if "floor" in wanted:
+        results["floor"] = await floor_scenario(args, stack)
+    if "scaleout" in wanted:
+        results["scaleout"] = await scaleout(args, stack)
     if "storm" in wanted:
         results["storm"] = await storm(stack, args.storm)
         results["naive_storm"] = await naive_storm(baseline_url, args.naive_events)
     if "open" in wanted:
         results["open_incidents"] = await open_incidents(stack, args.open, args.open_timeout)
     return results
+
+
+async def floor_scenario(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
+    """Step the bare-Temporal floor's rates for each number of local activities."""
+    queue = f"bench-floor-{uuid.uuid4().hex[:6]}"
+    argv = [sys.executable, "-m", "bench.floor", "--address", stack.temporal, "--task-queue", queue]
+    worker = spawn(argv, log_path=stack.work / "floor.log", env=dict(os.environ))
+    try:
+        await asyncio.sleep(3)
+        results = {}
+        for locals_ in args.floor_locals:
+            measure = e2e_rates.floor_measure(stack.temporal, queue, args.step_seconds, locals_)
+            label = f"floor_{locals_}_local_activities"
+            results[label] = await e2e_rates.step_rates(
+                measure, args.floor_rates, [worker.pid], label
+            )
+        return results
+    finally:
+        stop(worker)
+
+
+async def scaleout(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
+    """Throughput above saturation with one worker process, then with a second one added."""
+    measure = e2e_rates.awfdrs_measure(stack, args.step_seconds)
+    one = await e2e_rates.measured(measure, args.saturate, stack.worker_pids)
+    extra = start_worker(stack.env, stack.work, len(stack.worker_pids))
+    stack.worker_pids.append(extra.pid)
+    try:
+        await asyncio.sleep(3)
+        two = await e2e_rates.measured(measure, args.saturate, stack.worker_pids)
+    finally:
+        stop(extra)
+        stack.worker_pids.remove(extra.pid)
+    one.pop("latencies_s"), two.pop("latencies_s")
+    ratio = (two["throughput_per_s"] or 0) / (one["throughput_per_s"] or 1)
+    return {
+        "one_worker": one,
+        "two_workers": two,
+        "throughput_ratio": round(ratio, 3),
+        "per_worker_efficiency": round(ratio / 2, 3),
+    }
+
+
+def start_worker(env: dict[str, str], work: Path, index: int) -> subprocess.Popen[bytes]:
+    """One worker process, logging to its own file."""
+    argv = [sys.executable, "-m", "worker"]
+    return spawn(argv, log_path=work / f"worker-{index}.log", env={**os.environ, **env})
 
 
 async def measure(
@@ -75,18 +138,30 @@ async def measure(
     # The sandbox re-imports the workflow module for every run; an installed package has
     # its bytecode compiled, so measure that and not a recompile under PYTHONDONTWRITEBYTECODE.
     compileall.compile_dir(Path(__file__).parent.parent / "workflows", quiet=1)
-    worker = spawn(
-        [sys.executable, "-m", "worker"], log_path=work / "worker.log", env={**os.environ, **env}
-    )
+    workers = [start_worker(env, work, n) for n in range(args.workers)]
+    profiler = start_profiler(args.py_spy, workers[0].pid, work)
     try:
-        stack = Stack(api_url, await setup(api_url), worker.pid, urls["database"])
+        stack = Stack(api_url, await setup(api_url), workers[0].pid, urls["database"])
+        stack.worker_pids = [w.pid for w in workers]
+        stack.temporal, stack.env, stack.work = urls["temporal"], env, work
         await asyncio.sleep(3)  # the worker connects and starts polling
         results = await run_scenarios(args, stack, base_url, samples)
     finally:
-        for proc in (api, base, worker):
+        if profiler is not None:
+            stop(profiler, sig=signal.SIGINT, timeout=60)
+        for proc in (api, base, *workers):
             stop(proc)
     results["goals"] = goals(results)
     return results
+
+
+def start_profiler(out: Path | None, pid: int, work: Path) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling the worker into `out` (collapsed stacks) until stopped, if asked."""
+    if out is None:
+        return None
+    py_spy = os.environ.get("PY_SPY") or shutil.which("py-spy") or "py-spy"
+    argv = [py_spy, "record", "-p", str(pid), "-r", "50", "-f", "raw", "-o", str(out)]
+    return spawn(argv, log_path=work / "py-spy.log")
 
 
 def goals(results: dict[str, Any]) -> dict[str, bool]:
@@ -95,6 +170,14 @@ def goals(results: dict[str, Any]) -> dict[str, bool]:
     if latency := results.get("first_callback_at_5.0_per_s"):
         met["first_callback_p50_le_250ms_at_5_per_s"] = latency["p50_ms"] <= 250
         met["first_callback_p99_le_1s_at_5_per_s"] = latency["p99_ms"] <= 1000
+    if latency := results.get("first_callback_at_20.0_per_s"):
+        met["first_callback_p99_le_1s_at_20_per_s"] = e2e_rates.sustained(latency)
+    sustained, floor = results.get("awfdrs_sustained"), results.get("floor")
+    if sustained and floor:
+        best = max(f["highest_rate_p99_le_1s"] for f in floor.values())
+        ratio = sustained["highest_rate_p99_le_1s"] / best if best else 0.0
+        results["sustained_rate_over_floor"] = round(ratio, 3)
+        met["sustained_rate_ge_half_the_floor"] = ratio >= 0.5
     if storm_result := results.get("storm"):
         met["storm_ge_5000_events_per_s"] = storm_result["ingest_events_per_s"] >= 5000
     if opened := results.get("open_incidents"):
@@ -107,6 +190,19 @@ def parse_args() -> argparse.Namespace:
     """Read the command line."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rates", type=rates, default=[5.0, 20.0], help="latency: e.g. 5,20")
+    parser.add_argument("--step-seconds", type=float, default=20, help="per stepped rate")
+    parser.add_argument("--step-rates", type=rates, default=[10.0, 15.0, 20.0, 25.0, 30.0])
+    parser.add_argument("--floor-rates", type=rates, default=[10.0, 20.0, 30.0, 40.0, 50.0])
+    parser.add_argument(
+        "--floor-locals",
+        type=lambda v: [int(n) for n in v.split(",")],
+        default=[7],
+        help="local activities of the floor workflow, e.g. 7,4",
+    )
+    parser.add_argument("--saturate", type=float, default=40, help="scaleout: arrival rate")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--py-spy", type=Path, metavar="FILE", help="profile the worker")
     parser.add_argument("--storm", type=int, default=100_000)
     parser.add_argument("--naive-events", type=int, default=3000)
     parser.add_argument("--open", type=int, default=10_000)
@@ -114,7 +210,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--scenarios",
         default="latency,storm,open",
-        help="comma-separated subset of latency, storm, open",
+        help="comma-separated subset of latency, sustain, floor, scaleout, storm, open",
     )
     parser.add_argument(
         "--plot",
@@ -123,6 +219,11 @@ def parse_args() -> argparse.Namespace:
         help="write first-callback latency charts (PNG) to DIR; needs matplotlib (dev extra)",
     )
     return parser.parse_args()
+
+
+def rates(value: str) -> list[float]:
+    """A comma-separated list of arrival rates."""
+    return [float(rate) for rate in value.split(",")]
 
 
 def chart_writer() -> Callable[[dict[str, list[float]], Path], list[Path]]:
@@ -154,8 +255,12 @@ def main() -> None:
     report = {
         "benchmark": "e2e",
         # The report stays what it was with or without `--plot`: charts are not results.
-        "args": {name: value for name, value in vars(args).items() if name != "plot"},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "args": {k: v for k, v in vars(args).items() if k not in ("plot", "py_spy")},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_at_end": [round(n, 2) for n in os.getloadavg()],
+        },
         **results,
     }
     sys.stdout.write(json.dumps(report, indent=2) + "\n")

@@ -18,10 +18,11 @@ from typing import Any
 import asyncpg
 import httpx
 
+from bench import open_loop
 from bench.ingest import encode_singles, event
 from bench.load import drive, percentile
-from devstack.http_target import Call, CallbackServer, Reply
-from devstack.progress import Bar, following, progress_board
+from devstack.http_target import CallbackServer, Reply
+from devstack.progress import Bar, progress_board
 from vocabulary import IncidentStatus
 
 SLOW = {
@@ -53,6 +54,9 @@ class Stack:
 
     def __init__(self, api: str, headers: dict[str, str], worker_pid: int, database: str) -> None:
         self.api, self.headers, self.worker_pid, self.database = api, headers, worker_pid, database
+        # Filled in by bench/e2e.py: every worker process, the servers, the run's directory.
+        self.worker_pids = [worker_pid]
+        self.temporal, self.env, self.work = "", dict[str, str](), Path()
 
     async def register(
         self, http: httpx.AsyncClient, name: str, url: str, policy: dict[str, Any]
@@ -82,44 +86,20 @@ async def first_callback_latency(
 
     Each latency, in seconds, is also appended to `samples` if given (for `--plot`).
     """
-    first_call: dict[str, float] = {}
-
-    async def on_call(call: Call) -> None:
-        first_call.setdefault(str(call.body.get("incident_key")), time.perf_counter())
-
-    name = f"latency-{int(rate)}"
+    name = f"latency-{rate:g}-{uuid.uuid4().hex[:6]}"
     async with CallbackServer([Reply(200)]) as server, httpx.AsyncClient(timeout=30) as http:
-        server.on_call = on_call
         await stack.register(http, name, server.url, QUICK)
-        intended: dict[str, float] = {}
-        start = time.perf_counter() + 0.5
 
-        async def fire(n: int) -> None:
-            at = start + n / rate
-            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+        async def send(_n: int) -> str:
             body = event(name) | {"step": f"step-{uuid.uuid4().hex[:8]}"}
-            response = await http.post(
-                f"{stack.api}/api/v1/events", json=body, headers=stack.headers
-            )
-            intended[response.json()["incident_key"]] = at
+            url = f"{stack.api}/api/v1/events"
+            response = await http.post(url, json=body, headers=stack.headers)
+            return str(response.json()["incident_key"])
 
-        total = int(rate * seconds)
-        with progress_board(sys.stderr) as board:
-            bar = board.add(f"first callback at {rate:g}/s", total=total)
-            async with following(bar, lambda: (len(first_call), f"{len(intended)} sent")):
-                await asyncio.gather(*(fire(n) for n in range(total)))
-                deadline = time.perf_counter() + 60
-                while len(first_call) < len(intended) and time.perf_counter() < deadline:
-                    await asyncio.sleep(0.2)
-    latencies = [first_call[k] - at for k, at in intended.items() if k in first_call]
+        figures = await open_loop.drive(server, "first callback", rate, seconds, send)
     if samples is not None:
-        samples.extend(latencies)
-    return {
-        "incidents": len(intended),
-        "reached_callback": len(latencies),
-        "p50_ms": percentile(latencies, 0.5),
-        "p99_ms": percentile(latencies, 0.99),
-    }
+        samples.extend(figures["latencies_s"])
+    return figures
 
 
 def storm_bodies(events: int) -> list[bytes]:

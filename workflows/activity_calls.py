@@ -33,10 +33,12 @@ from workflows.activity_payloads import (
     Plan,
     RecordIncidentRequest,
 )
+from workflows.opening_payloads import OpenAndAssessRequest, OpenAndAssessResult
 
 with workflow.unsafe.imports_passed_through():
     from activities.analysis import AnalysisActivities
     from activities.escalation import EscalationActivities
+    from activities.opening import OpeningActivities
     from activities.records import IncidentRecords
     from activities.remediation import RemediationActivities
     from activities.responders import ResponderActivities
@@ -89,6 +91,13 @@ async def open_incident(req: OpenIncidentRequest) -> OpenIncidentResult:
     """Open a new run's incident (or learn that its events were all counted before)."""
     return await _local(
         IncidentRecords.open_incident, req, "open incident: earlier runs + latest success"
+    )
+
+
+async def open_and_assess(req: OpenAndAssessRequest) -> OpenAndAssessResult:
+    """Open a new run's incident, then classify, analyse and plan it, in one step."""
+    return await _local(
+        OpeningActivities.open_and_assess, req, "open incident + classify, analyse, plan"
     )
 
 

@@ -9,7 +9,7 @@ import copy
 
 from vocabulary import IncidentStatus
 from workflows import activity_calls
-from workflows.activity_payloads import REDELIVERY, OpenIncidentRequest
+from workflows.activity_payloads import REDELIVERY, OpenIncidentRequest, OpenIncidentResult
 from workflows.incident_logic import apply_digest, apply_events, is_terminal, success_resolves
 from workflows.incident_state import IncidentState
 from workflows.incident_tracker import IncidentTracker
@@ -49,6 +49,11 @@ class EventIntake:
 
     async def open_incident(self) -> str:
         """Open unless earlier runs counted every event in hand; return why not ("" if open)."""
+        request, _ = self.opening_request()
+        return self.take_opened(await activity_calls.open_incident(request))
+
+    def opening_request(self) -> tuple[OpenIncidentRequest, IncidentState]:
+        """What opening is told, and the state as it will be once the digests in hand count."""
         state = self._state
         tentative = copy.deepcopy(state)
         pending: dict[str, int] = {}
@@ -57,9 +62,12 @@ class EventIntake:
             if digest.seqs:
                 pending[digest.source] = max(pending.get(digest.source, 0), digest.seqs[-1])
         record = self._tracker.projection_request(state=tentative)
-        opened = await activity_calls.open_incident(
-            OpenIncidentRequest(record=record, pending=pending, legacy_events=state.event_count > 0)
-        )
+        legacy = state.event_count > 0
+        return OpenIncidentRequest(record=record, pending=pending, legacy_events=legacy), tentative
+
+    def take_opened(self, opened: OpenIncidentResult) -> str:
+        """Count the digests in hand against earlier runs' marks; return why not open ("")."""
+        state = self._state
         state.watermarks = dict(opened.watermarks)
         self.take_inbox()
         if not opened.incident_id:

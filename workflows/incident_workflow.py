@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.escalation_ladder import EscalationLadder
     from workflows.event_intake import EventIntake
     from workflows.flap_damping import FlapDamping
+    from workflows.incident_opening import OPEN_IN_ONE, IncidentOpening
     from workflows.incident_state import (
         IncidentInput,
         IncidentResult,
@@ -74,6 +75,7 @@ class IncidentWorkflow:
         self._state: IncidentState = inp.state or IncidentState()
         self._tracker = IncidentTracker(inp, self._state)
         self._intake = EventIntake(self._state, self._tracker)
+        self._opening = IncidentOpening(inp, self._intake)
         self._waits = IncidentWaits(inp, self._state, self._tracker)
         self._threshold = OpenThreshold(self._state, self._tracker, self._waits)
         self._responders = Responders(inp, self._state)
@@ -120,6 +122,9 @@ class IncidentWorkflow:
         if not workflow.patched(OPEN_WITH_WATERMARKS):
             request = self._tracker.projection_request()
             self._state.incident_id = await calls.record_incident(request)
+        elif workflow.patched(OPEN_IN_ONE):
+            if refused := await self._opening.open_and_assess():
+                return refused
         elif refused := await self._intake.open_incident():
             return refused
         count_incident("opened")
@@ -140,15 +145,16 @@ class IncidentWorkflow:
         self._tracker.set_status(IncidentStatus.ANALYZING)
         workflow_id = workflow.info().workflow_id
         request = requests.decision_request(self._inp, state, workflow_id=workflow_id)
-        verdict = await calls.classify(request)
+        assessed = self._opening.take_assessment()  # brought by the opening (open-in-one)
+        verdict = assessed.classification if assessed else await calls.classify(request)
         state.error_code, state.category = verdict.code, verdict.category
         state.severity, state.retryable = verdict.severity, verdict.retryable
         state.latest_decision = f"classified {verdict.summary}"
         workflow.upsert_search_attributes(
             [SEVERITY_KEY.value_set(state.severity), ERROR_CODE_KEY.value_set(state.error_code)]
         )
-        analysis = await calls.analyse(request)
-        plan = await calls.plan(request)
+        analysis = assessed.analysis if assessed else await calls.analyse(request)
+        plan = assessed.plan if assessed else await calls.plan(request)
         state.plan, state.escalation = plan.retry, plan.escalation
         state.callback_url, state.call_timeout_s = plan.callback_url, plan.call_timeout_s
         state.latest_decision = f"{analysis.summary}; {plan.summary}"
