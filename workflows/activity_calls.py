@@ -67,16 +67,18 @@ ArgT = TypeVar("ArgT")
 ResultT = TypeVar("ResultT")
 
 
-async def _local(
+async def run_local(
     method: Callable[[Any, ArgT], Awaitable[ResultT]],
     arg: ArgT,
     summary: str,
     retry_policy: RetryPolicy = UNTIL_STORED,
+    timeout: timedelta = LOCAL_TIMEOUT,
 ) -> ResultT:
+    """Run a short step as a local activity, retried until stored unless told otherwise."""
     return await workflow.execute_local_activity_method(
         method,
         arg,
-        start_to_close_timeout=LOCAL_TIMEOUT,
+        start_to_close_timeout=timeout,
         retry_policy=retry_policy,
         summary=summary,
     )
@@ -84,26 +86,26 @@ async def _local(
 
 async def record_incident(req: RecordIncidentRequest) -> str:
     """Write the incident projection; return its id."""
-    return await _local(IncidentRecords.record_incident, req, f"record incident: {req.status}")
+    return await run_local(IncidentRecords.record_incident, req, f"record incident: {req.status}")
 
 
 async def open_incident(req: OpenIncidentRequest) -> OpenIncidentResult:
     """Open a new run's incident (or learn that its events were all counted before)."""
-    return await _local(
+    return await run_local(
         IncidentRecords.open_incident, req, "open incident: earlier runs + latest success"
     )
 
 
 async def open_and_assess(req: OpenAndAssessRequest) -> OpenAndAssessResult:
     """Open a new run's incident, then classify, analyse and plan it, in one step."""
-    return await _local(
+    return await run_local(
         OpeningActivities.open_and_assess, req, "open incident + classify, analyse, plan"
     )
 
 
 async def record_action(req: ActionRequest) -> None:
     """Write or advance an action row."""
-    await _local(
+    await run_local(
         IncidentRecords.record_action,
         req,
         f"action {req.action_type} #{req.attempt}: {req.status}",
@@ -112,29 +114,29 @@ async def record_action(req: ActionRequest) -> None:
 
 async def classify(req: DecisionRequest) -> Classification:
     """Run the rules and the mock detector."""
-    return await _local(
+    return await run_local(
         AnalysisActivities.classify, req, "classify: error catalogue + mock detector"
     )
 
 
 async def analyse(req: DecisionRequest) -> Analysis:
     """Run the mock root-cause analyser and similarity search."""
-    return await _local(AnalysisActivities.analyse, req, "analyse: mock RCA + similar incidents")
+    return await run_local(AnalysisActivities.analyse, req, "analyse: mock RCA + similar incidents")
 
 
 async def plan(req: DecisionRequest) -> Plan:
     """Choose the retry policy and escalation ladder."""
-    return await _local(AnalysisActivities.plan, req, "plan: retry policy + escalation")
+    return await run_local(AnalysisActivities.plan, req, "plan: retry policy + escalation")
 
 
 async def check_gate(req: GateRequest) -> GateDecision:
     """Ask the safety gate about the next attempt."""
-    return await _local(SafetyGate.check_gate, req, f"safety gate for retry #{req.attempt}")
+    return await run_local(SafetyGate.check_gate, req, f"safety gate for retry #{req.attempt}")
 
 
 async def record_outcome(req: OutcomeRecord) -> str:
     """Count the callback's outcome in the vendor's circuit breaker; the breaker state after."""
-    return await _local(
+    return await run_local(
         SafetyGate.record_outcome, req, f"breaker {req.vendor}: {req.outcome}", GATE_RETRY
     )
 

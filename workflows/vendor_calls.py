@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 
-from workflows.activity_calls import LOCAL_TIMEOUT, UNTIL_STORED
+from workflows.activity_calls import run_local
 from workflows.vendor_payloads import (
     BreakerReading,
     LinkRequest,
@@ -28,55 +28,37 @@ LINK_TIMEOUT = timedelta(seconds=20)
 
 async def link(req: LinkRequest) -> LinkResult:
     """Link this incident to its tenant's vendor incident (opened if none is)."""
-    return await workflow.execute_local_activity_method(
+    return await run_local(
         VendorIncidentActivities.link,
         req,
-        start_to_close_timeout=LINK_TIMEOUT,
-        retry_policy=UNTIL_STORED,
-        summary=f"link to vendor incident: {req.vendor} ({req.cause})",
+        f"link to vendor incident: {req.vendor} ({req.cause})",
+        timeout=LINK_TIMEOUT,
     )
 
 
 async def link_by_count(req: LinkRequest) -> LinkResult:
     """Link this incident when its vendor incident is open or enough incidents name the vendor
     (an empty result otherwise)."""
-    return await workflow.execute_local_activity_method(
+    return await run_local(
         VendorIncidentActivities.link_by_count,
         req,
-        start_to_close_timeout=LINK_TIMEOUT,
-        retry_policy=UNTIL_STORED,
-        summary=f"count incidents at {req.vendor}",
+        f"count incidents at {req.vendor}",
+        timeout=LINK_TIMEOUT,
     )
 
 
 async def record(req: VendorRecordRequest) -> None:
     """Write the vendor incident's row (and a transition row)."""
-    await workflow.execute_local_activity_method(
-        VendorIncidentActivities.record,
-        req,
-        start_to_close_timeout=LOCAL_TIMEOUT,
-        retry_policy=UNTIL_STORED,
-        summary=f"record vendor incident: {req.status}",
-    )
+    await run_local(VendorIncidentActivities.record, req, f"record vendor incident: {req.status}")
 
 
 async def read_breaker(ref: VendorRef) -> BreakerReading:
     """Read the vendor's breaker."""
-    return await workflow.execute_local_activity_method(
-        VendorIncidentActivities.read_breaker,
-        ref,
-        start_to_close_timeout=LOCAL_TIMEOUT,
-        retry_policy=UNTIL_STORED,
-        summary=f"breaker {ref.vendor}",
-    )
+    return await run_local(VendorIncidentActivities.read_breaker, ref, f"breaker {ref.vendor}")
 
 
 async def page_targets(ref: VendorRef) -> PageTargets:
     """The first level of the tenant's escalation policy."""
-    return await workflow.execute_local_activity_method(
-        VendorIncidentActivities.page_targets,
-        ref,
-        start_to_close_timeout=LOCAL_TIMEOUT,
-        retry_policy=UNTIL_STORED,
-        summary="tenant's escalation level 1",
+    return await run_local(
+        VendorIncidentActivities.page_targets, ref, "tenant's escalation level 1"
     )
