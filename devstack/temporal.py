@@ -5,7 +5,15 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from devstack.process import free_port, private_dir, script_path, spawn, stop, wait_until
+from devstack.process import (
+    EmbeddedServerError,
+    free_port,
+    private_dir,
+    script_path,
+    spawn,
+    stop,
+    wait_until,
+)
 
 SEARCH_ATTRIBUTES = (
     "TenantId",
@@ -19,6 +27,12 @@ SEARCH_ATTRIBUTES = (
 )
 # WAL lifts signal-with-start from ~60/s to ~250/s on a 2-core box.
 SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
+
+
+# start-dev picks free ports for its history, matching and worker services itself, so a port
+# can be taken between its choice and its bind (as can one of ours): such a start is retried.
+START_ATTEMPTS = 3
+PORT_TAKEN = "address already in use"
 
 
 class EmbeddedTemporal:
@@ -35,6 +49,8 @@ class EmbeddedTemporal:
     ) -> None:
         self.data_dir = data_dir
         self.log_path = data_dir / "temporal.log"
+        self._chosen = port is None
+        self._ui_chosen = ui_port is None
         self.port = port or free_port()
         self.ui_port = ui_port or free_port()
         self.headless = headless
@@ -83,14 +99,22 @@ class EmbeddedTemporal:
     def start(self) -> None:
         """Start the server and wait until its frontend answers health checks."""
         private_dir(self.data_dir)
-        self._proc = spawn(self.argv(), log_path=self.log_path)
-        wait_until(
-            self._healthy,
-            what="Temporal dev server",
-            proc=self._proc,
-            timeout=90,
-            log_path=self.log_path,
-        )
+        for attempt in range(1, START_ATTEMPTS + 1):
+            self._proc = spawn(self.argv(), log_path=self.log_path)
+            try:
+                wait_until(
+                    self._healthy,
+                    what="Temporal dev server",
+                    proc=self._proc,
+                    timeout=90,
+                    log_path=self.log_path,
+                )
+                return
+            except EmbeddedServerError as exc:
+                if attempt == START_ATTEMPTS or PORT_TAKEN not in str(exc):
+                    raise
+                self.port = free_port() if self._chosen else self.port
+                self.ui_port = free_port() if self._ui_chosen else self.ui_port
 
     def _healthy(self) -> bool:
         result = subprocess.run(
