@@ -113,6 +113,7 @@ class EmbeddedTemporal:
             except EmbeddedServerError as exc:
                 if attempt == START_ATTEMPTS or PORT_TAKEN not in str(exc):
                     raise
+                stop(self._proc, timeout=10)  # exited already, unless it timed out
                 self.port = free_port() if self._chosen else self.port
                 self.ui_port = free_port() if self._ui_chosen else self.ui_port
 
