@@ -21,11 +21,9 @@ from temporalio.service import RPCError
 from devstack.http_target import CallbackServer, Reply
 from settings import Settings
 from tests.conftest import TenantCredentials
-from tests.utils.builders import register_workflow
 from tests.utils.incidents import IncidentStarter, keep_history
 from tests.workflows.observe import transitions
 from tests.workflows.test_vendor_incident_live import (
-    RETRY_EVERY_S,
     _children,
     _held_not_probed,
     _linked,
@@ -33,6 +31,7 @@ from tests.workflows.test_vendor_incident_live import (
     _probe_seen,
     _resolved_at,
     _vendor_rows,
+    start_at_vendor,
 )
 from worker import activity_set, build_worker
 from workflows.incident_state import IncidentResult
@@ -86,14 +85,10 @@ async def test_five_incidents_of_two_workflows_open_one_vendor_incident_by_count
 ) -> None:
     db = settings.plain_database_url
     async with CallbackServer([Reply(503)]) as vendor, CallbackServer([Reply(200)]) as pager:
-        for name in WORKFLOWS:
-            await register_workflow(
-                http, tenant, name, callback_url=vendor.url, retry_policy=RETRY_EVERY_S
-            )
         await _page_to(http, tenant, pager)
-        children = [
-            await count_starter.start(workflow=WORKFLOWS[i % 2], vendor=VENDOR) for i in range(6)
-        ]
+        children = await start_at_vendor(
+            count_starter, http, tenant, vendor.url, WORKFLOWS, 6, VENDOR
+        )
         parent = temporal_client.get_workflow_handle_for(
             VendorIncidentWorkflow.run, f"vendor:{tenant.id}:{VENDOR}"
         )
@@ -158,13 +153,9 @@ async def test_fewer_incidents_than_the_count_open_no_vendor_incident(
     settings: Settings,
 ) -> None:
     async with CallbackServer([Reply(503)]) as vendor:
-        for name in WORKFLOWS:
-            await register_workflow(
-                http, tenant, name, callback_url=vendor.url, retry_policy=RETRY_EVERY_S
-            )
-        children = [
-            await count_starter.start(workflow=WORKFLOWS[i % 2], vendor=VENDOR) for i in range(4)
-        ]
+        children = await start_at_vendor(
+            count_starter, http, tenant, vendor.url, WORKFLOWS, 4, VENDOR
+        )
         # Each of the four fails three times: every gate check counted four, below five.
         for _ in range(300):
             views = [await c.query(IncidentWorkflow.status) for c in children]

@@ -117,14 +117,8 @@ async def test_twelve_incidents_one_vendor_incident_one_page_staggered_release(
     settings: Settings,
 ) -> None:
     async with CallbackServer([Reply(503)]) as vendor, CallbackServer([Reply(200)]) as pager:
-        for name in WORKFLOWS:
-            await register_workflow(
-                http, tenant, name, callback_url=vendor.url, retry_policy=RETRY_EVERY_S
-            )
         await _page_to(http, tenant, pager)
-        children = [
-            await vendor_starter.start(workflow=WORKFLOWS[i % 3], vendor=VENDOR) for i in range(12)
-        ]
+        children = await start_at_vendor(vendor_starter, http, tenant, vendor.url, WORKFLOWS, 12)
         parent = temporal_client.get_workflow_handle_for(
             VendorIncidentWorkflow.run, f"vendor:{tenant.id}:{VENDOR}"
         )
@@ -285,6 +279,26 @@ async def test_a_held_incident_whose_attempts_run_out_pages_through_its_vendor_i
         await parent.signal(VendorIncidentWorkflow.kill, KillRequest("test over"))
         await asyncio.wait_for(parent.result(), 30)
         await asyncio.gather(*(asyncio.wait_for(c.result(), 30) for c in children))
+
+
+async def start_at_vendor(
+    starter: IncidentStarter,
+    http: httpx.AsyncClient,
+    tenant: TenantCredentials,
+    callback_url: str,
+    workflows: tuple[str, ...],
+    count: int,
+    vendor: str = VENDOR,
+) -> list[Handle]:
+    """Register `workflows` calling `callback_url`; start `count` incidents at `vendor`, in turn."""
+    for name in workflows:
+        await register_workflow(
+            http, tenant, name, callback_url=callback_url, retry_policy=RETRY_EVERY_S
+        )
+    return [
+        await starter.start(workflow=workflows[i % len(workflows)], vendor=vendor)
+        for i in range(count)
+    ]
 
 
 async def _page_to(
