@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     # timeout and are redone; a short queue on the Temporal side costs nothing.
     worker_max_concurrent_workflow_tasks: int = Field(default=10, ge=2, le=1000)
     worker_max_cached_workflows: int = Field(default=1000, ge=0, le=100_000)
+    # Workflow code runs in Temporal's sandbox, which refuses non-deterministic calls at run
+    # time; off, the same code runs without it for about 30% less worker CPU per incident
+    # (docs/BENCHMARKS.md), its determinism kept by the sandboxed test suite and replays.
+    worker_workflow_sandbox: bool = True
     # How long a stopping worker lets running activities finish before cancelling them. A
     # callback may run up to its policy's call timeout (at most 300 s): deployments that must
     # never cut one short set this above it, with the orchestrator's grace period above that.

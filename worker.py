@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.action_metrics import FIRST_CALLBACK_BUCKETS, FIRST_CALLBACK_METRIC
 from activities.analysis import AnalysisActivities
@@ -123,14 +124,19 @@ def _clients(settings: Settings) -> _Clients:
 
 
 def _outbound_activities(
-    settings: Settings, policies: Policies, box: SecretBox, clients: _Clients
+    settings: Settings, policies: Policies, box: SecretBox, clients: _Clients, gate: SafetyGate
 ) -> list[Callable[..., Any]]:
     """The activities that call out: the tenant's callback and the escalation page."""
     engine, http = clients.engine, clients.http
     guard = EgressGuard.from_settings(settings, tenant_lists=StoredEgressLists(engine))
     signer = WebhookSigner(engine=engine, box=box)
     remediation = RemediationActivities(
-        http=http, engine=engine, guard=guard, signer=signer, redis=clients.redis
+        http=http,
+        engine=engine,
+        guard=guard,
+        signer=signer,
+        redis=clients.redis,
+        count_outcome=gate.count_call,
     )
     escalation = EscalationActivities(
         http=http,
@@ -197,12 +203,13 @@ def _activities(
         records.record_incident,
         records.open_incident,
         records.record_action,
+        records.start_attempt,
         analysis.classify,
         analysis.analyse,
         analysis.plan,
         gate.check_gate,
         gate.record_outcome,
-        *_outbound_activities(settings, policies, box, clients),
+        *_outbound_activities(settings, policies, box, clients, gate),
     ]
 
 
@@ -227,6 +234,7 @@ def build_worker(
     max_concurrent_workflow_tasks: int = 10,
     max_cached_workflows: int = 1000,
     shutdown_grace_s: float = 20.0,
+    sandboxed: bool = True,
 ) -> Worker:
     """Create the worker serving incident workflows and their activities."""
     return Worker(
@@ -239,6 +247,7 @@ def build_worker(
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
         max_cached_workflows=max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=shutdown_grace_s),
+        workflow_runner=SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner(),
     )
 
 
@@ -259,6 +268,7 @@ async def run(settings: Settings, stopping: asyncio.Event) -> None:
             max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
             max_cached_workflows=settings.worker_max_cached_workflows,
             shutdown_grace_s=settings.worker_shutdown_grace_s,
+            sandboxed=settings.worker_workflow_sandbox,
         ),
     ):
         log.info("worker running", extra={"task_queue": settings.task_queue})

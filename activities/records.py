@@ -18,6 +18,7 @@ from vocabulary import FINAL_ACTION_STATUSES, ActionStatus, EventType
 from workflows.activity_payloads import (
     REDELIVERY,
     ActionRequest,
+    AttemptStart,
     OpenIncidentRequest,
     OpenIncidentResult,
     RecordIncidentRequest,
@@ -172,6 +173,13 @@ class IncidentRecords:
         """Insert an action as pending, or move it to a later status (never backwards)."""
         await write_action(self._engine, req)
 
+    @activity.defn(name="start_attempt")
+    async def start_attempt(self, req: AttemptStart) -> None:
+        """Store an attempt's pending action row and the incident row in one transaction."""
+        async with self._engine.begin() as conn:
+            await conn.execute(_INSERT_ACTION, _action_params(req.action))
+            await conn.execute(_UPSERT_INCIDENT, _incident_params(req.projection))
+
 
 def _incident_params(req: RecordIncidentRequest) -> dict[str, Any]:
     title = " · ".join(p for p in (req.source_workflow, req.error_code, req.vendor) if p)
@@ -180,9 +188,8 @@ def _incident_params(req: RecordIncidentRequest) -> dict[str, Any]:
     return params
 
 
-async def write_action(engine: AsyncEngine, req: ActionRequest) -> None:
-    """Idempotently insert or advance one action row."""
-    params = {
+def _action_params(req: ActionRequest) -> dict[str, Any]:
+    return {
         "tenant_id": req.tenant_id,
         "incident_id": req.incident_id,
         "action_type": req.action_type,
@@ -192,6 +199,11 @@ async def write_action(engine: AsyncEngine, req: ActionRequest) -> None:
         "parameters": json.dumps(req.parameters),
         "result": json.dumps(req.result),
     }
+
+
+async def write_action(engine: AsyncEngine, req: ActionRequest) -> None:
+    """Idempotently insert or advance one action row."""
+    params = _action_params(req)
     for retry in (True, False):
         try:
             async with engine.begin() as conn:

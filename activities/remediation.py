@@ -3,70 +3,39 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
-import uuid
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import httpx
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.action_metrics import count_action, observe_first_callback
+from activities.callback_target import CallbackTarget, callback_body, load_target
 from activities.dry_run import placeholder_signature, skipped_call, would_send
-from activities.outbound import (
-    HttpResult,
-    canonical_json,
-    post_signed,
-)
+from activities.outbound import HttpResult, post_signed
 from activities.records import NOT_BACKED, running_workflow_id, write_action
 from activities.safety import release_slot, slot_member
 from activities.signing import WebhookSigner
-from models.base import sql_strings
 from rules.egress import EgressGuard, EgressRefused, VettedTarget
-from vocabulary import (
-    FAILURE_TYPES,
-    ActionStatus,
-    ActionType,
-    CallOutcome,
-    EventType,
-    WorkflowMode,
+from vocabulary import ActionStatus, ActionType, CallOutcome
+from workflows.activity_payloads import (
+    ActionRequest,
+    CallbackOutcome,
+    CallbackRequest,
+    OutcomeRecord,
 )
-from workflows.activity_payloads import ActionRequest, CallbackOutcome, CallbackRequest
 
 log = logging.getLogger("awfdrs.remediation")
 RETRYABLE_4XX = (408, 429)
 NOT_REGISTERED = "workflow no longer registered"
 EXCERPT_CHARS = 100
 _NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]")
-_FAILURES = sql_strings(kind for kind in EventType if kind in FAILURE_TYPES)
-# Everything a callback sends comes from PostgreSQL, found by references: the registered
-# workflow's current URL, and the incident's newest failure (the one the workflow names if it
-# is stored, else the newest of the incident key). No stored failure of this tenant under the
-# workflow's own id means the start was forged: nothing is called.
-_TARGET = text(f"""
-SELECT w.callback_url, w.mode, e.id AS event_id, e.error_message, e.payload::text AS payload,
-       e.correlation_id, e.received_at,
-       (SELECT reason FROM kill_switches
-        WHERE tenant_id = w.tenant_id AND workflow = w.name AND active
-          AND (vendor IS NULL OR vendor = :vendor) AND (expires_at IS NULL OR expires_at > now())
-        ORDER BY created_at LIMIT 1) AS kill_reason
-FROM workflows w
-LEFT JOIN LATERAL (
-    SELECT id, error_message, payload, correlation_id, received_at FROM events
-    WHERE tenant_id = w.tenant_id AND incident_key = :key
-      AND event_type IN ({_FAILURES})
-    ORDER BY (id = CAST(:event_id AS uuid)) DESC NULLS LAST, occurred_at DESC
-    LIMIT 1
-) e ON true
-WHERE w.tenant_id = :tenant_id AND w.name = :workflow
-""")
 
 
 def excerpt(body: str) -> str:
@@ -93,68 +62,6 @@ def classify_response(result: HttpResult) -> CallbackOutcome:
     return CallbackOutcome(CallOutcome.FATAL, status, detail)
 
 
-@dataclass(frozen=True)
-class CallbackTarget:
-    """Where and what to call, resolved from references at call time."""
-
-    url: str | None
-    event_id: str | None = None
-    message: str | None = None
-    payload: Any = None
-    correlation_id: str = ""
-    received_at: datetime | None = None  # when AWFDRS accepted the failure being retried
-    dry_run: bool = False  # the workflow's mode now: record what would be sent, send nothing
-    kill_reason: str | None = None  # a kill switch thrown since the gate permitted the call
-
-
-async def load_target(engine: AsyncEngine, req: CallbackRequest) -> CallbackTarget:
-    """Resolve the callback's URL and the failure it retries from the registry and events."""
-    params = {
-        "tenant_id": uuid.UUID(req.tenant_id),
-        "workflow": req.source_workflow,
-        "key": running_workflow_id(),
-        "event_id": req.event_id or None,
-        "vendor": req.vendor,
-    }
-    async with engine.connect() as conn:
-        row = (await conn.execute(_TARGET, params)).first()
-    if row is None:
-        return CallbackTarget(None)
-    return CallbackTarget(
-        str(row.callback_url),
-        str(row.event_id) if row.event_id else None,
-        row.error_message,
-        _json_or_none(row.payload),
-        row.correlation_id or "",
-        row.received_at,
-        row.mode == WorkflowMode.DRY_RUN,
-        row.kill_reason,
-    )
-
-
-def _json_or_none(raw: str | None) -> Any:
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError:  # stored by PostgreSQL, refused by Python (a 5,000-digit number)
-        return None
-
-
-def callback_body(req: CallbackRequest, target: CallbackTarget) -> bytes:
-    """The signed JSON body of one callback: the incident, the attempt and the failure."""
-    return canonical_json(
-        {
-            "incident_id": req.incident_id,
-            "incident_key": running_workflow_id(),
-            "attempt": req.attempt,
-            "workflow": req.source_workflow,
-            "step": req.step,
-            "vendor": req.vendor,
-            "error": {"code": req.error_code, "message": target.message},
-            "payload": target.payload,
-        }
-    )
-
-
 class RemediationActivities:
     """Calls tenants' callbacks with idempotency keys and HMAC signatures."""
 
@@ -166,8 +73,10 @@ class RemediationActivities:
         guard: EgressGuard,
         signer: WebhookSigner,
         redis: Redis | None = None,
+        count_outcome: Callable[[OutcomeRecord], Awaitable[str]] | None = None,
     ) -> None:
         self._http = http
+        self._count_outcome = count_outcome
         self._engine = engine
         self._signer = signer
         self._redis = redis
@@ -221,6 +130,7 @@ class RemediationActivities:
         succeeded = outcome.outcome == CallOutcome.SUCCESS
         status = ActionStatus.SUCCEEDED if succeeded else ActionStatus.FAILED
         await self._action(req, status, outcome, url=url)
+        outcome = await self._counted(req, outcome)
         log.info(
             "callback attempt %d → %s",
             req.attempt,
@@ -228,6 +138,17 @@ class RemediationActivities:
             extra={"incident_id": req.incident_id, "http_status": outcome.http_status},
         )
         return outcome
+
+    async def _counted(self, req: CallbackRequest, outcome: CallbackOutcome) -> CallbackOutcome:
+        """The outcome with the breaker's state after counting it, when the workflow asks."""
+        if not (req.count_breaker and req.vendor and self._count_outcome):
+            return outcome
+        record = OutcomeRecord(req.tenant_id, req.vendor, outcome.outcome, req.probe)
+        try:
+            return replace(outcome, breaker=await self._count_outcome(record))
+        except (RedisError, OSError) as exc:  # the workflow counts it in a step of its own
+            log.warning("breaker outcome not counted with the call: %s", exc)
+            return outcome
 
     async def _vet(self, req: CallbackRequest, url: str | None) -> VettedTarget | CallbackOutcome:
         """The address to call, vetted now, or the failed outcome saying why nothing is called."""
@@ -301,7 +222,7 @@ class RemediationActivities:
     ) -> None:
         # The pending row was written with the URL known when the incident was planned; the
         # result names the URL this attempt really used.
-        result = {**(asdict(outcome) if outcome else {}), "callback_url": url, **(extra or {})}
+        result = {**(outcome.stored() if outcome else {}), "callback_url": url, **(extra or {})}
         await write_action(
             self._engine,
             ActionRequest(

@@ -11,17 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.dry_run import last_attempt_skipped
+from activities.gate_registry import RegistryAnswer, read_registry
 from rules.circuit_breaker import CircuitBreaker, acquire_args, breaker_key
 from rules.gate_script import GATE_LUA
 from rules.maintenance import covering, windows_from_json
@@ -37,23 +36,6 @@ log = logging.getLogger("awfdrs.gate")
 # thousands of times a second. A minute also bounds how late a breaker reset is noticed.
 FIRST_WAIT_S = 1.0
 MAX_WAIT_S = 60.0
-# The gate runs before every attempt of every incident, so the kill switch, the tenant and the
-# workflow registration are read in one round trip. A NULL `*_active` means the row is gone.
-_REGISTRY = text("""
-SELECT
-  (SELECT reason FROM kill_switches
-   WHERE tenant_id = :tenant_id AND workflow = :workflow AND active
-     AND (vendor IS NULL OR vendor = :vendor) AND (expires_at IS NULL OR expires_at > now())
-   ORDER BY created_at LIMIT 1) AS kill_reason,
-  (SELECT active FROM tenants WHERE id = :tenant_id) AS tenant_active,
-  (SELECT max_concurrent_callbacks FROM tenants WHERE id = :tenant_id) AS max_callbacks,
-  (SELECT active FROM workflows WHERE tenant_id = :tenant_id AND name = :workflow)
-    AS workflow_active,
-  (SELECT coalesce(jsonb_agg(to_jsonb(m)), '[]'::jsonb) FROM maintenance_windows m
-   WHERE m.tenant_id = :tenant_id AND m.ended_at IS NULL AND m.starts_at <= now()) AS windows,
-  (SELECT jsonb_build_object('step', step, 'error_code', error_code) FROM incidents
-   WHERE id = :incident_id) AS incident
-""")
 
 
 def rate_key(tenant_id: str, vendor: str) -> str:
@@ -98,32 +80,6 @@ def _deny(reason: str, *, kill: bool = False, suppress: bool = False) -> GateDec
     return GateDecision(GateVerdict.DENY, reason=reason, kill=kill, suppress=suppress)
 
 
-def _registry_denial(
-    *,
-    kill_reason: str | None,
-    tenant_active: bool | None,
-    workflow_active: bool | None,
-    workflow: str,
-) -> GateDecision | None:
-    """Kill switch first (it kills), then a deactivated or deleted tenant or workflow."""
-    if kill_reason is not None:
-        return _deny(f"kill switch: {kill_reason}", kill=True)
-    if not tenant_active:
-        gone = "no longer exists" if tenant_active is None else "was deactivated"
-        return _deny(f"tenant {gone}", suppress=True)
-    if not workflow_active:
-        gone = "is no longer registered" if workflow_active is None else "was deactivated"
-        return _deny(f"workflow {workflow!r} {gone}", suppress=True)
-    return None
-
-
-def _uuid_or_none(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
-
-
 def spread_wait(base_s: float, waits: int, rng: random.Random) -> float:
     """How long to wait after the `waits`-th wait in a row whose known minimum is `base_s`."""
     backoff = min(MAX_WAIT_S, FIRST_WAIT_S * 2 ** min(waits, 10))
@@ -158,7 +114,7 @@ class SafetyGate:
     async def check_gate(self, req: GateRequest) -> GateDecision:
         """Answer permit, wait or deny for attempt `req.attempt`."""
         decision = await self._decide(req)
-        if decision.verdict == GateVerdict.WAIT:
+        if decision.verdict == GateVerdict.WAIT and not decision.vendor_degraded:
             decision.wait_s = spread_wait(decision.wait_s, req.waits, self._rng)
         if activity.in_activity():
             activity.metric_meter().create_counter(
@@ -167,56 +123,32 @@ class SafetyGate:
         return decision
 
     async def _decide(self, req: GateRequest) -> GateDecision:
-        denial, max_callbacks = await self._registry(req)
-        if denial:
+        degraded_after = self._policies.vendors.for_vendor(req.vendor).degraded_after
+        registry = await read_registry(self._engine, req, degraded_after)
+        if denial := registry.denial or self._maintenance_wait(req, registry):
             return denial  # a kill switch or deactivation, or a maintenance window's wait
+        if registry.degraded:  # a vendor incident holds it: nothing is permitted meanwhile
+            return GateDecision(GateVerdict.WAIT, reason=registry.degraded, vendor_degraded=True)
         if req.attempt > req.max_attempts:
             return _deny(f"attempt cap of {req.max_attempts} reached")
         try:
             await self._adopt_legacy_breakers()
-            return await self._redis_checks(req, max_callbacks or self._max_callbacks)
+            return await self._redis_checks(req, registry.max_callbacks or self._max_callbacks)
         except (RedisError, OSError) as exc:
             log.warning("safety state unavailable: %s", exc)
             return _wait(0, f"safety state unavailable (redis: {type(exc).__name__})")
 
-    async def _registry(self, req: GateRequest) -> tuple[GateDecision | None, int | None]:
-        """A deny when a kill switch, the tenant or the registration stops the call, else a
-        wait when a maintenance window covers the incident; the tenant's callback cap."""
-        async with self._engine.connect() as conn:
-            kill_reason, tenant_active, max_callbacks, workflow_active, windows, incident = (
-                await conn.execute(
-                    _REGISTRY,
-                    {
-                        "tenant_id": uuid.UUID(req.tenant_id),
-                        "workflow": req.source_workflow,
-                        "vendor": req.vendor,
-                        "incident_id": _uuid_or_none(req.incident_id),
-                    },
-                )
-            ).one()
-        denial = _registry_denial(
-            kill_reason=kill_reason,
-            tenant_active=tenant_active,
-            workflow_active=workflow_active,
-            workflow=req.source_workflow,
-        )
-        if denial is None:
-            denial = self._maintenance_wait(req, windows, incident)
-        return denial, max_callbacks
-
-    def _maintenance_wait(
-        self, req: GateRequest, windows: object, incident: dict[str, str | None] | None
-    ) -> GateDecision | None:
+    def _maintenance_wait(self, req: GateRequest, registry: RegistryAnswer) -> GateDecision | None:
         """A wait until the covering window's end (re-asked every `maintenance_recheck_s`, so
         an operator ending the window early releases the incident soon)."""
         now = datetime.now(UTC)
         found = covering(
-            windows_from_json(windows),
+            windows_from_json(registry.windows),
             now,
             workflow=req.source_workflow,
             vendor=req.vendor,
-            error_code=(incident or {}).get("error_code"),
-            step=(incident or {}).get("step"),
+            error_code=(registry.incident or {}).get("error_code"),
+            step=(registry.incident or {}).get("step"),
         )
         if not found:
             return None
@@ -286,6 +218,10 @@ class SafetyGate:
             self._engine, req.tenant_id
         ):
             return "unchanged"  # a dry run called nothing: the vendor did not fail
+        return await self.count_call(req)
+
+    async def count_call(self, req: OutcomeRecord) -> str:
+        """Count the outcome of a call that was made in the vendor's breaker; its state after."""
         settings = self._policies.vendors.for_vendor(req.vendor).circuit_breaker
         # A 4xx is the client's problem, not the vendor's: the vendor answered.
         return await self._breaker.record(

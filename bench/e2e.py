@@ -86,6 +86,9 @@ async def floor_scenario(args: argparse.Namespace, stack: Stack) -> dict[str, An
     """Step the bare-Temporal floor's rates for each number of local activities."""
     queue = f"bench-floor-{uuid.uuid4().hex[:6]}"
     argv = [sys.executable, "-m", "bench.floor", "--address", stack.temporal, "--task-queue", queue]
+    # The floor's workflows run as AWFDRS's do: both in the sandbox, or both without it.
+    sandbox = os.environ.get("AWFDRS_WORKER_WORKFLOW_SANDBOX", "true").lower()
+    argv += ["--sandbox", "false" if sandbox in ("false", "0", "no", "off") else "true"]
     worker = spawn(argv, log_path=stack.work / "floor.log", env=dict(os.environ))
     try:
         await asyncio.sleep(3)

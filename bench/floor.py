@@ -20,7 +20,8 @@ import httpx
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from bench import open_loop
 from bench.floor_workflow import FLOOR_TYPE, FloorWorkflow, floor_step
@@ -40,8 +41,8 @@ class FloorCallback:
         return (await self._http.post(url, json={"incident_key": key})).status_code
 
 
-async def serve(address: str, task_queue: str) -> None:
-    """Run the floor worker until SIGTERM."""
+async def serve(address: str, task_queue: str, *, sandboxed: bool = True) -> None:
+    """Run the floor worker until SIGTERM (its workflows sandboxed as AWFDRS's are, or not)."""
     client = await Client.connect(address)
     stopping = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
@@ -52,6 +53,7 @@ async def serve(address: str, task_queue: str) -> None:
             task_queue=task_queue,
             workflows=[FloorWorkflow],
             activities=[floor_step, callback.call],
+            workflow_runner=SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner(),
         ):
             await stopping.wait()
 
@@ -84,8 +86,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--address", required=True)
     parser.add_argument("--task-queue", required=True)
+    parser.add_argument(
+        "--sandbox",
+        choices=["true", "false"],
+        default="true",
+        help="as AWFDRS_WORKER_WORKFLOW_SANDBOX",
+    )
     args = parser.parse_args()
-    asyncio.run(serve(args.address, args.task_queue))
+    asyncio.run(serve(args.address, args.task_queue, sandboxed=args.sandbox == "true"))
 
 
 if __name__ == "__main__":

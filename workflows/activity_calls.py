@@ -17,6 +17,7 @@ from temporalio.workflow import ActivityCancellationType
 from workflows.activity_payloads import (
     ActionRequest,
     Analysis,
+    AttemptStart,
     CallbackOutcome,
     CallbackRequest,
     Classification,
@@ -109,6 +110,16 @@ async def record_action(req: ActionRequest) -> None:
         IncidentRecords.record_action,
         req,
         f"action {req.action_type} #{req.attempt}: {req.status}",
+    )
+
+
+async def start_attempt(req: AttemptStart) -> None:
+    """Store an attempt's pending action row and the incident's projection in one step."""
+    action = req.action
+    await run_local(
+        IncidentRecords.start_attempt,
+        req,
+        f"action {action.action_type} #{action.attempt}: {action.status} + record incident",
     )
 
 

@@ -7,7 +7,7 @@ from PostgreSQL when they act.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -130,6 +130,8 @@ class GateRequest:
     attempt: int
     max_attempts: int
     waits: int = 0  # wait answers in a row before this request: longer waits as they repeat
+    # Also count the open incidents naming the vendor (`degraded_after`), in the same query.
+    count_vendor: bool = False
 
 
 @dataclass
@@ -146,6 +148,8 @@ class GateDecision:
     suppress: bool = False
     # A wait because the vendor's circuit is open (not forced): a vendor incident holds it.
     circuit_open: bool = False
+    # A wait because enough incidents name the vendor (`count_vendor`): link, then held.
+    vendor_degraded: bool = False
 
 
 @dataclass
@@ -173,6 +177,14 @@ class ActionRequest:
 
 
 @dataclass
+class AttemptStart:
+    """An attempt about to run: its pending action row and the incident's projection."""
+
+    action: ActionRequest
+    projection: RecordIncidentRequest
+
+
+@dataclass
 class CallbackRequest:
     """One retry of the failed step: references the activity resolves in PostgreSQL.
 
@@ -196,6 +208,9 @@ class CallbackRequest:
     correlation_id: str
     timeout_s: float
     event_id: str = ""
+    # Count the outcome of a call made in the vendor's circuit breaker, in the same activity.
+    count_breaker: bool = False
+    probe: bool = False
 
 
 @dataclass
@@ -206,6 +221,14 @@ class CallbackOutcome:
     http_status: int | None = None
     detail: str = ""
     retry_after_s: float | None = None
+    # The breaker's state after counting this outcome (`count_breaker`); "" when not counted.
+    breaker: str = ""
+
+    def stored(self) -> dict[str, Any]:
+        """The outcome as an action row's result stores it (the breaker is not the call's)."""
+        fields = asdict(self)
+        del fields["breaker"]
+        return fields
 
 
 @dataclass

@@ -6,7 +6,6 @@ knows), so what an activity is asked can be tested without a worker.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from vocabulary import ActionStatus, ActionType
@@ -92,7 +91,9 @@ def decision_request(
     )
 
 
-def gate_request(inp: IncidentInput, state: IncidentState) -> GateRequest:
+def gate_request(
+    inp: IncidentInput, state: IncidentState, *, count_vendor: bool = False
+) -> GateRequest:
     """Ask the safety gate about the next attempt."""
     assert state.plan is not None
     return GateRequest(
@@ -103,6 +104,7 @@ def gate_request(inp: IncidentInput, state: IncidentState) -> GateRequest:
         attempt=state.attempts + 1,
         max_attempts=state.plan.max_attempts,
         waits=state.gate_waits,
+        count_vendor=count_vendor,
     )
 
 
@@ -139,7 +141,7 @@ def retry_action(
     outcome: CallbackOutcome | None = None,
 ) -> ActionRequest:
     """The action row of one callback attempt, pending or with the outcome it ended with."""
-    result: dict[str, Any] = asdict(outcome) if outcome else {}
+    result: dict[str, Any] = outcome.stored() if outcome else {}
     return ActionRequest(
         tenant_id=inp.tenant_id,
         incident_id=state.incident_id,

@@ -16,13 +16,13 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from vocabulary import ApprovalMode, IncidentStatus, UpdateName
+from workflows import patches
 from workflows.incident_logic import is_terminal, operator_note, visible_status
 from workflows.incident_state import IncidentState
 from workflows.incident_tracker import IncidentTracker
 from workflows.incident_waits import IncidentWaits
 from workflows.signal_payloads import ApprovalRequest
 
-APPROVAL_GATES = "approval-gates"
 APPROVAL_TIMED_OUT = "approval timed out"
 
 
@@ -74,7 +74,7 @@ class ApprovalGate:
         attempt = state.attempts + 1
         if plan.approval == ApprovalMode.FIRST and attempt > 1:
             return False
-        return state.approved_attempt < attempt and workflow.patched(APPROVAL_GATES)
+        return state.approved_attempt < attempt and patches.patched(patches.APPROVAL_GATES)
 
     async def hold(self) -> str | None:
         """Wait for a decision on the next attempt: a refusal's reason, or None to go on."""

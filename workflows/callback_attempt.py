@@ -23,11 +23,16 @@ class CallbackAttempt:
         self._state = state
         self._running: workflow.ActivityHandle[CallbackOutcome] | None = None
 
-    async def call(self, attempt: int) -> CallbackOutcome:
-        """Call back once; an activity that ends without an outcome is a failed attempt."""
+    async def call(
+        self, attempt: int, *, probe: bool = False, count: bool = False
+    ) -> CallbackOutcome:
+        """Call back once; an activity that ends without an outcome is a failed attempt.
+
+        With `count`, the activity also counts the outcome in the vendor's breaker."""
         inp, state = self._inp, self._state
         workflow_id = workflow.info().workflow_id
         request = requests.callback_request(inp, state, workflow_id=workflow_id, attempt=attempt)
+        request.count_breaker, request.probe = count, probe
         target = inp.vendor or inp.source_workflow
         self._running = calls.start_callback(request, f"retry #{attempt} → {target}")
         try:
@@ -50,6 +55,8 @@ class CallbackAttempt:
     async def count_outcome(self, outcome: CallbackOutcome, probe: bool) -> str:
         """Count the outcome in the vendor's circuit breaker (best effort); its state after."""
         assert self._inp.vendor is not None
+        if outcome.breaker:
+            return outcome.breaker  # counted by the callback activity itself
         record = OutcomeRecord(self._inp.tenant_id, self._inp.vendor, outcome.outcome, probe)
         try:
             return await calls.record_outcome(record)

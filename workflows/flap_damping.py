@@ -20,15 +20,13 @@ from datetime import timedelta
 from temporalio import workflow
 
 from vocabulary import IncidentStatus
+from workflows import patches
 from workflows.incident_logic import is_flapping, is_terminal, success_resolves
 from workflows.incident_state import IncidentState, RetryPlan
 from workflows.incident_tracker import IncidentTracker
 from workflows.incident_waits import IncidentWaits
 from workflows.open_threshold import OpenThreshold
 from workflows.responders import Responders
-
-# Gates the hold and the `flapping` announcement: older histories never planned a flap count.
-FLAP_DAMPING = "flap-damping"
 
 
 def quiet_label(plan: RetryPlan) -> str:
@@ -68,7 +66,7 @@ class FlapDamping:
         state = self._state
         if state.plan is None or state.flap_settled or not is_flapping(state.plan):
             return False
-        return workflow.patched(FLAP_DAMPING)
+        return patches.patched(patches.FLAP_DAMPING)
 
     def status_after_plan(self) -> IncidentStatus:
         """`flapping` (quiet period started) if the plan says so, else the threshold's status."""

@@ -14,9 +14,6 @@ from workflows.event_intake import EventIntake
 from workflows.incident_state import IncidentInput
 from workflows.opening_payloads import Assessment, OpenAndAssessRequest
 
-# Gates the one-step opening: histories recorded before it open and assess in four steps.
-OPEN_IN_ONE = "open-in-one"
-
 
 class IncidentOpening:
     """Opens the incident and keeps its assessment until the workflow applies it."""
@@ -38,6 +35,10 @@ class IncidentOpening:
         if not refused:
             self._assessment = result.assessment
         return refused
+
+    def assessed(self) -> bool:
+        """Whether the opening brought an assessment not yet applied."""
+        return self._assessment is not None
 
     def take_assessment(self) -> Assessment | None:
         """The assessment the opening brought, once; None: assess step by step."""

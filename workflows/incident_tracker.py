@@ -5,14 +5,16 @@ Deterministic workflow code: it runs inside the workflow sandbox.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 
 from vocabulary import IncidentStatus
-from workflows import activity_calls
-from workflows.activity_payloads import RecordIncidentRequest
+from workflows import activity_calls, patches
+from workflows.activity_payloads import ActionRequest, AttemptStart, RecordIncidentRequest
 from workflows.activity_requests import projection_request
 from workflows.incident_logic import bounded_delay, details_markdown, visible_status
 from workflows.incident_state import IncidentInput, IncidentState
@@ -26,10 +28,6 @@ COUNTED_STATUSES = frozenset(
         IncidentStatus.BELOW_THRESHOLD,
     }
 )
-# Every status change reaches the projection (and its transition log) promptly.
-SYNC_ON_STATUS_CHANGE = "sync-on-status-change"
-# A gate wait that begins while the incident already waits gets its own timeline row.
-RECORD_GATE_WAITS = "record-gate-waits"
 
 
 def count_incident(outcome: str) -> None:
@@ -51,19 +49,21 @@ class IncidentTracker:
         self._new_cause = False
         self._published_status = ""
 
-    def set_status(self, status: IncidentStatus) -> None:
+    def set_status(
+        self, status: IncidentStatus, also: Sequence[SearchAttributeUpdate[Any]] = ()
+    ) -> None:
         """Move to `status`, count and publish it, and mark the projection behind if it changed."""
         changed = status != self.state.status
         self.state.status = status
         if changed and status in COUNTED_STATUSES:
             count_incident(status)
-        self.publish_status()
-        if changed and workflow.patched(SYNC_ON_STATUS_CHANGE):
+        self.publish_status(also)
+        if changed and patches.patched(patches.SYNC_ON_STATUS_CHANGE):
             self.unsaved = True
 
     def note_new_cause(self) -> None:
         """Store a transition row at the next save although the status stays the same."""
-        if workflow.patched(RECORD_GATE_WAITS):
+        if patches.patched(patches.RECORD_GATE_WAITS):
             self._new_cause = self.unsaved = True
 
     def close(self, status: IncidentStatus, reason: str) -> None:
@@ -80,12 +80,16 @@ class IncidentTracker:
         self.state.next_action = label
         self.refresh_details()
 
-    def publish_status(self) -> None:
-        """Upsert the `IncidentStatus` search attribute when the visible status changed."""
+    def publish_status(self, also: Sequence[SearchAttributeUpdate[Any]] = ()) -> None:
+        """Upsert the `IncidentStatus` search attribute when the visible status changed (and
+        the attributes `also` names, in the same upsert)."""
+        updates = list(also)
         status = visible_status(self.state)
         if status != self._published_status:
             self._published_status = status
-            workflow.upsert_search_attributes([STATUS_KEY.value_set(status)])
+            updates.append(STATUS_KEY.value_set(status))
+        if updates:
+            workflow.upsert_search_attributes(updates)
         self.refresh_details()
 
     def refresh_details(self) -> None:
@@ -113,3 +117,8 @@ class IncidentTracker:
         """Write the incident row (and its transition, if the status changed)."""
         self.unsaved = False
         await activity_calls.record_incident(self.projection_request(closed=closed))
+
+    async def save_with_action(self, action: ActionRequest) -> None:
+        """Write an attempt's pending action row and the incident row in one step."""
+        self.unsaved = False
+        await activity_calls.start_attempt(AttemptStart(action, self.projection_request()))

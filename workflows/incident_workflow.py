@@ -10,7 +10,6 @@ docs/ARCHITECTURE.md describes its contract with the dispatcher, the API and ope
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import is_cancelled_exception
 
 # These modules hold only deterministic code and dataclasses: sharing them across runs saves
@@ -28,12 +27,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows import activity_calls as calls
     from workflows import activity_requests as requests
     from workflows import incident_logic as logic
+    from workflows import patches
     from workflows.approval_gate import ApprovalGate
     from workflows.callback_attempt import CallbackAttempt
     from workflows.escalation_ladder import EscalationLadder
     from workflows.event_intake import EventIntake
     from workflows.flap_damping import FlapDamping
-    from workflows.incident_opening import OPEN_IN_ONE, IncidentOpening
+    from workflows.incident_assessment import IncidentAssessment
+    from workflows.incident_opening import IncidentOpening
     from workflows.incident_state import (
         IncidentInput,
         IncidentResult,
@@ -54,16 +55,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.vendor_link import VendorLink
 
-SEVERITY_KEY = SearchAttributeKey.for_keyword("Severity")
-ERROR_CODE_KEY = SearchAttributeKey.for_keyword("ErrorCode")
-# Patches: opening checks earlier runs' watermarks and the latest success (exact
-# de-duplication); a vendor's breaker counts each callback outcome.
-OPEN_WITH_WATERMARKS = "open-with-watermarks"
-RECORD_BREAKER_OUTCOME = "record-breaker-outcome"
-# Typed responder targets: pages by reference with fallback, the lifecycle mirrored to what
-# was paged, and notification rules (older histories page through `send_escalation`).
-RESPONDER_TARGETS = "responder-targets"
-
 
 @workflow.defn(name=WORKFLOW_TYPE)
 class IncidentWorkflow:
@@ -81,6 +72,9 @@ class IncidentWorkflow:
         self._responders = Responders(inp, self._state)
         self._flap = FlapDamping(
             self._state, self._tracker, self._waits, self._responders, self._threshold
+        )
+        self._assessment = IncidentAssessment(
+            inp, self._state, self._tracker, self._opening, self._flap
         )
         self._escalation = EscalationLadder(
             inp, self._state, self._tracker, self._waits, self._responders
@@ -100,7 +94,7 @@ class IncidentWorkflow:
             elif refused := await self._open():
                 return await self._discard(refused)
             if not state.analysed and not logic.is_terminal(state):
-                await self._assess()
+                await self._assessment.assess()
             if not logic.is_terminal(state) and self._flap.pending():
                 await self._flap.hold()  # a flapping signature: quiet for a while first
             if not logic.is_terminal(state) and self._threshold.pending():
@@ -119,16 +113,17 @@ class IncidentWorkflow:
 
     async def _open(self) -> str:
         """Open this run's incident; return why not ("" when opened)."""
-        if not workflow.patched(OPEN_WITH_WATERMARKS):
+        if not patches.patched(patches.OPEN_WITH_WATERMARKS):
             request = self._tracker.projection_request()
             self._state.incident_id = await calls.record_incident(request)
-        elif workflow.patched(OPEN_IN_ONE):
+        elif patches.patched(patches.OPEN_IN_ONE):
             if refused := await self._opening.open_and_assess():
                 return refused
         elif refused := await self._intake.open_incident():
             return refused
         count_incident("opened")
-        self._tracker.publish_status()
+        if logic.is_terminal(self._state) or not self._assessment.quiet_opening():
+            self._tracker.publish_status()
         return ""
 
     async def _discard(self, reason: str) -> IncidentResult:
@@ -138,33 +133,6 @@ class IncidentWorkflow:
         self._tracker.publish_status()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return IncidentResult(state.status, 0, 0, state.close_reason)
-
-    async def _assess(self) -> None:
-        """Classify, analyse and plan (each a decision row); then remediation starts."""
-        state = self._state
-        self._tracker.set_status(IncidentStatus.ANALYZING)
-        workflow_id = workflow.info().workflow_id
-        request = requests.decision_request(self._inp, state, workflow_id=workflow_id)
-        assessed = self._opening.take_assessment()  # brought by the opening (open-in-one)
-        verdict = assessed.classification if assessed else await calls.classify(request)
-        state.error_code, state.category = verdict.code, verdict.category
-        state.severity, state.retryable = verdict.severity, verdict.retryable
-        state.latest_decision = f"classified {verdict.summary}"
-        workflow.upsert_search_attributes(
-            [SEVERITY_KEY.value_set(state.severity), ERROR_CODE_KEY.value_set(state.error_code)]
-        )
-        analysis = assessed.analysis if assessed else await calls.analyse(request)
-        plan = assessed.plan if assessed else await calls.plan(request)
-        state.plan, state.escalation = plan.retry, plan.escalation
-        state.callback_url, state.call_timeout_s = plan.callback_url, plan.call_timeout_s
-        state.latest_decision = f"{analysis.summary}; {plan.summary}"
-        state.analysed = True
-        if workflow.patched(RESPONDER_TARGETS):
-            state.responders, state.notifications = True, plan.notifications
-        if not logic.is_terminal(state):
-            self._tracker.set_status(self._flap.status_after_plan())
-        await self._tracker.save_projection()
-        await self._flap.announce_opened()
 
     async def _lifecycle(self) -> None:
         """Take the next step until the incident ends, saving and rolling over in between."""
@@ -203,13 +171,20 @@ class IncidentWorkflow:
         elif self._approval.required():
             if refusal := await self._approval.hold():
                 await self._escalation.start(refusal)
+        elif patches.patched(patches.LEAN_ATTEMPT):
+            await self._ask_gate(count_vendor=self._vendor.counts())
         elif not await self._vendor.degraded():  # else a vendor incident holds it from now on
             await self._ask_gate()
 
-    async def _ask_gate(self) -> None:
+    async def _ask_gate(self, *, count_vendor: bool = False) -> None:
         """Attempt if the safety gate permits; otherwise wait, end or escalate as it says."""
         state = self._state
-        gate = await calls.check_gate(requests.gate_request(self._inp, state))
+        request = requests.gate_request(self._inp, state, count_vendor=count_vendor)
+        gate = await calls.check_gate(request)
+        if gate.vendor_degraded:  # linking counts again under a lock: lost only to a race
+            if not await self._vendor.degraded():
+                await self._ask_gate()
+            return
         state.gate_reason = logic.gate_reason(gate)
         state.gate_waits = state.gate_waits + 1 if gate.verdict == GateVerdict.WAIT else 0
         if gate.verdict == GateVerdict.WAIT:
@@ -236,12 +211,18 @@ class IncidentWorkflow:
         attempt = state.attempts
         state.next_action, state.next_action_at = f"retry #{attempt} running", None
         self._tracker.set_status(IncidentStatus.REMEDIATING)
-        await calls.record_action(
-            requests.retry_action(self._inp, state, attempt=attempt, status=ActionStatus.PENDING)
+        action = requests.retry_action(
+            self._inp, state, attempt=attempt, status=ActionStatus.PENDING
         )
-        await self._tracker.save_projection()
-        outcome = await self._callback.call(attempt)
-        if self._inp.vendor and workflow.patched(RECORD_BREAKER_OUTCOME):
+        lean = patches.patched(patches.LEAN_ATTEMPT)
+        if lean:
+            await self._tracker.save_with_action(action)
+        else:
+            await calls.record_action(action)
+            await self._tracker.save_projection()
+        count = lean and bool(self._inp.vendor) and patches.patched(patches.RECORD_BREAKER_OUTCOME)
+        outcome = await self._callback.call(attempt, probe=probe, count=count)
+        if self._inp.vendor and patches.patched(patches.RECORD_BREAKER_OUTCOME):
             breaker = await self._callback.count_outcome(outcome, probe)
             await self._vendor.counted(breaker, outcome)
         state.latest_action = logic.attempt_summary(attempt, outcome)

@@ -16,13 +16,11 @@ from datetime import timedelta
 from temporalio import workflow
 
 from vocabulary import IncidentStatus
+from workflows import patches
 from workflows.incident_logic import is_terminal
 from workflows.incident_state import IncidentState, RetryPlan
 from workflows.incident_tracker import IncidentTracker
 from workflows.incident_waits import IncidentWaits
-
-# Gates the hold: histories recorded before open thresholds never call it.
-OPEN_THRESHOLDS = "open-thresholds"
 
 
 def most_failures_within(times_us: list[int], within_s: float) -> int:
@@ -63,7 +61,7 @@ class OpenThreshold:
         plan = state.plan
         if plan is None or plan.open_after_count <= 1 or state.threshold_met:
             return False
-        return workflow.patched(OPEN_THRESHOLDS)
+        return patches.patched(patches.OPEN_THRESHOLDS)
 
     def status_after_plan(self) -> IncidentStatus:
         """`waiting` (with the threshold's deadline) if remediation is held, else `remediating`."""

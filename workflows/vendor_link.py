@@ -16,7 +16,7 @@ from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import FailureError
 
 from vocabulary import BreakerState, CallOutcome, IncidentStatus, SignalName, VendorSignal
-from workflows import vendor_calls
+from workflows import patches, vendor_calls
 from workflows.activity_payloads import CallbackOutcome, GateDecision
 from workflows.incident_logic import is_terminal
 from workflows.incident_state import IncidentInput, IncidentState
@@ -30,8 +30,6 @@ from workflows.vendor_payloads import (
     VendorRelease,
 )
 
-VENDOR_PARENTS = "vendor-parents"
-VENDOR_PARENTS_BY_COUNT = "vendor-parents-by-count"
 PARENT_KEY = SearchAttributeKey.for_keyword("ParentIncident")
 HELD_STATUSES = frozenset({IncidentStatus.OPEN, IncidentStatus.REMEDIATING, IncidentStatus.WAITING})
 
@@ -90,19 +88,23 @@ class VendorLink:
         """Before a gate check: link when the tenant's vendor incident is open or enough
         incidents name the vendor (`degraded_after`); True when now held. An incident a vendor
         incident held once never links by count again (its release must not re-open one)."""
-        inp, state = self._inp, self._state
-        if not inp.vendor or not state.incident_id or state.parent_incident_id:
-            return False
-        if state.vendor_probe or not workflow.patched(VENDOR_PARENTS_BY_COUNT):
+        if not self.counts():
             return False
         self._adopt(await vendor_calls.link_by_count(self._link_request("")))
         return self.holding()
+
+    def counts(self) -> bool:
+        """Whether this incident's vendor is counted toward `degraded_after` before a call."""
+        inp, state = self._inp, self._state
+        if not inp.vendor or not state.incident_id or state.parent_incident_id:
+            return False
+        return not state.vendor_probe and patches.patched(patches.VENDOR_PARENTS_BY_COUNT)
 
     async def gate_waited(self, gate: GateDecision) -> None:
         """After a gate wait: a probe that could not run is reported; an open circuit links."""
         if self._state.vendor_probe:
             await self._report(called=False, breaker=BreakerState.OPEN, detail=gate.reason)
-        elif gate.circuit_open and workflow.patched(VENDOR_PARENTS):
+        elif gate.circuit_open and patches.patched(patches.VENDOR_PARENTS):
             await self._link("circuit open")
 
     async def counted(self, breaker: str, outcome: CallbackOutcome) -> None:
@@ -112,7 +114,7 @@ class VendorLink:
             await self._report(
                 called=True, breaker=breaker, detail=str(outcome.outcome), succeeded=succeeded
             )
-        elif breaker == BreakerState.OPEN and workflow.patched(VENDOR_PARENTS):
+        elif breaker == BreakerState.OPEN and patches.patched(patches.VENDOR_PARENTS):
             await self._link("breaker opened")
 
     async def _link(self, cause: str) -> None:

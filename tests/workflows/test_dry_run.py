@@ -16,8 +16,8 @@ from redis.asyncio import Redis
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from activities.callback_target import CallbackTarget, callback_body
 from activities.dry_run import NOT_CALLED, NOT_SENT, SIGNED_AT_SEND_TIME, placeholder_signature
-from activities.remediation import CallbackTarget, callback_body
 from activities.signing import signature_headers
 from devstack.http_target import CallbackServer, Reply
 from devstack.process import free_port
