@@ -90,24 +90,24 @@ UNION ALL
  ORDER BY occurred_at DESC LIMIT 1)
 ORDER BY occurred_at DESC LIMIT 1
 """)
-_INSERT_ACTION = text("""
+# One statement inserts an action or moves it forward (never backwards, never from a final
+# status); a pending request only inserts. Only for an incident of this tenant: a forged request
+# stores nothing and fails nothing.
+_WRITE_ACTION = text(f"""
 INSERT INTO actions (id, tenant_id, incident_id, action_type, attempt, idempotency_key, status,
-                     parameters, result, created_at)
+                     parameters, result, created_at, started_at, finished_at, updated_at)
 SELECT gen_random_uuid(), incidents.tenant_id, incidents.id, :action_type, :attempt,
-       :idempotency_key, :status, CAST(:parameters AS jsonb), CAST(:result AS jsonb), now()
+       :idempotency_key, CAST(:status AS text), CAST(:parameters AS jsonb),
+       CAST(:result AS jsonb), now(),
+       CASE WHEN CAST(:status AS text) = '{ActionStatus.RUNNING}' THEN now() END,
+       CASE WHEN CAST(:status AS text) IN ({_FINAL}) THEN now() END,
+       CASE WHEN CAST(:status AS text) <> '{ActionStatus.PENDING}' THEN now() END
 FROM incidents
--- Only for an incident of this tenant: a forged request stores nothing and fails nothing.
 WHERE incidents.id = CAST(:incident_id AS uuid) AND incidents.tenant_id = CAST(:tenant_id AS uuid)
-ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
-""")
-_FINISH_ACTION = text(f"""
-UPDATE actions SET status = CAST(:status AS text), result = CAST(:result AS jsonb),
-       finished_at = CASE WHEN CAST(:status AS text) IN ({_FINAL}) THEN now() END,
-       started_at = coalesce(started_at, CASE WHEN CAST(:status AS text) = '{ActionStatus.RUNNING}'
-                                              THEN now() END),
-       updated_at = now()
-WHERE tenant_id = :tenant_id AND idempotency_key = :idempotency_key
-  AND status NOT IN ({_FINAL})
+ON CONFLICT (tenant_id, idempotency_key) DO UPDATE SET
+    status = excluded.status, result = excluded.result, finished_at = excluded.finished_at,
+    started_at = coalesce(actions.started_at, excluded.started_at), updated_at = now()
+WHERE excluded.status <> '{ActionStatus.PENDING}' AND actions.status NOT IN ({_FINAL})
 """)
 
 
@@ -177,7 +177,7 @@ class IncidentRecords:
     async def start_attempt(self, req: AttemptStart) -> None:
         """Store an attempt's pending action row and the incident row in one transaction."""
         async with self._engine.begin() as conn:
-            await conn.execute(_INSERT_ACTION, _action_params(req.action))
+            await conn.execute(_WRITE_ACTION, _action_params(req.action))
             await conn.execute(_UPSERT_INCIDENT, _incident_params(req.projection))
 
 
@@ -207,9 +207,7 @@ async def write_action(engine: AsyncEngine, req: ActionRequest) -> None:
     for retry in (True, False):
         try:
             async with engine.begin() as conn:
-                await conn.execute(_INSERT_ACTION, params)
-                if req.status != ActionStatus.PENDING:
-                    await conn.execute(_FINISH_ACTION, params)
+                await conn.execute(_WRITE_ACTION, params)
             return
         except DBAPIError as exc:
             # The callback activity runs once: a pooled connection the database dropped
