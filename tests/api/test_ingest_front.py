@@ -4,6 +4,7 @@ request."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import uuid
@@ -12,12 +13,15 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from starlette.types import Receive, Scope, Send
 
+from api.auth import IngestPrincipal
+from api.deps import IntakeDep, SettingsDep
 from api.errors import RateLimited
 from api.intake_route import FrontIntake
 from api.limits import request_body_limit
+from api.routes.events import ingest_batch
 from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import failure_event, register_workflow
@@ -29,6 +33,20 @@ COUNTED = (
     "awfdrs_ingest_events_total",
     "awfdrs_quieted_events_total",
 )
+
+
+def test_the_batch_shortcut_builds_every_parameter_of_the_endpoint() -> None:
+    """A new dependency of the batch endpoint fails here: teach `_ingest_batch_directly` first."""
+    parameters = {
+        name: parameter.annotation
+        for name, parameter in inspect.signature(ingest_batch, eval_str=True).parameters.items()
+    }
+    assert parameters == {
+        "request": Request,
+        "principal": IngestPrincipal,
+        "settings": SettingsDep,
+        "intake": IntakeDep,
+    }
 
 
 def _front(app: FastAPI) -> FrontIntake:
