@@ -17,6 +17,7 @@ from api.dispatcher_health import supervise
 from api.dispatcher_link import RemoteWake
 from api.errors import install_error_handlers
 from api.intake import Intake
+from api.intake_route import IntakeApi
 from api.limits import BodyLimitMiddleware, request_body_limit
 from api.metrics import ApiMetrics
 from api.middleware import CorrelationIdMiddleware
@@ -227,7 +228,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
             yield
 
     tracing = start_tracing("awfdrs-api")  # OTEL_* variables; off by default
-    app = FastAPI(
+    app = IntakeApi(
         # Without tracing, FastAPI's own telemetry would look for providers on every request.
         telemetry=None if tracing else {"tracing": False, "metrics": False, "logs": False},
         title="AWFDRS",
@@ -240,6 +241,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         redoc_url=None,
     )
     app.state.tracing = tracing  # read per request by api/routes/direct_route.py
+    app.front_routes = events.front_routes(API_PREFIX)  # served by api/intake_route.py
     install_docs(app)
     # Inside the correlation middleware (so the 413 carries the id), before routing and auth.
     app.add_middleware(BodyLimitMiddleware, max_bytes=request_body_limit(settings))

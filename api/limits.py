@@ -22,7 +22,8 @@ class _BodyTooLarge(Exception):
     """Raised into the app once the limit is crossed, so that it stops reading."""
 
 
-def _declared_length(scope: Scope) -> int | None:
+def declared_length(scope: Scope) -> int | None:
+    """Return the request's declared Content-Length, if it has a valid one."""
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
             declared = bytes(value).decode("latin-1").strip()
@@ -30,7 +31,8 @@ def _declared_length(scope: Scope) -> int | None:
     return None
 
 
-async def _refuse(send: Send, detail: str) -> None:
+async def refuse_too_large(send: Send, detail: str) -> None:
+    """Answer 413 and close the connection: the rest of the body will never be read."""
     response = problem(413, "Payload too large", detail)
     # The rest of the body is never read: closing stops a client that keeps sending it
     # (a chunked body may be endless) instead of the server discarding it forever.
@@ -39,7 +41,7 @@ async def _refuse(send: Send, detail: str) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
-class _StreamGuard:
+class StreamGuard:
     """The receive and send of one request: counts body bytes, answers 413 at the limit."""
 
     def __init__(self, receive: Receive, send: Send, limit: int) -> None:
@@ -60,7 +62,9 @@ class _StreamGuard:
             if self._received > self._limit:
                 if not self._started:  # a response already under way can only be cut off
                     self.refused = True
-                    await _refuse(self._send, f"the body exceeds the limit of {self._limit} bytes")
+                    await refuse_too_large(
+                        self._send, f"the body exceeds the limit of {self._limit} bytes"
+                    )
                 raise _BodyTooLarge
         return message
 
@@ -85,11 +89,13 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _declared_length(scope)
+        declared = declared_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await _refuse(send, f"the body is {declared} bytes; the limit is {self.max_bytes}")
+            await refuse_too_large(
+                send, f"the body is {declared} bytes; the limit is {self.max_bytes}"
+            )
             return
-        guard = _StreamGuard(receive, send, self.max_bytes)
+        guard = StreamGuard(receive, send, self.max_bytes)
         try:
             await self.app(scope, guard.receive, guard.send)
         except Exception as exc:

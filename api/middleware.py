@@ -13,14 +13,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from observability import correlation_id_var, tenant_id_var
 
 HEADER = "x-correlation-id"
+_HEADER_BYTES = HEADER.encode()
 API_PREFIX = "/api/v1"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 log = logging.getLogger("awfdrs.access")
 
 
-def _incoming_id(scope: Scope) -> str:
+def incoming_id(scope: Scope) -> str:
+    """Return the caller's valid `X-Correlation-ID`, or a new id."""
     for name, value in scope.get("headers", ()):
-        if name == HEADER.encode():
+        if name == _HEADER_BYTES:
             candidate = bytes(value).decode("latin-1")
             if _VALID_ID.match(candidate):
                 return candidate
@@ -49,7 +51,7 @@ class CorrelationIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        correlation_id = _incoming_id(scope)
+        correlation_id = incoming_id(scope)
         token = correlation_id_var.set(correlation_id)
         tenant_token = tenant_id_var.set(None)
         started = time.perf_counter()
@@ -65,12 +67,12 @@ class CorrelationIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            _record(scope, status, time.perf_counter() - started)
+            record_request(scope, status, time.perf_counter() - started)
             tenant_id_var.reset(tenant_token)
             correlation_id_var.reset(token)
 
 
-def _record(scope: Scope, status: int, seconds: float) -> None:
+def record_request(scope: Scope, status: int, seconds: float) -> None:
     """Count the request in the app's metrics (when it has them) and log it."""
     # None until the lifespan has filled the state: such a request is logged, not counted.
     metrics = getattr(scope["app"].state, "metrics", None) if "app" in scope else None

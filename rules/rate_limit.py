@@ -41,6 +41,26 @@ return {1, 0}
 """
 )
 
+# The same limit, granting as many units as it can up to ARGV[4] (a lease, rules/rate_lease.py)
+# and at least ARGV[3]; refused (with the wait for ARGV[3]) exactly when `_GCRA` would refuse
+# ARGV[3] units. Returns {granted (0: refused), retry_after_us}.
+_GCRA_UP_TO = (
+    GCRA_LUA
+    + """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local need, up_to = tonumber(ARGV[3]), tonumber(ARGV[4])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local room = math.floor((now + interval * burst - tat) / interval)
+if room < need then return {0, math.ceil(tat + interval * need - now - interval * burst)} end
+local granted = math.min(room, up_to)
+gcra_commit(KEYS[1], now, tat + interval * granted)
+return {granted, 0}
+"""
+)
+
 
 @dataclass(frozen=True)
 class RateDecision:
@@ -61,6 +81,7 @@ class RateLimiter:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._script = redis.register_script(_GCRA)
+        self._up_to = redis.register_script(_GCRA_UP_TO)
 
     async def acquire(
         self, key: str, *, rate_per_s: float, burst: int, quantity: int = 1
@@ -70,3 +91,11 @@ class RateLimiter:
             keys=[key], args=gcra_args(rate_per_s=rate_per_s, burst=burst, quantity=quantity)
         )
         return RateDecision(bool(allowed), int(wait_us) / 1_000_000)
+
+    async def acquire_up_to(
+        self, key: str, *, rate_per_s: float, burst: int, need: int, up_to: int
+    ) -> tuple[int, float]:
+        """Take as many units as admitted, up to `up_to`: (units, 0), or (0, seconds to wait)."""
+        args = gcra_args(rate_per_s=rate_per_s, burst=burst, quantity=need)
+        granted, wait_us = await self._up_to(keys=[key], args=[*args, max(up_to, need)])
+        return int(granted), int(wait_us) / 1_000_000

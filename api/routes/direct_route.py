@@ -10,10 +10,12 @@ raised either way reach the app's handlers alike, and the OpenAPI document is un
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from starlette.types import Scope
 
 from api.body import JSON
 
@@ -22,7 +24,11 @@ Shortcut = Callable[[Request], Awaitable[Response]]
 
 def plain_json_request(request: Request, *, without: tuple[bytes, ...] = ()) -> bool:
     """Tell whether a request carries a JSON body, no query string and none of `without`."""
-    scope = request.scope
+    return plain_json_scope(request.scope, without=without)
+
+
+def plain_json_scope(scope: Scope, *, without: tuple[bytes, ...] = ()) -> bool:
+    """`plain_json_request` on the ASGI scope (api/intake_route.py asks before routing)."""
     if scope["query_string"] or scope.get("path_params"):
         return False
     media = b""
@@ -61,3 +67,13 @@ def direct_route(shortcut: Shortcut, eligible: Callable[[Request], bool]) -> typ
         (DirectRoute,),
         {"shortcut": staticmethod(shortcut), "eligible": staticmethod(eligible)},
     )
+
+
+@dataclass(frozen=True)
+class FrontRoute:
+    """A route api/intake_route.py serves in front of FastAPI, for requests `eligible` accepts."""
+
+    path: str  # the full path, with the API prefix
+    endpoint: Callable[..., Any]  # the endpoint FastAPI's router would pick, checked at start
+    shortcut: Shortcut
+    eligible: Callable[[Scope], bool]

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlmodel import col, select
+from starlette.types import Scope
 
 from api.auth import IngestPrincipal, OperatorPrincipal, authenticate
 from api.body import read_json_body
@@ -18,7 +19,7 @@ from api.intake import Rejected, parse_event
 from api.intake_answers import BatchOutcome, accepted_json, batch_result_json
 from api.openapi import json_request_body
 from api.pagination import CursorQuery, LimitQuery, fetch_page
-from api.routes.direct_route import direct_route, plain_json_request
+from api.routes.direct_route import FrontRoute, direct_route, plain_json_request, plain_json_scope
 from api.routes.responses import problem_responses
 from api.validation import InvalidItem, invalid, invalid_item, json_body
 from models.event import Event
@@ -83,6 +84,10 @@ def _plain(request: Request) -> bool:
     return plain_json_request(request, without=(b"idempotency-key",))
 
 
+def _plain_scope(scope: Scope) -> bool:
+    return plain_json_scope(scope, without=(b"idempotency-key",))
+
+
 router.add_api_route(
     "/events",
     ingest_event,
@@ -127,6 +132,23 @@ async def ingest_batch(
     ]
     # Encoded here rather than returned: FastAPI would validate the 1,000 results again.
     return Response(batch_result_json(outcomes), media_type="application/json")
+
+
+async def _ingest_batch_directly(request: Request) -> Response:
+    """`ingest_batch` with its arguments built by hand (see api/intake_route.py)."""
+    state = request.app.state
+    principal = await authenticate(request)
+    return await ingest_batch(request, principal, state.settings, state.intake)
+
+
+def front_routes(prefix: str) -> tuple[FrontRoute, ...]:
+    """The intake routes api/intake_route.py serves in front of FastAPI's stack and router."""
+    return (
+        FrontRoute(f"{prefix}/events", ingest_event, _ingest_directly, _plain_scope),
+        FrontRoute(
+            f"{prefix}/events/batch", ingest_batch, _ingest_batch_directly, plain_json_scope
+        ),
+    )
 
 
 def _parse_item(

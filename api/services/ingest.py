@@ -54,6 +54,21 @@ WITH input AS (
 )
 SELECT id FROM inserted
 """
+_COLUMNS = (
+    ("id", "uuid"), ("idempotency_key", "text"), ("body_sha256", "text"), ("workflow", "text"),
+    ("event_type", "text"), ("step", "text"), ("vendor", "text"), ("error_code", "text"),
+    ("error_message", "text"), ("http_status", "int"), ("payload", "text"), ("signature", "text"),
+    ("incident_key", "text"), ("remediation", "text"), ("correlation_id", "text"),
+    ("occurred_at", "timestamptz"), ("dispatch", "bool"),
+)  # fmt: skip
+# The same statement for one event, its input a row of scalars: asyncpg encodes 17 one-element
+# arrays slowly (a type check per element and array), and a single event is the common request.
+_INSERT_ONE = (
+    "WITH input AS (\n    SELECT "
+    + ", ".join(f"${n}::{kind} AS {name}" for n, (name, kind) in enumerate(_COLUMNS, start=2))
+    + "\n)"
+    + _INSERT[_INSERT.index(", claimed AS (") :]
+)
 _EXISTING = """
 SELECT k.idempotency_key, e.id, e.body_sha256, e.incident_key, e.remediation
 FROM event_keys k JOIN events e ON e.id = k.event_id AND e.received_at = k.received_at
@@ -246,9 +261,13 @@ async def store_events(
     # explicit transaction, and idempotent, so the caller may safely repeat it after a dropped
     # connection. A key is claimed in `event_keys` because `events` is partitioned by month
     # and so cannot hold a unique key that spans months.
-    rows = await conn.fetch(
-        _INSERT, tenant_id, *_columns(events, correlation_id), current_traceparent()
-    )
+    columns = _columns(events, correlation_id)
+    if len(events) == 1:
+        rows = await conn.fetch(
+            _INSERT_ONE, tenant_id, *(c[0] for c in columns), current_traceparent()
+        )
+    else:
+        rows = await conn.fetch(_INSERT, tenant_id, *columns, current_traceparent())
     inserted = {row["id"] for row in rows}
     outcomes: dict[uuid.UUID, StoreOutcome] = {
         p.id: StoreOutcome(p.id, 202, p.incident_key, p.remediation)
