@@ -70,6 +70,16 @@ class Settings(BaseSettings):
     # time; off, the same code runs without it for about 30% less worker CPU per incident
     # (docs/BENCHMARKS.md), its determinism kept by the sandboxed test suite and replays.
     worker_workflow_sandbox: bool = True
+    # Patch ids (workflows/patches.py) new runs leave inactive: deploy a build with its new
+    # patches held until every worker runs it, so an older worker can still replay what the
+    # new ones record (and the build can be rolled back); then clear the list.
+    worker_held_patches: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("worker_held_patches", mode="before")
+    @classmethod
+    def _parse_held_patches(cls, value: object) -> object:
+        return _split_csv(value)
+
     # How long a stopping worker lets running activities finish before cancelling them. A
     # callback may run up to its policy's call timeout (at most 300 s): deployments that must
     # never cut one short set this above it, with the orchestrator's grace period above that.

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -41,6 +41,7 @@ from rules.egress import EgressGuard
 from rules.policy import Policies, load_policies
 from settings import Settings, SettingsError, load_settings
 from tracing import start_tracing, stop_tracing
+from workflows import patches
 from workflows.incident_workflow import IncidentWorkflow
 from workflows.vendor_incident_workflow import VendorIncidentWorkflow
 
@@ -235,8 +236,12 @@ def build_worker(
     max_cached_workflows: int = 1000,
     shutdown_grace_s: float = 20.0,
     sandboxed: bool = True,
+    held_patches: Collection[str] = (),
 ) -> Worker:
     """Create the worker serving incident workflows and their activities."""
+    held = frozenset(held_patches)
+    if unknown := held - patches.KNOWN:
+        raise SettingsError(f"AWFDRS_WORKER_HELD_PATCHES: unknown patch id(s) {sorted(unknown)}")
     return Worker(
         client,
         task_queue=task_queue,
@@ -248,6 +253,7 @@ def build_worker(
         max_cached_workflows=max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=shutdown_grace_s),
         workflow_runner=SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner(),
+        patch_activation_callback=(lambda patch: patch.patch_id not in held) if held else None,
     )
 
 
@@ -269,6 +275,7 @@ async def run(settings: Settings, stopping: asyncio.Event) -> None:
             max_cached_workflows=settings.worker_max_cached_workflows,
             shutdown_grace_s=settings.worker_shutdown_grace_s,
             sandboxed=settings.worker_workflow_sandbox,
+            held_patches=settings.worker_held_patches,
         ),
     ):
         log.info("worker running", extra={"task_queue": settings.task_queue})

@@ -9,6 +9,7 @@ connection, so the count costs the incident no step of its own.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,21 +40,25 @@ SELECT
 """)
 
 
+# What holds an incident the registry does not deny: the open maintenance windows and the
+# incident's step and error code in, a wait until the covering window's end (or None) out.
+MaintenanceHold = Callable[[Any, dict[str, str | None] | None], GateDecision | None]
+
+
 @dataclass(frozen=True)
 class RegistryAnswer:
-    """The registry's answer for one attempt: a denial, or what the next checks need."""
+    """The registry's answer for one attempt: a denial or a wait, or what the next checks need."""
 
     denial: GateDecision | None
     max_callbacks: int | None
-    windows: Any
-    incident: dict[str, str | None] | None
     degraded: str = ""  # why the vendor counts as degraded ("" when it does not, or unasked)
 
 
 async def read_registry(
-    engine: AsyncEngine, req: GateRequest, degraded_after: DegradedAfter
+    engine: AsyncEngine, req: GateRequest, degraded_after: DegradedAfter, hold: MaintenanceHold
 ) -> RegistryAnswer:
-    """Read the registry for `req`; count the vendor's open incidents when it asks to."""
+    """Read the registry for `req`; count the vendor's open incidents when it asks to and
+    nothing denies or holds the attempt (a held incident is neither counted nor linked)."""
     params = {
         "tenant_id": uuid.UUID(req.tenant_id),
         "workflow": req.source_workflow,
@@ -67,7 +72,7 @@ async def read_registry(
             tenant_active=row.tenant_active,
             workflow_active=row.workflow_active,
             workflow=req.source_workflow,
-        )
+        ) or hold(row.windows, row.incident)
         degraded = ""
         if denial is None and req.count_vendor and req.vendor and degraded_after.incidents:
             count = await count_vendor_incidents(
@@ -78,7 +83,7 @@ async def read_registry(
                 within_s=degraded_after.within_s,
             )
             degraded = count.cause(degraded_after)
-    return RegistryAnswer(denial, row.max_callbacks, row.windows, row.incident, degraded)
+    return RegistryAnswer(denial, row.max_callbacks, degraded)
 
 
 def registry_denial(

@@ -108,6 +108,7 @@ ON CONFLICT (tenant_id, idempotency_key) DO UPDATE SET
     status = excluded.status, result = excluded.result, finished_at = excluded.finished_at,
     started_at = coalesce(actions.started_at, excluded.started_at), updated_at = now()
 WHERE excluded.status <> '{ActionStatus.PENDING}' AND actions.status NOT IN ({_FINAL})
+  AND actions.incident_id = excluded.incident_id
 """)
 
 
@@ -175,7 +176,11 @@ class IncidentRecords:
 
     @activity.defn(name="start_attempt")
     async def start_attempt(self, req: AttemptStart) -> None:
-        """Store an attempt's pending action row and the incident row in one transaction."""
+        """Store an attempt's pending action row, then the incident row, on one connection.
+
+        Each statement commits on its own (the worker's engine autocommits); both are
+        idempotent and the step is retried until stored, so a crash between them only
+        leaves the projection behind until the retry."""
         async with self._engine.begin() as conn:
             await conn.execute(_WRITE_ACTION, _action_params(req.action))
             await conn.execute(_UPSERT_INCIDENT, _incident_params(req.projection))

@@ -143,7 +143,9 @@ class RemediationActivities:
         """The outcome with the breaker's state after counting it, when the workflow asks."""
         if not (req.count_breaker and req.vendor and self._count_outcome):
             return outcome
-        record = OutcomeRecord(req.tenant_id, req.vendor, outcome.outcome, req.probe)
+        record = OutcomeRecord(
+            req.tenant_id, req.vendor, outcome.outcome, req.probe, req.idempotency_key
+        )
         try:
             return replace(outcome, breaker=await self._count_outcome(record))
         except (RedisError, OSError) as exc:  # the workflow counts it in a step of its own

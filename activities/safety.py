@@ -9,6 +9,7 @@ answers wait: remediation fails closed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from dataclasses import replace
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.dry_run import last_attempt_skipped
-from activities.gate_registry import RegistryAnswer, read_registry
+from activities.gate_registry import read_registry
 from rules.circuit_breaker import CircuitBreaker, acquire_args, breaker_key
 from rules.gate_script import GATE_LUA
 from rules.maintenance import covering, windows_from_json
@@ -35,6 +36,8 @@ log = logging.getLogger("awfdrs.gate")
 # at the same moment: 10,000 incidents held by one open breaker would otherwise re-ask
 # thousands of times a second. A minute also bounds how late a breaker reset is noticed.
 FIRST_WAIT_S = 1.0
+# How long an attempt's "outcome counted" marker is kept: far longer than any attempt's retries.
+COUNTED_TTL_S = 86_400
 MAX_WAIT_S = 60.0
 
 
@@ -103,6 +106,7 @@ class SafetyGate:
         self._maintenance_recheck_s = maintenance_recheck_s
         self._max_callbacks = max_callbacks
         self._policies = policies
+        self._redis = redis
         self._breaker = CircuitBreaker(redis, on_transition=_count_transition)
         self._gate = redis.register_script(GATE_LUA)
         self._calls_per_hour = calls_per_hour
@@ -119,14 +123,17 @@ class SafetyGate:
         if activity.in_activity():
             activity.metric_meter().create_counter(
                 "awfdrs_gate_answers", "Safety gate answers by verdict"
-            ).add(1, {"verdict": decision.verdict})
+            ).add(
+                1, {"verdict": "vendor_degraded" if decision.vendor_degraded else decision.verdict}
+            )
         return decision
 
     async def _decide(self, req: GateRequest) -> GateDecision:
         degraded_after = self._policies.vendors.for_vendor(req.vendor).degraded_after
-        registry = await read_registry(self._engine, req, degraded_after)
-        if denial := registry.denial or self._maintenance_wait(req, registry):
-            return denial  # a kill switch or deactivation, or a maintenance window's wait
+        hold = functools.partial(self._maintenance_wait, req)
+        registry = await read_registry(self._engine, req, degraded_after, hold)
+        if registry.denial:
+            return registry.denial  # a kill switch or deactivation, or a maintenance wait
         if registry.degraded:  # a vendor incident holds it: nothing is permitted meanwhile
             return GateDecision(GateVerdict.WAIT, reason=registry.degraded, vendor_degraded=True)
         if req.attempt > req.max_attempts:
@@ -138,17 +145,19 @@ class SafetyGate:
             log.warning("safety state unavailable: %s", exc)
             return _wait(0, f"safety state unavailable (redis: {type(exc).__name__})")
 
-    def _maintenance_wait(self, req: GateRequest, registry: RegistryAnswer) -> GateDecision | None:
+    def _maintenance_wait(
+        self, req: GateRequest, windows: object, incident: dict[str, str | None] | None
+    ) -> GateDecision | None:
         """A wait until the covering window's end (re-asked every `maintenance_recheck_s`, so
         an operator ending the window early releases the incident soon)."""
         now = datetime.now(UTC)
         found = covering(
-            windows_from_json(registry.windows),
+            windows_from_json(windows),
             now,
             workflow=req.source_workflow,
             vendor=req.vendor,
-            error_code=(registry.incident or {}).get("error_code"),
-            step=(registry.incident or {}).get("step"),
+            error_code=(incident or {}).get("error_code"),
+            step=(incident or {}).get("step"),
         )
         if not found:
             return None
@@ -222,6 +231,11 @@ class SafetyGate:
 
     async def count_call(self, req: OutcomeRecord) -> str:
         """Count the outcome of a call that was made in the vendor's breaker; its state after."""
+        # The callback activity counts its own call, and the workflow counts again only when it
+        # got no state back: a reply lost after Redis counted must not count the call twice.
+        marker = f"counted:{{{req.tenant_id}}}:{req.attempt_key}"
+        if req.attempt_key and not await self._redis.set(marker, 1, nx=True, ex=COUNTED_TTL_S):
+            return "unchanged"
         settings = self._policies.vendors.for_vendor(req.vendor).circuit_breaker
         # A 4xx is the client's problem, not the vendor's: the vendor answered.
         return await self._breaker.record(

@@ -160,6 +160,9 @@ class OutcomeRecord:
     vendor: str
     outcome: CallOutcome
     probe: bool = False
+    # The attempt's idempotency key: an attempt's outcome is counted at most once ("" : not
+    # de-duplicated, as histories before lean-attempt ask).
+    attempt_key: str = ""
 
 
 @dataclass

@@ -52,12 +52,18 @@ class CallbackAttempt:
         finally:
             self._running = None
 
-    async def count_outcome(self, outcome: CallbackOutcome, probe: bool) -> str:
-        """Count the outcome in the vendor's circuit breaker (best effort); its state after."""
-        assert self._inp.vendor is not None
+    async def count_outcome(
+        self, outcome: CallbackOutcome, probe: bool, attempt_key: str = ""
+    ) -> str:
+        """Count the outcome in the vendor's circuit breaker (best effort); its state after.
+
+        With `attempt_key`, an outcome the callback activity counted already is not counted
+        again, even when its answer was lost."""
+        inp = self._inp
+        assert inp.vendor is not None
         if outcome.breaker:
             return outcome.breaker  # counted by the callback activity itself
-        record = OutcomeRecord(self._inp.tenant_id, self._inp.vendor, outcome.outcome, probe)
+        record = OutcomeRecord(inp.tenant_id, inp.vendor, outcome.outcome, probe, attempt_key)
         try:
             return await calls.record_outcome(record)
         except ActivityError as err:

@@ -172,18 +172,20 @@ class IncidentWorkflow:
             if refusal := await self._approval.hold():
                 await self._escalation.start(refusal)
         elif patches.patched(patches.LEAN_ATTEMPT):
-            await self._ask_gate(count_vendor=self._vendor.counts())
+            await self._ask_gate(lean=True, count_vendor=self._vendor.counts())
         elif not await self._vendor.degraded():  # else a vendor incident holds it from now on
             await self._ask_gate()
 
-    async def _ask_gate(self, *, count_vendor: bool = False) -> None:
+    async def _ask_gate(self, *, lean: bool = False, count_vendor: bool = False) -> None:
         """Attempt if the safety gate permits; otherwise wait, end or escalate as it says."""
         state = self._state
         request = requests.gate_request(self._inp, state, count_vendor=count_vendor)
         gate = await calls.check_gate(request)
+        if lean and logic.is_terminal(state):
+            return  # killed or resolved while the gate was asked
         if gate.vendor_degraded:  # linking counts again under a lock: lost only to a race
-            if not await self._vendor.degraded():
-                await self._ask_gate()
+            if not await self._vendor.degraded() and not logic.is_terminal(state):
+                await self._ask_gate(lean=True)
             return
         state.gate_reason = logic.gate_reason(gate)
         state.gate_waits = state.gate_waits + 1 if gate.verdict == GateVerdict.WAIT else 0
@@ -223,7 +225,8 @@ class IncidentWorkflow:
         count = lean and bool(self._inp.vendor) and patches.patched(patches.RECORD_BREAKER_OUTCOME)
         outcome = await self._callback.call(attempt, probe=probe, count=count)
         if self._inp.vendor and patches.patched(patches.RECORD_BREAKER_OUTCOME):
-            breaker = await self._callback.count_outcome(outcome, probe)
+            key = requests.attempt_key(state, attempt) if lean else ""
+            breaker = await self._callback.count_outcome(outcome, probe, key)
             await self._vendor.counted(breaker, outcome)
         state.latest_action = logic.attempt_summary(attempt, outcome)
         if logic.is_terminal(state):

@@ -59,6 +59,7 @@ IMPLIED = frozenset(
     }
 )
 CURRENT = "current-2026-12"
+KNOWN = IMPLIED | {CURRENT}
 
 
 def patched(patch_id: str) -> bool:

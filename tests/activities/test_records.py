@@ -111,3 +111,37 @@ async def test_a_finished_action_never_moves_backwards(
             )
         ).scalar_one()
     assert status == "succeeded"
+
+
+async def test_an_action_write_moves_forward_with_its_timestamps_and_only_its_own_incident(
+    worker_engine: AsyncEngine, tenant: TenantCredentials
+) -> None:
+    mine, other = await _incident(worker_engine, tenant), await _incident(worker_engine, tenant)
+    key = f"{mine}:1"
+
+    async def write(incident_id: str, status: ActionStatus) -> None:
+        request = ActionRequest(str(tenant.id), incident_id, ActionType.RETRY, 1, key, status)
+        await write_action(worker_engine, request)
+
+    async def row() -> tuple[str, bool, bool]:
+        async with worker_engine.connect() as conn:
+            found = (
+                await conn.execute(
+                    text(
+                        "SELECT status, started_at IS NOT NULL AS started,"
+                        " finished_at IS NOT NULL AS finished FROM actions"
+                        " WHERE idempotency_key = :k"
+                    ),
+                    {"k": key},
+                )
+            ).one()
+        return found.status, found.started, found.finished
+
+    await write(mine, ActionStatus.PENDING)
+    assert await row() == ("pending", False, False)
+    await write(mine, ActionStatus.RUNNING)
+    assert await row() == ("running", True, False)
+    await write(other, ActionStatus.FAILED)  # another incident's request naming this key
+    assert await row() == ("running", True, False)
+    await write(mine, ActionStatus.FAILED)
+    assert await row() == ("failed", True, True)

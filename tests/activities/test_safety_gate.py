@@ -28,8 +28,8 @@ from rules.rate_limit import RateLimiter
 from settings import Settings
 from tests.conftest import TenantCredentials
 from tests.utils.builders import register_workflow
-from vocabulary import GateVerdict
-from workflows.activity_payloads import GateDecision, GateRequest
+from vocabulary import CallOutcome, GateVerdict
+from workflows.activity_payloads import GateDecision, GateRequest, OutcomeRecord
 
 # A vendor whose breaker opens after two failures for one second, then lets three probes by.
 FLAKY = "flaky-vendor"
@@ -330,3 +330,19 @@ async def test_a_tenant_at_its_callback_cap_waits_spending_nothing_until_a_slot_
     assert await redis.hget(budget_key(str(tenant.id), "billing-sync"), "used") == b"2"
     await release_slot(redis, str(tenant.id), slot_member("inc-0", 1))  # a callback ended
     assert (await gate.check_gate(calls[2])).verdict == "permit"
+
+
+async def test_an_attempt_is_counted_in_the_breaker_at_most_once(
+    gate: SafetyGate, tenant: TenantCredentials
+) -> None:
+    """The callback counted it, its answer was lost: the workflow's count changes nothing."""
+    tenant_id = str(tenant.id)
+    failed = OutcomeRecord(tenant_id, FLAKY, CallOutcome.RETRYABLE, attempt_key="inc-1:1")
+    assert await gate.count_call(failed) == "closed"
+    assert await gate.record_outcome(failed) == "unchanged"  # counted once: still closed
+    # Two other attempts' failures (one counted twice) reach minimum_calls and open it.
+    other = replace(failed, attempt_key="inc-2:1")
+    assert await gate.count_call(other) == "open"
+    assert await gate.count_call(other) == "unchanged"
+    # Without a key (histories before lean-attempt) every call counts, as before.
+    assert await gate.count_call(replace(failed, attempt_key="")) == "open"
