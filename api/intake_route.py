@@ -210,4 +210,8 @@ class IntakeApi(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         """FastAPI's stack, behind the front path when the app allows it."""
+        if getattr(self.state, "tracing", False):
+            # Traced requests take FastAPI's path anyway, and OpenTelemetry's instrumentation
+            # only wraps a stack whose outermost layer is Starlette's error middleware.
+            return super().build_middleware_stack()
         return FrontIntake.around(self, super().build_middleware_stack(), self.front_routes)

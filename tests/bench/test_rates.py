@@ -21,7 +21,7 @@ def _run(rate: float, p99_ms: float, *, reached: int | None = None) -> dict[str,
 
 
 async def test_steps_stop_at_the_first_rate_that_is_not_sustained() -> None:
-    p99 = {5.0: 300.0, 10.0: 900.0, 15.0: 4000.0, 20.0: 200.0}
+    p99 = {2.5: 5000.0, 5.0: 300.0, 10.0: 900.0, 15.0: 4000.0, 20.0: 200.0}
     asked: list[float] = []
 
     async def measure(rate: float) -> dict[str, Any]:
@@ -30,7 +30,8 @@ async def test_steps_stop_at_the_first_rate_that_is_not_sustained() -> None:
 
     samples: dict[str, list[float]] = {"first_callback_at_5.0_per_s": [9.9]}
     result = await e2e_rates.step_rates(measure, [15, 5, 10, 20], [os.getpid()], "t", samples)
-    assert asked == [5, 10, 15]  # ascending, and 20/s is never tried
+    # An unreported warm-up at half the lowest rate, then ascending; 20/s is never tried.
+    assert asked == [2.5, 5, 10, 15]
     assert result["highest_rate_p99_le_1s"] == 10
     assert set(result["runs"]) == {"5", "10", "15"}
     assert "latencies_s" not in result["runs"]["10"]
