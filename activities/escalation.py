@@ -19,6 +19,7 @@ from activities.action_metrics import count_action
 from activities.outbound import (
     HttpResult,
     canonical_json,
+    heartbeating,
     post_signed,
 )
 from activities.records import NOT_BACKED, running_workflow_id, write_action
@@ -105,6 +106,10 @@ class EscalationActivities:
     @activity.defn(name="send_escalation")
     async def send_escalation(self, req: EscalationRequest) -> EscalationOutcome:
         """POST the page; a target that is missing, down or refuses is a failed action."""
+        async with heartbeating():
+            return await self._send(req)
+
+    async def _send(self, req: EscalationRequest) -> EscalationOutcome:
         backed, url = await self._target(req)
         if not backed:
             log.warning("refused a page no stored event backs: %s", running_workflow_id())

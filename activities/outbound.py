@@ -7,6 +7,8 @@ import json
 import logging
 import math
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -69,33 +71,27 @@ def _seconds_until(http_date: str, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-async def post_signed(
-    http: httpx.AsyncClient,
-    target: VettedTarget,
-    body: bytes,
-    *,
-    headers: dict[str, str],
-    timeout_s: float,
-) -> HttpResult:
-    """POST to the vetted address without following redirects, reading at most 64 KiB.
-
-    Heartbeats while waiting. Never raises but for cancellation: a request that cannot be
-    built or sent is a result whose `error` says why.
-    """
-    request = asyncio.ensure_future(
-        _post(http, target=target, body=body, headers=headers, timeout_s=timeout_s)
-    )
+@asynccontextmanager
+async def heartbeating(every_s: float = HEARTBEAT_EVERY_S) -> AsyncIterator[None]:
+    """Heartbeat every `every_s` while the block runs (nothing outside an activity)."""
+    # From the activity's first moment, not only while its request is in flight: reads before
+    # the request that queue behind a busy pool or event loop must not outlast the heartbeat
+    # timeout, or Temporal gives up on an attempt that is still running and may yet call out.
+    if not activity.in_activity():
+        yield
+        return
+    beat = asyncio.create_task(_beat(every_s))
     try:
-        while True:
-            done, _ = await asyncio.wait({request}, timeout=HEARTBEAT_EVERY_S)
-            if done:
-                return request.result()
-            if activity.in_activity():
-                activity.heartbeat()
+        yield
     finally:
-        if not request.done():
-            request.cancel()
-            await asyncio.gather(request, return_exceptions=True)
+        beat.cancel()
+        await asyncio.gather(beat, return_exceptions=True)
+
+
+async def _beat(every_s: float) -> None:
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(every_s)
 
 
 def pinned_request_options(target: VettedTarget, headers: dict[str, str]) -> dict[str, Any]:
@@ -108,14 +104,19 @@ def pinned_request_options(target: VettedTarget, headers: dict[str, str]) -> dic
     return {"url": target.request_url, "headers": pinned, "extensions": extensions}
 
 
-async def _post(
+async def post_signed(
     http: httpx.AsyncClient,
-    *,
     target: VettedTarget,
     body: bytes,
+    *,
     headers: dict[str, str],
     timeout_s: float,
 ) -> HttpResult:
+    """POST to the vetted address without following redirects, reading at most 64 KiB.
+
+    Never raises but for cancellation: a request that cannot be built or sent is a result
+    whose `error` says why. Activities run it `heartbeating()`, so a kill reaches it.
+    """
     try:
         async with http.stream(
             "POST",

@@ -18,7 +18,7 @@ from temporalio import activity
 from activities.action_metrics import count_action, observe_first_callback
 from activities.callback_target import CallbackTarget, callback_body, load_target
 from activities.dry_run import placeholder_signature, skipped_call, would_send
-from activities.outbound import HttpResult, post_signed
+from activities.outbound import HttpResult, heartbeating, post_signed
 from activities.records import NOT_BACKED, running_workflow_id, write_action
 from activities.safety import release_slot, slot_member
 from activities.signing import WebhookSigner
@@ -86,7 +86,8 @@ class RemediationActivities:
     async def call_callback(self, req: CallbackRequest) -> CallbackOutcome:
         """Retry the failed step once at the workflow's current callback URL; record it."""
         try:
-            return await self._call(req)
+            async with heartbeating():
+                return await self._call(req)
         finally:
             await self._release_slot(req)
 

@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.action_metrics import count_action
 from activities.dry_run import NOT_SENT
-from activities.outbound import HttpResult
+from activities.outbound import HttpResult, heartbeating
 from activities.records import NOT_BACKED, running_workflow_id, write_action
 from activities.responder_sender import (
     Registration,
@@ -76,6 +76,10 @@ class ResponderActivities:
     @activity.defn(name="deliver_to_responder")
     async def deliver(self, req: DeliveryRequest) -> DeliveryOutcome:
         """Send one event to one target; raise only to be retried."""
+        async with heartbeating():
+            return await self._deliver(req)
+
+    async def _deliver(self, req: DeliveryRequest) -> DeliveryOutcome:
         registration = await self._registration(req)
         if not registration.backed:
             log.warning("refused a delivery no stored event backs: %s", running_workflow_id())

@@ -39,17 +39,27 @@ from devstack.temporal import EmbeddedTemporal
 from devstack.valkey import EmbeddedValkey
 from models.migrate import upgrade_database
 
+# The fairness caps bound one tenant's share of the worker (600 new incidents a minute by
+# default): a bench of the worker's capacity, driven by one tenant, lifts them, or it measures
+# the cap instead. A run whose incidents were deferred all the same says so (`deferred`).
+UNCAPPED = {
+    "ingest_rate_per_s": 1_000_000,
+    "max_open_incidents": 10_000_000,
+    "max_new_incidents_per_minute": 1_000_000,
+    "max_concurrent_callbacks": 100_000,
+}
+
 
 async def setup(api: str) -> dict[str, str]:
-    """A tenant with an unbounded ingest rate."""
+    """A tenant without an ingest rate limit or fairness caps."""
+    admin = {"Authorization": f"Bearer {ADMIN}"}
     async with httpx.AsyncClient(base_url=api) as http:
-        tenant = (
-            await http.post(
-                "/api/v1/tenants",
-                json={"name": f"e2e-{uuid.uuid4().hex[:6]}", "ingest_rate_per_s": 1_000_000},
-                headers={"Authorization": f"Bearer {ADMIN}"},
-            )
-        ).json()
+        created = await http.post(
+            "/api/v1/tenants", json={"name": f"e2e-{uuid.uuid4().hex[:6]}"}, headers=admin
+        )
+        tenant = created.raise_for_status().json()
+        caps = await http.patch(f"/api/v1/tenants/{tenant['id']}", json=UNCAPPED, headers=admin)
+        caps.raise_for_status()
     return {"Authorization": f"Bearer {tenant['api_key']}"}
 
 

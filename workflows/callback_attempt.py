@@ -11,8 +11,12 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 from vocabulary import ActionStatus, CallOutcome
 from workflows import activity_calls as calls
 from workflows import activity_requests as requests
+from workflows import patches
 from workflows.activity_payloads import CallbackOutcome, OutcomeRecord
 from workflows.incident_state import IncidentInput, IncidentState
+
+# The breaker state `count_outcome` reports for an outcome it did not count.
+UNCOUNTED = "unchanged"
 
 
 class CallbackAttempt:
@@ -44,6 +48,8 @@ class CallbackAttempt:
                 None,
                 "killed" if cancelled else f"no outcome: {err.cause}",
             )
+            if not cancelled and patches.patched(patches.UNCOUNTED_NO_OUTCOME):
+                outcome.breaker = UNCOUNTED  # the activity counted it if it called at all
             status = ActionStatus.CANCELLED if cancelled else ActionStatus.FAILED
             await calls.record_action(
                 requests.retry_action(inp, state, attempt=attempt, status=status, outcome=outcome)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -241,3 +242,40 @@ async def test_a_dry_run_still_reports_a_refused_url_as_refused(
     status, result = await _action(engine, req.idempotency_key)
     assert (status, "would_send" in result) == ("failed", False)
     assert server.calls == []
+
+
+async def test_the_callback_heartbeats_while_it_waits_for_the_database_before_calling(
+    settings: Settings, signer: WebhookSigner, http: httpx.AsyncClient, tenant: TenantCredentials
+) -> None:
+    # Under load the reads before the request can queue for seconds; silent that long, the
+    # attempt would outlive its heartbeat timeout and end without an outcome.
+    busy = create_engine(settings, pool_size=1)  # two connections at most
+    beats: list[float] = []
+    called: list[float] = []
+    loop = asyncio.get_running_loop()
+    try:
+        async with (
+            httpx.AsyncClient(follow_redirects=False) as client,
+            CallbackServer() as server,
+        ):
+            remediation = RemediationActivities(
+                http=client, engine=busy, guard=EgressGuard.from_settings(settings), signer=signer
+            )
+            await register_workflow(http, tenant, callback_url=server.url)
+            req = await _request(busy, tenant, server.url)
+
+            async def on_call(_call: Call) -> None:
+                called.append(loop.time())
+
+            server.on_call = on_call
+            env = activity_env(req.workflow_id)
+            env.on_heartbeat = lambda *_: beats.append(loop.time())
+            async with busy.connect() as one, busy.connect() as two:
+                await one.execute(text("SELECT 1")), await two.execute(text("SELECT 1"))
+                call = asyncio.create_task(env.run(remediation.call_callback, req))
+                await asyncio.sleep(2.5)  # the pool is exhausted: the activity waits for it
+            outcome = await call
+    finally:
+        await busy.dispose()
+    assert outcome.outcome == "success"
+    assert len([b for b in beats if b < called[0]]) >= 2, (beats, called)

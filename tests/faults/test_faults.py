@@ -12,6 +12,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 from temporalio.client import Client
 
 from devstack.http_target import CallbackServer, Reply
@@ -19,17 +20,35 @@ from devstack.temporal import EmbeddedTemporal
 from tests.faults.conftest import Pipeline, PipelineFactory
 from tests.faults.support import QUICK, Sender, first_call, incident_result, ledger_of
 from tests.utils.builders import register_workflow
+from tests.utils.incidents import keep_history
 from worker import activity_set, build_worker
 from workflows.converter import DATA_CONVERTER
 from workflows.incident_workflow import IncidentWorkflow
 
 
-def _policies_with_slow_vendor(tmp: Path) -> Path:
+def _policies_with_vendors(tmp: Path, vendors_yaml: str) -> Path:
     shipped = Path(str(files("rules")))
     for name in ("error_codes.yaml", "retry_policies.yaml", "escalation.yaml"):
         shutil.copy(shipped / name, tmp / name)
-    (tmp / "vendors.yaml").write_text("vendors:\n  slowvendor:\n    call_timeout_s: 1\n")
+    (tmp / "vendors.yaml").write_text(vendors_yaml)
     return tmp
+
+
+def _policies_with_slow_vendor(tmp: Path) -> Path:
+    return _policies_with_vendors(tmp, "vendors:\n  slowvendor:\n    call_timeout_s: 1\n")
+
+
+# One counted failure opens this vendor's circuit for an hour.
+TOUCHY_VENDOR = """
+vendors:
+  touchy:
+    circuit_breaker:
+      window_size: 2
+      minimum_calls: 1
+      failure_rate_threshold: 0.5
+      open_duration_s: 3600
+      half_open_probes: 1
+"""
 
 
 async def test_a_callback_slower_than_its_timeout_is_retried_within_the_cap(
@@ -162,6 +181,40 @@ async def test_worker_sigkilled_during_a_callback(pipeline: PipelineFactory) -> 
             worker.send_signal(signal.SIGTERM)
             worker.wait(30)
     assert result.status == "resolved"
+    ledger.assert_clean()
+
+
+async def test_an_attempt_cut_off_by_a_worker_crash_is_not_held_against_the_vendor(
+    pipeline: PipelineFactory, tmp_path: Path
+) -> None:
+    # The attempt ends without an outcome (its heartbeat times out): nothing shows the vendor
+    # failed, so its breaker must not count it; counted, it would open for an hour.
+    p: Pipeline = await pipeline(policy_dir=_policies_with_vendors(tmp_path, TOUCHY_VENDOR))
+    async with CallbackServer([Reply(200, delay_s=4), Reply(200)]) as server:
+        await register_workflow(p.http, p.tenant, callback_url=server.url, retry_policy=QUICK)
+        worker = p.worker_process()
+        try:
+            sender = Sender(p)
+            assert await sender.send(vendor="touchy")
+            await first_call(server)
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(10)
+            worker = p.worker_process()
+            key = next(iter(sender.incidents))
+            result = await incident_result(p, key, timeout=90)
+            await keep_history(p.temporal.get_workflow_handle(key), "no_outcome_uncounted")
+            ledger = await ledger_of(p, sender, server)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(30)
+        redis = Redis.from_url(p.settings.redis_url)
+        try:
+            breaker = await redis.hgetall(f"cb:{{{p.tenant.id}}}:touchy")
+        finally:
+            await redis.aclose()
+    assert (result.status, result.attempts) == ("resolved", 2)
+    assert breaker.get(b"state", b"closed") == b"closed"
+    assert b"0" not in breaker.get(b"window", b""), breaker  # no failure counted
     ledger.assert_clean()
 
 
