@@ -73,12 +73,14 @@ async def run_scenarios(
         for rate in args.rates:
             name = f"first_callback_at_{rate}_per_s"
             measure = e2e_rates.awfdrs_measure(stack, args.seconds)
-            results[name] = await e2e_rates.measured(measure, rate, stack.worker_pids)
+            results[name] = await e2e_rates.measured(
+                measure, rate, stack.worker_pids, stack.process_groups()
+            )
             samples[name] = results[name].pop("latencies_s")
     if "sustain" in wanted:
         measure = e2e_rates.awfdrs_measure(stack, args.step_seconds)
         results["awfdrs_sustained"] = await e2e_rates.step_rates(
-            measure, args.step_rates, stack.worker_pids, "awfdrs", samples
+            measure, args.step_rates, stack.worker_pids, "awfdrs", samples, stack.process_groups()
         )
     if "floor" in wanted:
         results["floor"] = await floor_scenario(args, stack)
@@ -106,8 +108,9 @@ async def floor_scenario(args: argparse.Namespace, stack: Stack) -> dict[str, An
         for locals_ in args.floor_locals:
             measure = e2e_rates.floor_measure(stack.temporal, queue, args.step_seconds, locals_)
             label = f"floor_{locals_}_local_activities"
+            groups = {**stack.process_groups(), "worker": [worker.pid]}
             results[label] = await e2e_rates.step_rates(
-                measure, args.floor_rates, [worker.pid], label
+                measure, args.floor_rates, [worker.pid], label, groups=groups
             )
         return results
     finally:
@@ -117,12 +120,16 @@ async def floor_scenario(args: argparse.Namespace, stack: Stack) -> dict[str, An
 async def scaleout(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     """Throughput above saturation with one worker process, then with a second one added."""
     measure = e2e_rates.awfdrs_measure(stack, args.step_seconds)
-    one = await e2e_rates.measured(measure, args.saturate, stack.worker_pids)
+    one = await e2e_rates.measured(
+        measure, args.saturate, stack.worker_pids, stack.process_groups()
+    )
     extra = start_worker(stack.env, stack.work, len(stack.worker_pids))
     stack.worker_pids.append(extra.pid)
     try:
         await asyncio.sleep(3)
-        two = await e2e_rates.measured(measure, args.saturate, stack.worker_pids)
+        two = await e2e_rates.measured(
+            measure, args.saturate, stack.worker_pids, stack.process_groups()
+        )
     finally:
         stop(extra)
         stack.worker_pids.remove(extra.pid)
@@ -143,9 +150,15 @@ def start_worker(env: dict[str, str], work: Path, index: int) -> subprocess.Pope
 
 
 async def measure(
-    args: argparse.Namespace, urls: dict[str, str], work: Path, samples: dict[str, list[float]]
+    args: argparse.Namespace,
+    urls: dict[str, str],
+    work: Path,
+    samples: dict[str, list[float]],
+    servers: dict[str, list[int]],
 ) -> dict[str, Any]:
-    """Start the API, baseline and worker processes, run the scenarios, stop the processes."""
+    """Start the API, baseline and worker processes, run the scenarios, stop the processes.
+
+    `servers` names the process groups of the servers already running (PostgreSQL, …)."""
     env = {**stack_env(urls), "AWFDRS_REMEDIATION_CALLS_PER_HOUR": "1000000"}
     api, api_url, base, base_url = start_api_and_baseline(env, work)
     # The sandbox re-imports the workflow module for every run; an installed package has
@@ -157,6 +170,7 @@ async def measure(
         stack = Stack(api_url, await setup(api_url), workers[0].pid, urls["database"])
         stack.worker_pids = [w.pid for w in workers]
         stack.temporal, stack.env, stack.work = urls["temporal"], env, work
+        stack.servers = {**servers, "api": [api.pid]}
         await asyncio.sleep(3)  # the worker connects and starts polling
         results = await run_scenarios(args, stack, base_url, samples)
     finally:
@@ -261,7 +275,9 @@ def main() -> None:
         upgrade_database(pg.url.replace("postgresql://", "postgresql+asyncpg://"))
         urls = {"database": pg.url, "redis": valkey.url, "temporal": temporal.address}
         samples: dict[str, list[float]] = {}
-        results = asyncio.run(measure(args, urls, work, samples))
+        servers = {"postgres": pg.pid, "valkey": valkey.pid, "temporal": temporal.pid}
+        groups = {name: [pid] for name, pid in servers.items() if pid is not None}
+        results = asyncio.run(measure(args, urls, work, samples, groups))
     finally:
         for server in (temporal, valkey, pg):
             server.stop()

@@ -2,7 +2,8 @@
 
 A rate is sustained when every incident of the run reached its first callback and the p99
 stayed ≤ 1 s. Each run also reports the worker processes' CPU seconds and the load average,
-since the two cores are shared with everything else on the box.
+since the two cores are shared with everything else on the box, and, given the stack's process
+groups, the CPU per incident of each server (`cpu_ms_per_incident_by_process`).
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from bench.e2e_scenarios import Stack, first_callback_latency
 from bench.floor import floor_latency
+from bench.process_cpu import group_cpu_s, per_incident_ms
 
 P99_LIMIT_MS = 1000.0
 # A worker process using less CPU than this in two seconds has no backlog left.
@@ -52,10 +54,18 @@ async def settle(pids: Sequence[int], timeout: float = 600) -> float:
     return round(time.perf_counter() - started, 1)
 
 
-async def measured(measure: Measure, rate: float, pids: Sequence[int]) -> dict[str, Any]:
-    """One run at `rate`, from idle workers, with the CPU they used and the load around it."""
+Groups = Mapping[str, Sequence[int]]
+
+
+async def measured(
+    measure: Measure, rate: float, pids: Sequence[int], groups: Groups | None = None
+) -> dict[str, Any]:
+    """One run at `rate`, from idle workers, with the CPU they used and the load around it.
+
+    `groups` names the stack's process groups (server → group ids) to split its CPU by."""
     await settle(pids)
     load_before, cpu_before = os.getloadavg()[0], cpu_seconds(pids)
+    by_group = group_cpu_s(groups or {})
     run = await measure(rate)
     await settle(pids)  # the CPU of the run's incidents until they are all done
     cpu = cpu_seconds(pids) - cpu_before
@@ -65,6 +75,10 @@ async def measured(measure: Measure, rate: float, pids: Sequence[int]) -> dict[s
         worker_cpu_ms_per_incident=round(cpu * 1000 / reached, 2) if reached else None,
         load_average_1m=[round(load_before, 2), round(os.getloadavg()[0], 2)],
     )
+    if groups and reached:
+        run["cpu_ms_per_incident_by_process"] = per_incident_ms(
+            by_group, group_cpu_s(groups), reached
+        )
     return run
 
 
@@ -74,6 +88,7 @@ async def step_rates(
     pids: Sequence[int],
     label: str,
     samples: dict[str, list[float]] | None = None,
+    groups: Groups | None = None,
 ) -> dict[str, Any]:
     """Run `rates` in ascending order until one is not sustained; report the highest that was.
 
@@ -84,7 +99,7 @@ async def step_rates(
     # Unreported: a cold worker's first incidents pay for imports, connections and schemas.
     await measure(min(rates) / 2)
     for rate in sorted(rates):
-        run = await measured(measure, rate, pids)
+        run = await measured(measure, rate, pids, groups)
         latencies = run.pop("latencies_s", [])
         runs[f"{rate:g}"] = run
         sys.stderr.write(f"{label} at {rate:g}/s: p99 {run['p99_ms']} ms\n")

@@ -57,6 +57,11 @@ class Stack:
         # Filled in by bench/e2e.py: every worker process, the servers, the run's directory.
         self.worker_pids = [worker_pid]
         self.temporal, self.env, self.work = "", dict[str, str](), Path()
+        self.servers: dict[str, list[int]] = {}  # process groups: the API's, Temporal's, …
+
+    def process_groups(self) -> dict[str, list[int]]:
+        """Every process group of the stack by what it is, the workers' included."""
+        return {**self.servers, "worker": self.worker_pids}
 
     async def register(
         self, http: httpx.AsyncClient, name: str, url: str, policy: dict[str, Any]

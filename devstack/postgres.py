@@ -110,6 +110,11 @@ class EmbeddedPostgres:
         self._user: str | None = None
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id (and process group), while it runs."""
+        return self._proc.pid if self._proc else None
+
+    @property
     def url(self) -> str:
         """Return the libpq URL of the application database."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/{DATABASE}"

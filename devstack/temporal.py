@@ -58,6 +58,11 @@ class EmbeddedTemporal:
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id (and process group), while it runs."""
+        return self._proc.pid if self._proc else None
+
+    @property
     def address(self) -> str:
         """Return the frontend gRPC address."""
         return f"127.0.0.1:{self.port}"

@@ -36,6 +36,11 @@ class EmbeddedValkey:
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id (and process group), while it runs."""
+        return self._proc.pid if self._proc else None
+
+    @property
     def url(self) -> str:
         """Return the redis:// URL clients use."""
         return f"redis://127.0.0.1:{self.port}/0"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import subprocess
+import sys
 from typing import Any
 
 from bench import e2e_rates
@@ -43,6 +46,41 @@ def test_a_run_with_a_missed_callback_is_not_sustained() -> None:
     assert e2e_rates.sustained(_run(5, 300))
     assert not e2e_rates.sustained(_run(5, 300, reached=49))
     assert not e2e_rates.sustained(_run(5, 1000.5))
+
+
+def test_a_run_the_tenant_caps_deferred_is_not_sustained() -> None:
+    # Deferred incidents measure the tenant's fairness cap, not the worker.
+    assert e2e_rates.sustained(_run(5, 300) | {"deferred": 0})
+    assert not e2e_rates.sustained(_run(5, 300) | {"deferred": 3})
+
+
+async def test_a_run_splits_its_cpu_by_process_group() -> None:
+    # A child in a process group of its own burns CPU once told to, then idles; the bench's
+    # own group does not count, since it is not named.
+    burn = (
+        "import sys, time\nsys.stdin.read(1)\nend = time.time() + 0.6\n"
+        "while time.time() < end: pass\ntime.sleep(60)"
+    )
+    groups: dict[str, list[int]] = {"idle": [1 << 22]}
+    with subprocess.Popen(
+        [sys.executable, "-c", burn], stdin=subprocess.PIPE, process_group=0
+    ) as child:
+        groups["busy"] = [child.pid]
+
+        async def measure(rate: float) -> dict[str, Any]:
+            assert child.stdin is not None
+            child.stdin.write(b"go"), child.stdin.flush()
+            await asyncio.sleep(1.5)
+            return _run(rate, 100.0)
+
+        try:
+            run = await e2e_rates.measured(measure, 10, [os.getpid()], groups)
+        finally:
+            child.kill()
+    split = run["cpu_ms_per_incident_by_process"]
+    assert split["idle"] == 0
+    assert 3 <= split["busy"] <= 8, split  # about 0.6 s over 100 incidents
+    assert split["total"] == split["busy"]
 
 
 def test_latency_runs_from_the_intended_send_time() -> None:
