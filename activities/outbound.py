@@ -9,6 +9,7 @@ import math
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -71,26 +72,48 @@ def _seconds_until(http_date: str, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
+_BEATING: ContextVar[asyncio.Task[None] | None] = ContextVar("awfdrs_beating", default=None)
+
+
 @asynccontextmanager
 async def heartbeating(every_s: float = HEARTBEAT_EVERY_S) -> AsyncIterator[None]:
-    """Heartbeat every `every_s` while the block runs (nothing outside an activity)."""
-    # From the activity's first moment, not only while its request is in flight: reads before
-    # the request that queue behind a busy pool or event loop must not outlast the heartbeat
-    # timeout, or Temporal gives up on an attempt that is still running and may yet call out.
+    """Heartbeat every `every_s` until `post_signed` has its answer (nothing outside an activity).
+
+    From the activity's first moment, not only while its request is in flight: reads before
+    the request that queue behind a busy pool or event loop must not outlast the heartbeat
+    timeout, or Temporal gives up on an attempt that is still running and may yet call out.
+    """
     if not activity.in_activity():
         yield
         return
     beat = asyncio.create_task(_beat(every_s))
+    token = _BEATING.set(beat)
     try:
         yield
     finally:
+        _BEATING.reset(token)
+        await _stop(beat)
+
+
+def _stop_heartbeating() -> None:
+    """Stop this activity's heartbeats: the answer is in, so a cancellation comes too late."""
+    # A kill delivered through a later heartbeat would cut short the statements that record
+    # the answer: the call was made, and its row must say how it ended, not "killed".
+    if (beat := _BEATING.get()) is not None:
         beat.cancel()
-        await asyncio.gather(beat, return_exceptions=True)
+
+
+async def _stop(beat: asyncio.Task[None]) -> None:
+    beat.cancel()
+    await asyncio.gather(beat, return_exceptions=True)
 
 
 async def _beat(every_s: float) -> None:
     while True:
-        activity.heartbeat()
+        try:
+            activity.heartbeat()
+        except Exception:  # the attempt would then time out, unexplained
+            log.warning("activity heartbeat failed", exc_info=True)
         await asyncio.sleep(every_s)
 
 
@@ -112,34 +135,52 @@ async def post_signed(
     headers: dict[str, str],
     timeout_s: float,
 ) -> HttpResult:
-    """POST to the vetted address without following redirects, reading at most 64 KiB.
+    """POST to the vetted address without following redirects, reading at most 64 KiB, all
+    within `timeout_s`.
 
     Never raises but for cancellation: a request that cannot be built or sent is a result
-    whose `error` says why. Activities run it `heartbeating()`, so a kill reaches it.
+    whose `error` says why. Activities run it `heartbeating()`, so a kill reaches it while it
+    waits; once the answer is in, heartbeats stop (a kill is then too late).
     """
     try:
-        async with http.stream(
-            "POST",
-            content=body,
-            timeout=timeout_s,
-            follow_redirects=False,
-            **pinned_request_options(target, headers),
-        ) as response:
-            return HttpResult(
-                response.status_code,
-                await _capped_text(response),
-                retry_after_s=parse_retry_after(response.headers.get("retry-after")),
-            )
-    except httpx.TimeoutException:
-        return HttpResult(None, "", error=f"timed out after {timeout_s:g}s")
+        # httpx's timeout bounds each step (connect, write, every read), not the whole call:
+        # a server that drips its answer would otherwise outlast the activity's own timeout
+        # and end the attempt without an outcome, never counted against its vendor.
+        async with asyncio.timeout(timeout_s):
+            result = await _exchange(http, target, body, headers, timeout_s)
+    except (httpx.TimeoutException, TimeoutError):
+        result = HttpResult(None, "", error=f"timed out after {timeout_s:g}s")
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        return HttpResult(None, "", error=_describe(exc))
+        result = HttpResult(None, "", error=_describe(exc))
     except Exception as exc:
         # Below httpx, a URL that cannot be called also surfaces as anyio's exception groups
         # (port 99999: OverflowError) or codec errors (a non-ASCII header): for the tenant it
         # is the same failed call, never a failed activity. Cancellation is not an Exception.
         log.warning("outbound POST failed outside httpx's errors", exc_info=True)
-        return HttpResult(None, "", error=_describe(exc))
+        result = HttpResult(None, "", error=_describe(exc))
+    _stop_heartbeating()
+    return result
+
+
+async def _exchange(
+    http: httpx.AsyncClient,
+    target: VettedTarget,
+    body: bytes,
+    headers: dict[str, str],
+    timeout_s: float,
+) -> HttpResult:
+    async with http.stream(
+        "POST",
+        content=body,
+        timeout=timeout_s,
+        follow_redirects=False,
+        **pinned_request_options(target, headers),
+    ) as response:
+        return HttpResult(
+            response.status_code,
+            await _capped_text(response),
+            retry_after_s=parse_retry_after(response.headers.get("retry-after")),
+        )
 
 
 async def _capped_text(response: httpx.Response) -> str:

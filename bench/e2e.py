@@ -74,13 +74,13 @@ async def run_scenarios(
             name = f"first_callback_at_{rate}_per_s"
             measure = e2e_rates.awfdrs_measure(stack, args.seconds)
             results[name] = await e2e_rates.measured(
-                measure, rate, stack.worker_pids, stack.process_groups()
+                measure, rate, stack.worker_pids, stack.server_processes()
             )
             samples[name] = results[name].pop("latencies_s")
     if "sustain" in wanted:
         measure = e2e_rates.awfdrs_measure(stack, args.step_seconds)
         results["awfdrs_sustained"] = await e2e_rates.step_rates(
-            measure, args.step_rates, stack.worker_pids, "awfdrs", samples, stack.process_groups()
+            measure, args.step_rates, stack.worker_pids, "awfdrs", samples, stack.server_processes()
         )
     if "floor" in wanted:
         results["floor"] = await floor_scenario(args, stack)
@@ -108,7 +108,7 @@ async def floor_scenario(args: argparse.Namespace, stack: Stack) -> dict[str, An
         for locals_ in args.floor_locals:
             measure = e2e_rates.floor_measure(stack.temporal, queue, args.step_seconds, locals_)
             label = f"floor_{locals_}_local_activities"
-            groups = {**stack.process_groups(), "worker": [worker.pid]}
+            groups = {**stack.server_processes(), "worker": [worker.pid]}
             results[label] = await e2e_rates.step_rates(
                 measure, args.floor_rates, [worker.pid], label, groups=groups
             )
@@ -121,14 +121,14 @@ async def scaleout(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     """Throughput above saturation with one worker process, then with a second one added."""
     measure = e2e_rates.awfdrs_measure(stack, args.step_seconds)
     one = await e2e_rates.measured(
-        measure, args.saturate, stack.worker_pids, stack.process_groups()
+        measure, args.saturate, stack.worker_pids, stack.server_processes()
     )
     extra = start_worker(stack.env, stack.work, len(stack.worker_pids))
     stack.worker_pids.append(extra.pid)
     try:
         await asyncio.sleep(3)
         two = await e2e_rates.measured(
-            measure, args.saturate, stack.worker_pids, stack.process_groups()
+            measure, args.saturate, stack.worker_pids, stack.server_processes()
         )
     finally:
         stop(extra)
@@ -158,7 +158,7 @@ async def measure(
 ) -> dict[str, Any]:
     """Start the API, baseline and worker processes, run the scenarios, stop the processes.
 
-    `servers` names the process groups of the servers already running (PostgreSQL, …)."""
+    `servers` names the processes of the servers already running (PostgreSQL, …)."""
     env = {**stack_env(urls), "AWFDRS_REMEDIATION_CALLS_PER_HOUR": "1000000"}
     api, api_url, base, base_url = start_api_and_baseline(env, work)
     # The sandbox re-imports the workflow module for every run; an installed package has

@@ -3,7 +3,7 @@
 A rate is sustained when every incident of the run reached its first callback and the p99
 stayed ≤ 1 s. Each run also reports the worker processes' CPU seconds and the load average,
 since the two cores are shared with everything else on the box, and, given the stack's process
-groups, the CPU per incident of each server (`cpu_ms_per_incident_by_process`).
+processes, the CPU per incident of each server (`cpu_ms_per_incident_by_process`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.e2e_scenarios import Stack, first_callback_latency
 from bench.floor import floor_latency
-from bench.process_cpu import group_cpu_s, per_incident_ms
+from bench.process_cpu import per_incident_ms, tree_cpu_s
 
 P99_LIMIT_MS = 1000.0
 # A worker process using less CPU than this in two seconds has no backlog left.
@@ -54,7 +54,7 @@ async def settle(pids: Sequence[int], timeout: float = 600) -> float:
     return round(time.perf_counter() - started, 1)
 
 
-Groups = Mapping[str, Sequence[int]]
+Groups = Mapping[str, Sequence[int]]  # what each server is → its processes
 
 
 async def measured(
@@ -62,10 +62,11 @@ async def measured(
 ) -> dict[str, Any]:
     """One run at `rate`, from idle workers, with the CPU they used and the load around it.
 
-    `groups` names the stack's process groups (server → group ids) to split its CPU by."""
+    `groups` names the stack's processes (server → pids; their children count with them) to
+    split its CPU by."""
     await settle(pids)
     load_before, cpu_before = os.getloadavg()[0], cpu_seconds(pids)
-    by_group = group_cpu_s(groups or {})
+    by_group = tree_cpu_s(groups or {})
     run = await measure(rate)
     await settle(pids)  # the CPU of the run's incidents until they are all done
     cpu = cpu_seconds(pids) - cpu_before
@@ -77,7 +78,7 @@ async def measured(
     )
     if groups and reached:
         run["cpu_ms_per_incident_by_process"] = per_incident_ms(
-            by_group, group_cpu_s(groups), reached
+            by_group, tree_cpu_s(groups), reached
         )
     return run
 

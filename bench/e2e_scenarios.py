@@ -57,10 +57,10 @@ class Stack:
         # Filled in by bench/e2e.py: every worker process, the servers, the run's directory.
         self.worker_pids = [worker_pid]
         self.temporal, self.env, self.work = "", dict[str, str](), Path()
-        self.servers: dict[str, list[int]] = {}  # process groups: the API's, Temporal's, …
+        self.servers: dict[str, list[int]] = {}  # what each server is → its processes' pids
 
-    def process_groups(self) -> dict[str, list[int]]:
-        """Every process group of the stack by what it is, the workers' included."""
+    def server_processes(self) -> dict[str, list[int]]:
+        """The stack's processes by what they are, the workers' included."""
         return {**self.servers, "worker": self.worker_pids}
 
     async def register(

@@ -1,32 +1,41 @@
-"""CPU seconds per named set of process groups: where a bench run's CPU went, server by server.
+"""CPU seconds per named set of processes: where a bench run's CPU went, server by server.
 
-Every process `bench/e2e.py` starts leads its own process group (PostgreSQL's backends are in
-the postmaster's), so a group id names a server with everything it forked. Reaped children
-count through their parent's `children_*` times; a process that ended unreaped is not seen.
+Each name stands for the processes `bench/e2e.py` started (the API, the workers, PostgreSQL's
+postmaster, …) and everything they forked: PostgreSQL's backends are the postmaster's
+children (each in a session of its own, so process groups would miss them). A child that
+ended and was reaped counts through its parent's `children_*` times.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 
 import psutil
 
 
-def group_cpu_s(groups: Mapping[str, Sequence[int]]) -> dict[str, float]:
-    """User + system CPU seconds so far of every process in each name's process groups."""
-    owner = {pgid: name for name, pgids in groups.items() for pgid in pgids}
-    totals = dict.fromkeys(groups, 0.0)
-    for proc in psutil.process_iter():
-        try:
-            name = owner.get(os.getpgid(proc.pid))
-            if name is None:
-                continue
-            t = proc.cpu_times()
-        except (psutil.Error, ProcessLookupError):
-            continue  # ended meanwhile
-        totals[name] += t.user + t.system + t.children_user + t.children_system
+def tree_cpu_s(roots: Mapping[str, Sequence[int]]) -> dict[str, float]:
+    """User + system CPU seconds so far of each name's processes and their descendants."""
+    totals = dict.fromkeys(roots, 0.0)
+    for name, pids in roots.items():
+        for pid in pids:
+            totals[name] += _tree_cpu_s(pid)
     return totals
+
+
+def _tree_cpu_s(pid: int) -> float:
+    try:
+        root = psutil.Process(pid)
+        family = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0  # ended meanwhile
+    total = 0.0
+    for proc in family:
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
 
 
 def per_incident_ms(

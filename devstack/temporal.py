@@ -59,7 +59,7 @@ class EmbeddedTemporal:
 
     @property
     def pid(self) -> int | None:
-        """The server's process id (and process group), while it runs."""
+        """The server's process id, while it runs."""
         return self._proc.pid if self._proc else None
 
     @property

@@ -48,8 +48,8 @@ class CallbackAttempt:
                 None,
                 "killed" if cancelled else f"no outcome: {err.cause}",
             )
-            if not cancelled and patches.patched(patches.UNCOUNTED_NO_OUTCOME):
-                outcome.breaker = UNCOUNTED  # the activity counted it if it called at all
+            if self._uncounted(cancelled=cancelled, probe=probe):
+                outcome.breaker = UNCOUNTED
             status = ActionStatus.CANCELLED if cancelled else ActionStatus.FAILED
             await calls.record_action(
                 requests.retry_action(inp, state, attempt=attempt, status=status, outcome=outcome)
@@ -57,6 +57,16 @@ class CallbackAttempt:
             return outcome
         finally:
             self._running = None
+
+    def _uncounted(self, *, cancelled: bool, probe: bool) -> bool:
+        """Tell whether an attempt that ended without an outcome stays out of the breaker.
+
+        The activity bounds the call itself (its POST has an overall timeout), so an attempt
+        without an outcome failed on this side: the worker's timeout, crash or database. A
+        half-open probe's still counts: its lease would otherwise hold the next probe back."""
+        if cancelled or probe or not self._inp.vendor:
+            return False
+        return patches.patched(patches.UNCOUNTED_NO_OUTCOME)
 
     async def count_outcome(
         self, outcome: CallbackOutcome, probe: bool, attempt_key: str = ""

@@ -62,7 +62,7 @@ CURRENT = "current-2026-12"
 # Patches after CURRENT, each checked on its own.
 # An attempt that ended without an outcome (the worker's timeout, crash or lost database) is
 # not counted against the vendor's breaker: nothing shows the vendor failed, and a worker's own
-# overload must not open every tenant's circuit for its vendors.
+# overload must not open every tenant's circuit for its vendors (a half-open probe still is).
 UNCOUNTED_NO_OUTCOME = "uncounted-no-outcome"
 KNOWN = IMPLIED | {CURRENT, UNCOUNTED_NO_OUTCOME}
 

@@ -3,6 +3,7 @@ vetted address while speaking to (and verifying) the URL's own name."""
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import uuid
 from collections.abc import AsyncIterator
@@ -12,8 +13,9 @@ from ipaddress import ip_address
 
 import httpx
 import pytest
+from temporalio.testing import ActivityEnvironment
 
-from activities.outbound import MAX_RETRY_AFTER_S, parse_retry_after, post_signed
+from activities.outbound import MAX_RETRY_AFTER_S, heartbeating, parse_retry_after, post_signed
 from devstack.http_target import CallbackServer, Reply
 from devstack.process import free_port
 from rules.egress import VettedTarget
@@ -140,6 +142,62 @@ async def test_a_503_carries_its_retry_after(client: httpx.AsyncClient) -> None:
         target = await _vetted(server.url)
         result = await post_signed(client, target, b"{}", headers={}, timeout_s=5)
     assert (result.status, result.retry_after_s, result.error) == (503, 1.5, None)
+
+
+async def test_heartbeats_run_until_the_answer_is_in_and_stop_there(
+    client: httpx.AsyncClient,
+) -> None:
+    # Before the answer a kill must reach the activity; after it, it would only cut short
+    # the statements recording how the call ended.
+    loop = asyncio.get_running_loop()
+    beats: list[float] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *_: beats.append(loop.time())
+
+    async def attempt(url: str) -> float:
+        async with heartbeating(every_s=0.1):
+            await asyncio.sleep(0.35)  # reads before the call
+            result = await post_signed(client, await _vetted(url), b"{}", headers={}, timeout_s=5)
+            answered = loop.time()
+            assert result.status == 200
+            await asyncio.sleep(0.5)  # recording the answer
+        return answered
+
+    async with CallbackServer() as server:
+        answered = await env.run(attempt, server.url)
+    assert len([b for b in beats if b < answered]) >= 3, beats
+    assert not [b for b in beats if b > answered], (beats, answered)
+
+
+async def _drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer at once, then send the body a byte every 0.2 s for a minute."""
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 300\r\n\r\n")
+    try:
+        for _ in range(300):
+            writer.write(b"x")
+            await writer.drain()
+            await asyncio.sleep(0.2)
+    except ConnectionError:
+        pass  # the client gave up, as it should
+    finally:
+        writer.close()
+
+
+async def test_a_server_that_drips_its_answer_is_cut_off_at_the_timeout(
+    client: httpx.AsyncClient,
+) -> None:
+    # Every read arrives within httpx's per-read timeout; the call as a whole must not.
+    server = await asyncio.start_server(_drip, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        started = asyncio.get_running_loop().time()
+        result = await post_signed(
+            client, _pinned(f"http://127.0.0.1:{port}/cb"), b"{}", headers={}, timeout_s=1
+        )
+        took = asyncio.get_running_loop().time() - started
+    assert (result.status, result.error) == (None, "timed out after 1s")
+    assert took < 5
 
 
 async def test_the_call_dials_the_vetted_address_with_the_names_host_header(

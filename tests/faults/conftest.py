@@ -34,7 +34,7 @@ class Pipeline:
     temporal: Client
     workdir: Path
 
-    def worker_process(self) -> subprocess.Popen[bytes]:
+    def worker_process(self, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """Start `python -m worker` for this pipeline's queue (so it can be SIGKILLed)."""
         s = self.settings
         env = {
@@ -48,6 +48,7 @@ class Pipeline:
         }
         if s.policy_dir:
             env["AWFDRS_POLICY_DIR"] = str(s.policy_dir)
+        env.update(extra_env or {})
         with open(self.workdir / "worker.log", "ab") as log:
             return subprocess.Popen(
                 [sys.executable, "-m", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT

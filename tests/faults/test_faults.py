@@ -10,6 +10,7 @@ from collections.abc import Callable
 from email.utils import formatdate
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -184,6 +185,14 @@ async def test_worker_sigkilled_during_a_callback(pipeline: PipelineFactory) -> 
     ledger.assert_clean()
 
 
+async def _breaker(p: Pipeline, vendor: str) -> dict[Any, Any]:
+    redis = Redis.from_url(p.settings.redis_url)
+    try:
+        return await redis.hgetall(f"cb:{{{p.tenant.id}}}:{vendor}")
+    finally:
+        await redis.aclose()
+
+
 async def test_an_attempt_cut_off_by_a_worker_crash_is_not_held_against_the_vendor(
     pipeline: PipelineFactory, tmp_path: Path
 ) -> None:
@@ -207,15 +216,44 @@ async def test_an_attempt_cut_off_by_a_worker_crash_is_not_held_against_the_vend
         finally:
             worker.send_signal(signal.SIGTERM)
             worker.wait(30)
-        redis = Redis.from_url(p.settings.redis_url)
-        try:
-            breaker = await redis.hgetall(f"cb:{{{p.tenant.id}}}:touchy")
-        finally:
-            await redis.aclose()
+    breaker = await _breaker(p, "touchy")
     assert (result.status, result.attempts) == ("resolved", 2)
     assert breaker.get(b"state", b"closed") == b"closed"
     assert b"0" not in breaker.get(b"window", b""), breaker  # no failure counted
     ledger.assert_clean()
+
+
+async def test_with_the_patch_held_a_cut_off_attempt_is_counted_as_before(
+    pipeline: PipelineFactory, tmp_path: Path
+) -> None:
+    # A worker deployed with `uncounted-no-outcome` held behaves as the release before it, so
+    # a rollback finds nothing it cannot replay: the failure is counted and opens the circuit.
+    p: Pipeline = await pipeline(policy_dir=_policies_with_vendors(tmp_path, TOUCHY_VENDOR))
+    held = {"AWFDRS_WORKER_HELD_PATCHES": "uncounted-no-outcome"}
+    async with CallbackServer([Reply(200, delay_s=4), Reply(200)]) as server:
+        await register_workflow(p.http, p.tenant, callback_url=server.url, retry_policy=QUICK)
+        worker = p.worker_process(held)
+        try:
+            sender = Sender(p)
+            assert await sender.send(vendor="touchy")
+            await first_call(server)
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(10)
+            worker = p.worker_process(held)
+            handle = p.temporal.get_workflow_handle(next(iter(sender.incidents)))
+            for _ in range(300):  # the heartbeat times out after 5 s, then the count
+                if (await _breaker(p, "touchy")).get(b"state") == b"open":
+                    break
+                await asyncio.sleep(0.2)
+            view = await handle.query(IncidentWorkflow.status)
+            await keep_history(handle, "no_outcome_counted_held")
+            await handle.terminate("test over")
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(30)
+    breaker = await _breaker(p, "touchy")
+    assert breaker.get(b"state") == b"open", breaker  # one counted failure opened it
+    assert (view.attempts, len(server.calls)) == (1, 1)  # the circuit holds the second back
 
 
 async def test_temporal_sigkilled_and_restarted_on_its_database_file(
