@@ -146,8 +146,21 @@ async def post_signed(
         # httpx's timeout bounds each step (connect, write, every read), not the whole call:
         # a server that drips its answer would otherwise outlast the activity's own timeout
         # and end the attempt without an outcome, never counted against its vendor.
-        async with asyncio.timeout(timeout_s):
-            result = await _exchange(http, target, body, headers, timeout_s)
+        async with (
+            asyncio.timeout(timeout_s),
+            http.stream(
+                "POST",
+                content=body,
+                timeout=timeout_s,
+                follow_redirects=False,
+                **pinned_request_options(target, headers),
+            ) as response,
+        ):
+            result = HttpResult(
+                response.status_code,
+                await _capped_text(response),
+                retry_after_s=parse_retry_after(response.headers.get("retry-after")),
+            )
     except (httpx.TimeoutException, TimeoutError):
         result = HttpResult(None, "", error=f"timed out after {timeout_s:g}s")
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
@@ -160,27 +173,6 @@ async def post_signed(
         result = HttpResult(None, "", error=_describe(exc))
     _stop_heartbeating()
     return result
-
-
-async def _exchange(
-    http: httpx.AsyncClient,
-    target: VettedTarget,
-    body: bytes,
-    headers: dict[str, str],
-    timeout_s: float,
-) -> HttpResult:
-    async with http.stream(
-        "POST",
-        content=body,
-        timeout=timeout_s,
-        follow_redirects=False,
-        **pinned_request_options(target, headers),
-    ) as response:
-        return HttpResult(
-            response.status_code,
-            await _capped_text(response),
-            retry_after_s=parse_retry_after(response.headers.get("retry-after")),
-        )
 
 
 async def _capped_text(response: httpx.Response) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from email.utils import formatdate
@@ -193,6 +194,23 @@ async def _breaker(p: Pipeline, vendor: str) -> dict[Any, Any]:
         await redis.aclose()
 
 
+async def _first_attempt_cut_off(
+    p: Pipeline, server: CallbackServer, env: dict[str, str] | None = None
+) -> tuple[Sender, subprocess.Popen[bytes]]:
+    """Send a failure naming `touchy`, SIGKILL the worker during its first callback, and start
+    another: the attempt ends without an outcome once its heartbeat times out."""
+    await register_workflow(p.http, p.tenant, callback_url=server.url, retry_policy=QUICK)
+    worker = p.worker_process(env)
+    try:
+        sender = Sender(p)
+        assert await sender.send(vendor="touchy")
+        await first_call(server)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+    return sender, p.worker_process(env)
+
+
 async def test_an_attempt_cut_off_by_a_worker_crash_is_not_held_against_the_vendor(
     pipeline: PipelineFactory, tmp_path: Path
 ) -> None:
@@ -200,15 +218,8 @@ async def test_an_attempt_cut_off_by_a_worker_crash_is_not_held_against_the_vend
     # failed, so its breaker must not count it; counted, it would open for an hour.
     p: Pipeline = await pipeline(policy_dir=_policies_with_vendors(tmp_path, TOUCHY_VENDOR))
     async with CallbackServer([Reply(200, delay_s=4), Reply(200)]) as server:
-        await register_workflow(p.http, p.tenant, callback_url=server.url, retry_policy=QUICK)
-        worker = p.worker_process()
+        sender, worker = await _first_attempt_cut_off(p, server)
         try:
-            sender = Sender(p)
-            assert await sender.send(vendor="touchy")
-            await first_call(server)
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(10)
-            worker = p.worker_process()
             key = next(iter(sender.incidents))
             result = await incident_result(p, key, timeout=90)
             await keep_history(p.temporal.get_workflow_handle(key), "no_outcome_uncounted")
@@ -231,15 +242,8 @@ async def test_with_the_patch_held_a_cut_off_attempt_is_counted_as_before(
     p: Pipeline = await pipeline(policy_dir=_policies_with_vendors(tmp_path, TOUCHY_VENDOR))
     held = {"AWFDRS_WORKER_HELD_PATCHES": "uncounted-no-outcome"}
     async with CallbackServer([Reply(200, delay_s=4), Reply(200)]) as server:
-        await register_workflow(p.http, p.tenant, callback_url=server.url, retry_policy=QUICK)
-        worker = p.worker_process(held)
+        sender, worker = await _first_attempt_cut_off(p, server, held)
         try:
-            sender = Sender(p)
-            assert await sender.send(vendor="touchy")
-            await first_call(server)
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(10)
-            worker = p.worker_process(held)
             handle = p.temporal.get_workflow_handle(next(iter(sender.incidents)))
             for _ in range(300):  # the heartbeat times out after 5 s, then the count
                 if (await _breaker(p, "touchy")).get(b"state") == b"open":
