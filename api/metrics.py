@@ -5,6 +5,14 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 DISPATCHER_ERROR_KINDS = ("pass", "crash", "temporal", "group", "dead_letter")
+# (remediation, reason) of every way intake quiets an event (api/services/ingest.py,
+# api/intake.py): each series exists from the start, so the first one counts in `increase()`.
+QUIETED_KINDS = (
+    ("suppressed", "kill_switch"),
+    ("suppressed", "maintenance_window"),
+    ("held", "maintenance_window"),
+    ("deferred", "tenant_cap"),
+)
 
 
 class ApiMetrics:
@@ -39,6 +47,8 @@ class ApiMetrics:
             ["remediation", "reason"],
             registry=self.registry,
         )
+        for remediation, reason in QUIETED_KINDS:
+            self.quieted.labels(remediation, reason)
         self.signals = Counter(
             "awfdrs_dispatcher_signals",
             "Signals (with-start) sent to incident workflows",

@@ -5,13 +5,16 @@ from __future__ import annotations
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.metrics import DISPATCHER_ERROR_KINDS
+from api.intake import QUIETED_BY_TENANT_CAP
+from api.metrics import DISPATCHER_ERROR_KINDS, QUIETED_KINDS
 from api.services.gauges import LIVE_STATUSES
+from api.services.ingest import QUIETED_BY_KILL_SWITCH, QUIETED_BY_WINDOW
 from devstack.http_target import CallbackServer, Reply
 from tests.api.incident_views import wait_for_incident
 from tests.conftest import TenantCredentials
 from tests.utils.builders import failure_event, register_workflow
 from tests.utils.incidents import IncidentStarter
+from vocabulary import Remediation
 from workflows.incident_workflow import IncidentWorkflow
 
 SLOW = {
@@ -79,3 +82,16 @@ async def test_open_incidents_and_dispatcher_errors_are_exported_before_any_erro
     assert samples[("awfdrs_open_incidents", (("status", "waiting"),))] >= 1
     for kind in DISPATCHER_ERROR_KINDS:
         assert ("awfdrs_dispatcher_errors_total", (("kind", kind),)) in samples
+    for remediation, reason in QUIETED_KINDS:  # an alert's `increase()` sees the first one
+        labels = (("reason", reason), ("remediation", remediation))
+        assert ("awfdrs_quieted_events_total", labels) in samples
+
+
+def test_the_quieted_series_are_the_ways_intake_quiets_an_event() -> None:
+    reasons = {QUIETED_BY_KILL_SWITCH, QUIETED_BY_WINDOW, QUIETED_BY_TENANT_CAP}
+    assert {reason for _, reason in QUIETED_KINDS} == reasons
+    assert {remediation for remediation, _ in QUIETED_KINDS} == {
+        Remediation.SUPPRESSED,
+        Remediation.HELD,
+        Remediation.DEFERRED,
+    }
