@@ -92,7 +92,8 @@ async def heartbeating(every_s: float = HEARTBEAT_EVERY_S) -> AsyncIterator[None
         yield
     finally:
         _BEATING.reset(token)
-        await _stop(beat)
+        beat.cancel()
+        await asyncio.gather(beat, return_exceptions=True)
 
 
 def _stop_heartbeating() -> None:
@@ -101,11 +102,6 @@ def _stop_heartbeating() -> None:
     # the answer: the call was made, and its row must say how it ended, not "killed".
     if (beat := _BEATING.get()) is not None:
         beat.cancel()
-
-
-async def _stop(beat: asyncio.Task[None]) -> None:
-    beat.cancel()
-    await asyncio.gather(beat, return_exceptions=True)
 
 
 async def _beat(every_s: float) -> None:

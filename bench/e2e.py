@@ -108,9 +108,9 @@ async def floor_scenario(args: argparse.Namespace, stack: Stack) -> dict[str, An
         for locals_ in args.floor_locals:
             measure = e2e_rates.floor_measure(stack.temporal, queue, args.step_seconds, locals_)
             label = f"floor_{locals_}_local_activities"
-            groups = {**stack.server_processes(), "worker": [worker.pid]}
+            servers = {**stack.server_processes(), "worker": [worker.pid]}
             results[label] = await e2e_rates.step_rates(
-                measure, args.floor_rates, [worker.pid], label, groups=groups
+                measure, args.floor_rates, [worker.pid], label, servers=servers
             )
         return results
     finally:
@@ -276,8 +276,8 @@ def main() -> None:
         urls = {"database": pg.url, "redis": valkey.url, "temporal": temporal.address}
         samples: dict[str, list[float]] = {}
         servers = {"postgres": pg.pid, "valkey": valkey.pid, "temporal": temporal.pid}
-        groups = {name: [pid] for name, pid in servers.items() if pid is not None}
-        results = asyncio.run(measure(args, urls, work, samples, groups))
+        running = {name: [pid] for name, pid in servers.items() if pid is not None}
+        results = asyncio.run(measure(args, urls, work, samples, running))
     finally:
         for server in (temporal, valkey, pg):
             server.stop()

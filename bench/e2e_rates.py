@@ -2,8 +2,8 @@
 
 A rate is sustained when every incident of the run reached its first callback and the p99
 stayed ≤ 1 s. Each run also reports the worker processes' CPU seconds and the load average,
-since the two cores are shared with everything else on the box, and, given the stack's process
-processes, the CPU per incident of each server (`cpu_ms_per_incident_by_process`).
+since the two cores are shared with everything else on the box, and, given the stack's
+servers, the CPU per incident of each (`cpu_ms_per_incident_by_process`).
 """
 
 from __future__ import annotations
@@ -54,19 +54,19 @@ async def settle(pids: Sequence[int], timeout: float = 600) -> float:
     return round(time.perf_counter() - started, 1)
 
 
-Groups = Mapping[str, Sequence[int]]  # what each server is → its processes
+Servers = Mapping[str, Sequence[int]]  # what each server is → its processes
 
 
 async def measured(
-    measure: Measure, rate: float, pids: Sequence[int], groups: Groups | None = None
+    measure: Measure, rate: float, pids: Sequence[int], servers: Servers | None = None
 ) -> dict[str, Any]:
     """One run at `rate`, from idle workers, with the CPU they used and the load around it.
 
-    `groups` names the stack's processes (server → pids; their children count with them) to
+    `servers` names the stack's processes (server → pids; their children count with them) to
     split its CPU by."""
     await settle(pids)
     load_before, cpu_before = os.getloadavg()[0], cpu_seconds(pids)
-    by_group = tree_cpu_s(groups or {})
+    servers_before = tree_cpu_s(servers or {})
     run = await measure(rate)
     await settle(pids)  # the CPU of the run's incidents until they are all done
     cpu = cpu_seconds(pids) - cpu_before
@@ -76,9 +76,9 @@ async def measured(
         worker_cpu_ms_per_incident=round(cpu * 1000 / reached, 2) if reached else None,
         load_average_1m=[round(load_before, 2), round(os.getloadavg()[0], 2)],
     )
-    if groups and reached:
+    if servers and reached:
         run["cpu_ms_per_incident_by_process"] = per_incident_ms(
-            by_group, tree_cpu_s(groups), reached
+            servers_before, tree_cpu_s(servers), reached
         )
     return run
 
@@ -89,7 +89,7 @@ async def step_rates(
     pids: Sequence[int],
     label: str,
     samples: dict[str, list[float]] | None = None,
-    groups: Groups | None = None,
+    servers: Servers | None = None,
 ) -> dict[str, Any]:
     """Run `rates` in ascending order until one is not sustained; report the highest that was.
 
@@ -100,7 +100,7 @@ async def step_rates(
     # Unreported: a cold worker's first incidents pay for imports, connections and schemas.
     await measure(min(rates) / 2)
     for rate in sorted(rates):
-        run = await measured(measure, rate, pids, groups)
+        run = await measured(measure, rate, pids, servers)
         latencies = run.pop("latencies_s", [])
         runs[f"{rate:g}"] = run
         sys.stderr.write(f"{label} at {rate:g}/s: p99 {run['p99_ms']} ms\n")

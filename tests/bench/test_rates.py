@@ -61,10 +61,10 @@ async def test_a_run_splits_its_cpu_by_server() -> None:
         "import sys, time\nsys.stdin.readline()\n"
         "while time.process_time() < 0.6: pass\nprint('done', flush=True)\ntime.sleep(60)"
     )
-    groups: dict[str, list[int]] = {"idle": [1 << 22]}
+    servers: dict[str, list[int]] = {"idle": [1 << 22]}
     argv = [sys.executable, "-c", burn]
     with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as child:
-        groups["busy"] = [child.pid]
+        servers["busy"] = [child.pid]
 
         async def measure(rate: float) -> dict[str, Any]:
             assert child.stdin is not None and child.stdout is not None
@@ -73,7 +73,7 @@ async def test_a_run_splits_its_cpu_by_server() -> None:
             return _run(rate, 100.0)
 
         try:
-            run = await e2e_rates.measured(measure, 10, [os.getpid()], groups)
+            run = await e2e_rates.measured(measure, 10, [os.getpid()], servers)
         finally:
             child.kill()
     split = run["cpu_ms_per_incident_by_process"]
